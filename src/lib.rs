@@ -1,0 +1,19 @@
+//! ews-calendar-replicator: replicates Exchange calendar availability into the
+//! estos UCServer. `ews` is a reusable EWS client and builds on its own
+//! (`--no-default-features`); the other modules make up the replicator.
+
+pub mod ews;
+pub mod tls;
+
+#[cfg(feature = "directory")]
+pub mod directory;
+#[cfg(feature = "ucserver")]
+pub mod ucserver;
+#[cfg(feature = "sim")]
+pub mod sim;
+#[cfg(feature = "replicator")]
+pub mod replication;
+#[cfg(feature = "replicator")]
+pub mod config;
+#[cfg(feature = "replicator")]
+pub mod state;
