@@ -5,15 +5,15 @@
 pub mod ews;
 pub mod tls;
 
+#[cfg(feature = "replicator")]
+pub mod config;
 #[cfg(feature = "directory")]
 pub mod directory;
-#[cfg(feature = "ucserver")]
-pub mod ucserver;
+#[cfg(feature = "replicator")]
+pub mod replication;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(feature = "replicator")]
-pub mod replication;
-#[cfg(feature = "replicator")]
-pub mod config;
-#[cfg(feature = "replicator")]
 pub mod state;
+#[cfg(feature = "ucserver")]
+pub mod ucserver;

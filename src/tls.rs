@@ -51,13 +51,11 @@ pub fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsSe
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
         for (index, cert) in load_ca_file(path)?.into_iter().enumerate() {
-            roots
-                .add(cert)
-                .map_err(|e| TlsSetupError::BadCertificate {
-                    path: path.to_owned(),
-                    index: index + 1,
-                    reason: e.to_string(),
-                })?;
+            roots.add(cert).map_err(|e| TlsSetupError::BadCertificate {
+                path: path.to_owned(),
+                index: index + 1,
+                reason: e.to_string(),
+            })?;
         }
     }
     Ok(roots)

@@ -1,1 +1,3 @@
+//! A reusable Exchange Web Services client.
 
+pub mod autodiscover;
