@@ -1,3 +1,19 @@
 //! A reusable Exchange Web Services client.
+//!
+//! * `types`, `operation`: generated from the WSDL/XSD at build time;
+//! * `envelope`, `filter`, `fault`: the SOAP layer every operation shares;
+//! * `availability`: `GetUserAvailability` with real time types.
 
 pub mod autodiscover;
+pub mod availability;
+pub mod envelope;
+pub mod fault;
+pub mod filter;
+pub mod operation;
+pub mod types;
+pub mod version;
+
+pub use envelope::{EnvelopeError, RequestHeaders, Response, ServerVersion};
+pub use fault::SoapFault;
+pub use operation::{Operation, QName};
+pub use version::ExchangeVersion;

@@ -1,0 +1,301 @@
+//! `GetUserAvailability` with plain Rust types: mailboxes and a UTC window in,
+//! each mailbox's events (or its own error) out.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
+
+use xsd_parser_types::quick_xml::{SerializeBytes, SerializeHelper};
+
+use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, Response};
+use super::fault::back_off_of;
+use super::operation::GetUserAvailability;
+use super::types;
+
+/// Exchange's limit on mailboxes per `GetUserAvailability` request.
+pub const MAX_MAILBOXES_PER_REQUEST: usize = 100;
+/// Exchange's limit on the time window of one request, in days.
+pub const MAX_WINDOW_DAYS: i64 = 42;
+
+/// What an event blocks, as Exchange reports it (`LegacyFreeBusyType`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BusyType {
+    Free,
+    Tentative,
+    Busy,
+    OutOfOffice,
+    WorkingElsewhere,
+    NoData,
+    /// A value this client does not know (a newer server's).
+    Other(String),
+}
+
+impl BusyType {
+    pub fn parse(value: &str) -> BusyType {
+        match value.trim() {
+            "Free" => BusyType::Free,
+            "Tentative" => BusyType::Tentative,
+            "Busy" => BusyType::Busy,
+            "OOF" => BusyType::OutOfOffice,
+            "WorkingElsewhere" => BusyType::WorkingElsewhere,
+            "NoData" => BusyType::NoData,
+            other => BusyType::Other(other.to_owned()),
+        }
+    }
+}
+
+/// One calendar event of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarEvent {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub busy_type: BusyType,
+    /// Present when the account may see details (`Detailed` view).
+    pub details: Option<EventDetails>,
+}
+
+/// `CalendarEventDetails`: only what the server chose to reveal.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventDetails {
+    pub id: Option<String>,
+    pub subject: Option<String>,
+    pub location: Option<String>,
+    pub is_meeting: bool,
+    pub is_recurring: bool,
+    pub is_exception: bool,
+    pub is_private: bool,
+}
+
+/// A mailbox-level error inside a successful response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxError {
+    /// `ResponseCode` (`ErrorMailRecipientNotFound`).
+    pub code: String,
+    pub message: Option<String>,
+    /// `BackOffMilliseconds`, for `ErrorServerBusy`.
+    pub back_off: Option<std::time::Duration>,
+}
+
+impl std::fmt::Display for MailboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(m) = &self.message {
+            write!(f, ": {m}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer for one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxAvailability {
+    pub mailbox: String,
+    pub result: Result<Vec<CalendarEvent>, MailboxError>,
+}
+
+/// Detail the request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AvailabilityView {
+    FreeBusy,
+    #[default]
+    Detailed,
+    DetailedMerged,
+}
+
+/// Builds the request envelope for up to 100 mailboxes and a window of up to
+/// 42 days (the caller splits larger sets). Times are sent in UTC with a
+/// zero-bias `TimeZone`, so the naive times Exchange answers with are UTC.
+pub fn request(
+    headers: &RequestHeaders,
+    mailboxes: &[String],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    view: AvailabilityView,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let utc_transition = |month: i16| types::SerializableTimeZoneTime {
+        bias: 0,
+        time: "00:00:00".into(),
+        day_order: 1,
+        month,
+        day_of_week: types::DayOfWeekType::String("Sunday".into()),
+        year: None,
+    };
+    let view = match view {
+        AvailabilityView::FreeBusy => "FreeBusy",
+        AvailabilityView::Detailed => "Detailed",
+        AvailabilityView::DetailedMerged => "DetailedMerged",
+    };
+    let body = types::GetUserAvailabilityRequestType {
+        time_zone: Some(types::SerializableTimeZone {
+            bias: 0,
+            standard_time: utc_transition(10),
+            daylight_time: utc_transition(3),
+        }),
+        mailbox_data_array: types::ArrayOfMailboxData {
+            mailbox_data: mailboxes
+                .iter()
+                .map(|address| types::MailboxData {
+                    email: types::EmailAddress {
+                        name: None,
+                        address: address.clone(),
+                        routing_type: Some("SMTP".into()),
+                    },
+                    attendee_type: types::MeetingAttendeeType::String("Required".into()),
+                    exclude_conflicts: Some(false),
+                })
+                .collect(),
+        },
+        free_busy_view_options: Some(types::FreeBusyViewOptionsType {
+            time_window: types::Duration {
+                start_time: naive_utc(start),
+                end_time: naive_utc(end),
+            },
+            merged_free_busy_interval_in_minutes: Some(30),
+            requested_view: Some(types::FreeBusyViewType(vec![
+                types::FreeBusyViewItem::String(view.into()),
+            ])),
+        }),
+    };
+    write_request::<GetUserAvailability>(headers, &body)
+}
+
+fn naive_utc(t: DateTime<Utc>) -> String {
+    t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Parses `xs:dateTime` as Exchange sends it: with `Z`, with an offset, or
+/// naive (then in `naive_offset`, the zone the request asked for).
+pub fn parse_date_time(value: &str, naive_offset: FixedOffset) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let naive = NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    naive
+        .and_local_timezone(naive_offset)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Formats a time as Exchange's `xs:dateTime` in UTC.
+pub fn format_date_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Why a response could not be turned into availability.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AvailabilityError {
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("Exchange answered for {answered} mailboxes but {asked} were asked for")]
+    CountMismatch { asked: usize, answered: usize },
+    #[error("mailbox {mailbox}: invalid time {value:?}")]
+    InvalidTime { mailbox: String, value: String },
+}
+
+/// Turns the response to a request for `mailboxes` into per-mailbox results.
+/// `naive_offset` is the offset of the time zone the request named (UTC for
+/// requests made by [`request`]): Exchange sends times without an offset.
+pub fn parse_response(
+    mailboxes: &[String],
+    xml: &[u8],
+    naive_offset: FixedOffset,
+) -> Result<(Vec<MailboxAvailability>, Response<()>), AvailabilityError> {
+    let response = read_response::<GetUserAvailability>(xml)?;
+    let answers = response
+        .body
+        .free_busy_response_array
+        .map(|a| a.free_busy_response)
+        .unwrap_or_default();
+    if answers.len() != mailboxes.len() {
+        return Err(AvailabilityError::CountMismatch {
+            asked: mailboxes.len(),
+            answered: answers.len(),
+        });
+    }
+    let mut out = Vec::with_capacity(answers.len());
+    let mut message_ordinal = 0;
+    for (mailbox, answer) in mailboxes.iter().zip(answers) {
+        if let Some(message) = &answer.response_message {
+            let open = response
+                .open_content
+                .values("ResponseMessage", message_ordinal);
+            message_ordinal += 1;
+            let class = response_class(&message.response_class);
+            if class == "Error" {
+                let content = message.content.as_ref();
+                out.push(MailboxAvailability {
+                    mailbox: mailbox.clone(),
+                    result: Err(MailboxError {
+                        code: content
+                            .and_then(|c| c.response_code.as_ref())
+                            .map(response_code)
+                            .unwrap_or_else(|| "ErrorUnknown".into()),
+                        message: content.and_then(|c| c.message_text.clone()),
+                        back_off: back_off_of(open),
+                    }),
+                });
+                continue;
+            }
+        }
+        let mut events = Vec::new();
+        let calendar = answer
+            .free_busy_view
+            .and_then(|v| v.calendar_event_array)
+            .map(|a| a.calendar_event)
+            .unwrap_or_default();
+        for event in calendar {
+            let time = |v: &str| {
+                parse_date_time(v, naive_offset).ok_or_else(|| AvailabilityError::InvalidTime {
+                    mailbox: mailbox.clone(),
+                    value: v.to_owned(),
+                })
+            };
+            let details = event.calendar_event_details.map(|d| EventDetails {
+                id: d.id,
+                subject: d.subject,
+                location: d.location,
+                is_meeting: d.is_meeting.unwrap_or(false),
+                is_recurring: d.is_recurring.unwrap_or(false),
+                is_exception: d.is_exception.unwrap_or(false),
+                is_private: d.is_private.unwrap_or(false),
+            });
+            events.push(CalendarEvent {
+                start: time(&event.start_time)?,
+                end: time(&event.end_time)?,
+                busy_type: busy_type(&event.busy_type),
+                details,
+            });
+        }
+        out.push(MailboxAvailability {
+            mailbox: mailbox.clone(),
+            result: Ok(events),
+        });
+    }
+    let meta = Response {
+        body: (),
+        server_version: response.server_version,
+        open_content: response.open_content,
+    };
+    Ok((out, meta))
+}
+
+/// The wire form of an (opened) enumeration value.
+fn wire<T: SerializeBytes>(value: &T) -> String {
+    value
+        .serialize_bytes(&mut SerializeHelper::default())
+        .ok()
+        .flatten()
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn busy_type(value: &types::LegacyFreeBusyType) -> BusyType {
+    BusyType::parse(&wire(value))
+}
+
+fn response_class(value: &types::ResponseClassType) -> String {
+    wire(value)
+}
+
+fn response_code(value: &types::ResponseCodeType) -> String {
+    wire(value)
+}

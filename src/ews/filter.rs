@@ -1,0 +1,334 @@
+//! One streaming pass over a response before it is deserialized. xsd-parser's
+//! deserializers fail on elements the schema does not declare, but servers
+//! add elements and attributes in every version; this pass keeps only what the
+//! schema declares for each element's type (a table generated from the same
+//! schema), and so makes the bindings tolerant without losing declared data.
+//!
+//! It also makes the document safe and plain: a DTD (entity expansion,
+//! external entities) is refused, character references that XML 1.0 forbids
+//! (Exchange emits `&#x0;`) are dropped, and namespaces are rewritten to one
+//! declaration per namespace on the root, so that the default-namespace and
+//! prefixed forms reach the deserializer alike.
+
+use quick_xml::events::{BytesEnd, BytesRef, BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use quick_xml::Writer;
+
+/// One type's declared content.
+#[derive(Debug)]
+pub(crate) struct FilterType {
+    /// Declared child elements: namespace, local name, index of their type.
+    pub children: &'static [(&'static str, &'static str, usize)],
+    /// Declared (unqualified) attributes.
+    pub attributes: &'static [&'static str],
+    /// The type's content is `xs:any` (`MessageXml`).
+    pub any_children: bool,
+}
+
+include!(concat!(env!("OUT_DIR"), "/ews_filter_table.rs"));
+
+/// Why a document could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("malformed XML at byte {position}: {message}")]
+    Malformed { position: u64, message: String },
+    #[error("the response contains a DTD (<!DOCTYPE>); EWS never sends one, so it is refused (entity expansion and external entities are not processed)")]
+    Doctype,
+    #[error("the response uses the entity &{0}; which XML does not predefine")]
+    UnknownEntity(String),
+    #[error("the schema declares no element {{{namespace}}}{local} here")]
+    UnexpectedRoot { namespace: String, local: String },
+    #[error("the response ended before the element was complete")]
+    Truncated,
+}
+
+/// The `xs:any` content found in a kept document (`MessageXml`), by owner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenContent {
+    /// The local name of the element that holds the open content's parent
+    /// (`ResponseMessage`), its ordinal among same-named elements, and the
+    /// name/value pairs found: `<t:Value Name="X">v</t:Value>` gives ("X", v),
+    /// `<t:LineNumber>3</t:LineNumber>` gives ("LineNumber", "3").
+    pub entries: Vec<(String, usize, Vec<(String, String)>)>,
+}
+
+impl OpenContent {
+    /// The values of the `ordinal`-th `owner` element's open content.
+    pub fn values(&self, owner: &str, ordinal: usize) -> &[(String, String)] {
+        self.entries
+            .iter()
+            .find(|(o, n, _)| o == owner && *n == ordinal)
+            .map(|(_, _, v)| v.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+pub(crate) fn root_type(namespace: &str, local: &str) -> Option<usize> {
+    FILTER_ROOTS
+        .iter()
+        .find(|(ns, name, _)| *ns == namespace && *name == local)
+        .map(|(_, _, t)| *t)
+}
+
+fn malformed(reader: &NsReader<&[u8]>, e: impl std::fmt::Display) -> XmlError {
+    XmlError::Malformed {
+        position: reader.buffer_position(),
+        message: e.to_string(),
+    }
+}
+
+/// True for a character reference XML 1.0 does not allow (`&#x0;`).
+fn is_forbidden_char_ref(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(b"#") else {
+        return false;
+    };
+    let text = std::str::from_utf8(rest).unwrap_or("");
+    let code = match text.strip_prefix('x').or_else(|| text.strip_prefix('X')) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse::<u32>(),
+    };
+    match code {
+        Ok(c) => {
+            !matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+        }
+        Err(_) => true,
+    }
+}
+
+const PREDEFINED: [&[u8]; 5] = [b"lt", b"gt", b"amp", b"apos", b"quot"];
+
+/// Copies the element whose start event was just read (`start`, `empty`)
+/// from `reader` into a standalone document, keeping only declared content.
+pub(crate) fn copy_element(
+    reader: &mut NsReader<&[u8]>,
+    start: &BytesStart<'_>,
+    empty: bool,
+    root_type: usize,
+    open_content: &mut OpenContent,
+) -> Result<Vec<u8>, XmlError> {
+    let mut namespaces: Vec<String> = Vec::new();
+    let mut writer = Writer::new(Vec::with_capacity(4096));
+    // (type index, written name, open-content collector depth)
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut owner_counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut owner_stack: Vec<String> = Vec::new();
+
+    let (ns, local) = resolved(reader, start)?;
+    let name = prefixed(&mut namespaces, &ns, &local);
+    let mut root = BytesStart::new(name.clone());
+    copy_attributes(start, &mut root, FILTER_TYPES[root_type].attributes, reader)?;
+    // Namespace declarations are added when the root is written (below),
+    // once every namespace used inside is known.
+    let mut body = Writer::new(Vec::with_capacity(4096));
+    if !empty {
+        stack.push((root_type, name.clone()));
+        owner_stack.push(local.clone());
+        *owner_counts.entry(local.clone()).or_default() += 0;
+    }
+    let mut depth_skip = 0usize;
+    while !stack.is_empty() {
+        let event = reader.read_event().map_err(|e| malformed(reader, e))?;
+        if depth_skip > 0 {
+            match event {
+                Event::Start(_) => depth_skip += 1,
+                Event::End(_) => depth_skip -= 1,
+                Event::Eof => return Err(XmlError::Truncated),
+                _ => {}
+            }
+            continue;
+        }
+        let (current, _) = stack.last().cloned().expect("loop condition");
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let is_empty = matches!(event, Event::Empty(_));
+                let (cns, clocal) = resolved(reader, e)?;
+                let ty = &FILTER_TYPES[current];
+                if ty.any_children {
+                    let owner = owner_stack.iter().rev().nth(1).cloned().unwrap_or_default();
+                    let ordinal = owner_counts
+                        .get(&owner)
+                        .copied()
+                        .unwrap_or(1)
+                        .saturating_sub(1);
+                    let (key, value) = read_open_entry(reader, e, &clocal, is_empty)?;
+                    match open_content
+                        .entries
+                        .iter_mut()
+                        .find(|(o, n, _)| *o == owner && *n == ordinal)
+                    {
+                        Some((_, _, values)) => values.push((key, value)),
+                        None => open_content
+                            .entries
+                            .push((owner, ordinal, vec![(key, value)])),
+                    }
+                    continue;
+                }
+                let Some(&(_, _, child_type)) = ty
+                    .children
+                    .iter()
+                    .find(|(n, l, _)| *n == cns && *l == clocal)
+                else {
+                    if !is_empty {
+                        depth_skip = 1;
+                    }
+                    continue;
+                };
+                let cname = prefixed(&mut namespaces, &cns, &clocal);
+                let mut out = BytesStart::new(cname.clone());
+                copy_attributes(e, &mut out, FILTER_TYPES[child_type].attributes, reader)?;
+                *owner_counts.entry(clocal.clone()).or_default() += 1;
+                if is_empty {
+                    body.write_event(Event::Empty(out))
+                        .expect("in-memory write");
+                } else {
+                    body.write_event(Event::Start(out))
+                        .expect("in-memory write");
+                    stack.push((child_type, cname));
+                    owner_stack.push(clocal);
+                }
+            }
+            Event::End(_) => {
+                let (_, written) = stack.pop().expect("loop condition");
+                owner_stack.pop();
+                if !stack.is_empty() {
+                    body.write_event(Event::End(BytesEnd::new(written)))
+                        .expect("in-memory write");
+                }
+            }
+            Event::Text(t) => {
+                body.write_event(Event::Text(t)).expect("in-memory write");
+            }
+            Event::CData(c) => {
+                body.write_event(Event::CData(c)).expect("in-memory write");
+            }
+            Event::GeneralRef(r) => {
+                if is_forbidden_char_ref(&r) {
+                    continue;
+                }
+                if !r.starts_with(b"#") && !PREDEFINED.contains(&r.as_ref()) {
+                    return Err(XmlError::UnknownEntity(
+                        String::from_utf8_lossy(&r).into_owned(),
+                    ));
+                }
+                body.write_event(Event::GeneralRef(BytesRef::new(
+                    String::from_utf8_lossy(&r).into_owned(),
+                )))
+                .expect("in-memory write");
+            }
+            Event::DocType(_) => return Err(XmlError::Doctype),
+            Event::Eof => return Err(XmlError::Truncated),
+            Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
+        }
+    }
+    for (i, ns) in namespaces.iter().enumerate() {
+        root.push_attribute((format!("xmlns:n{i}").as_str(), ns.as_str()));
+    }
+    if empty {
+        writer
+            .write_event(Event::Empty(root))
+            .expect("in-memory write");
+    } else {
+        writer
+            .write_event(Event::Start(root))
+            .expect("in-memory write");
+        writer.get_mut().extend_from_slice(&body.into_inner());
+        writer
+            .write_event(Event::End(BytesEnd::new(name)))
+            .expect("in-memory write");
+    }
+    Ok(writer.into_inner())
+}
+
+/// Reads one child of an `xs:any` element as a name/value pair.
+fn read_open_entry(
+    reader: &mut NsReader<&[u8]>,
+    start: &BytesStart<'_>,
+    local: &str,
+    empty: bool,
+) -> Result<(String, String), XmlError> {
+    let mut key = local.to_owned();
+    for attr in start.attributes().flatten() {
+        if attr.key.as_ref() == b"Name" {
+            key = attr
+                .decode_and_unescape_value(reader.decoder())
+                .map_err(|e| malformed(reader, e))?
+                .into_owned();
+        }
+    }
+    let mut value = String::new();
+    if !empty {
+        let mut depth = 1;
+        while depth > 0 {
+            match reader.read_event().map_err(|e| malformed(reader, e))? {
+                Event::Start(_) => depth += 1,
+                Event::End(_) => depth -= 1,
+                Event::Text(t) => value.push_str(&t.decode().map_err(|e| malformed(reader, e))?),
+                Event::GeneralRef(r) => {
+                    if let Ok(Some(c)) = r.resolve_char_ref() {
+                        value.push(c);
+                    } else if let Some(s) =
+                        quick_xml::escape::resolve_predefined_entity(&String::from_utf8_lossy(&r))
+                    {
+                        value.push_str(s);
+                    }
+                }
+                Event::DocType(_) => return Err(XmlError::Doctype),
+                Event::Eof => return Err(XmlError::Truncated),
+                _ => {}
+            }
+        }
+    }
+    Ok((key, value.trim().to_owned()))
+}
+
+fn resolved(
+    reader: &NsReader<&[u8]>,
+    start: &BytesStart<'_>,
+) -> Result<(String, String), XmlError> {
+    let (result, local) = reader.resolver().resolve_element(start.name());
+    let ns = match result {
+        ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
+        ResolveResult::Unbound => String::new(),
+        ResolveResult::Unknown(p) => {
+            return Err(malformed(
+                reader,
+                format!(
+                    "undeclared namespace prefix {}",
+                    String::from_utf8_lossy(&p)
+                ),
+            ))
+        }
+    };
+    Ok((ns, String::from_utf8_lossy(local.as_ref()).into_owned()))
+}
+
+fn prefixed(namespaces: &mut Vec<String>, ns: &str, local: &str) -> String {
+    let index = match namespaces.iter().position(|n| n == ns) {
+        Some(i) => i,
+        None => {
+            namespaces.push(ns.to_owned());
+            namespaces.len() - 1
+        }
+    };
+    format!("n{index}:{local}")
+}
+
+fn copy_attributes(
+    from: &BytesStart<'_>,
+    to: &mut BytesStart<'_>,
+    declared: &[&str],
+    reader: &NsReader<&[u8]>,
+) -> Result<(), XmlError> {
+    for attr in from.attributes() {
+        let attr = attr.map_err(|e| malformed(reader, e))?;
+        let key = attr.key.as_ref();
+        if key.contains(&b':') || key == b"xmlns" {
+            continue;
+        }
+        if declared.iter().any(|d| d.as_bytes() == key) {
+            to.push_attribute((key, attr.value.as_ref()));
+        }
+    }
+    Ok(())
+}
