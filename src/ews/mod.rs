@@ -1,3 +1,4 @@
 //! A reusable Exchange Web Services client.
 
 pub mod autodiscover;
+pub mod transport;
