@@ -1,5 +1,6 @@
 //! The EWS HTTP transport against a real TLS server on loopback that
 //! authenticates like Exchange (sim::http + sim::auth + sim::tls).
+#![cfg(feature = "sim")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +156,30 @@ async fn ntlm_handshake_authenticates_the_connection_and_later_requests_reuse_it
     let stats = transport.stats();
     assert_eq!(stats.connections_opened, 1);
     assert_eq!(stats.ntlm_handshakes, 1);
+}
+
+#[tokio::test]
+async fn a_401_on_an_authenticated_connection_triggers_a_new_handshake_on_it() {
+    let setup = setup();
+    let (server, auth) = start_server(&setup, |_| {}).await;
+    let transport = client(&setup, "CONTOSO\\svc-calendar", PASSWORD, AuthScheme::Ntlm);
+    let url = ews_url(&server, "localhost");
+    let first = transport.send(HttpRequest::get(url.clone())).await.unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    auth.forget_connections();
+    let second = transport
+        .post_soap(&url, "a", "<after-recycle/>", HeaderMap::new())
+        .await
+        .unwrap();
+    assert_eq!(second.status, StatusCode::OK);
+    assert!(body_text(&second.body).contains("body=<after-recycle/>"));
+    assert_eq!(auth.counters().ntlm_authenticated, 2);
+    assert_eq!(
+        server.connections(),
+        1,
+        "re-authenticated on the same connection"
+    );
+    assert_eq!(transport.stats().ntlm_handshakes, 2);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The simulator's NTLMv2 acceptor, fed messages written by sspi's client:
 //! what a real Exchange refuses (tampered MIC or message, wrong proof, a
 //! binding of another connection) it refuses too, and for the named reason.
+#![cfg(feature = "sim")]
 
 use base64::Engine as _;
 use ews_calendar_replicator::ews::transport::tls_server_end_point;

@@ -157,6 +157,8 @@ pub enum AuthOutcome {
 pub struct ConnectionAuth {
     tls: bool,
     state: ConnectionState,
+    /// The authenticator's epoch when this connection authenticated.
+    epoch: u64,
 }
 
 #[derive(Debug)]
@@ -198,6 +200,8 @@ pub struct Authenticator {
     failures: AtomicU64,
     anonymous: AtomicU64,
     last_failure: Mutex<Option<AuthFailure>>,
+    /// Bumped by [`Authenticator::forget_connections`].
+    epoch: AtomicU64,
 }
 
 impl Authenticator {
@@ -215,6 +219,7 @@ impl Authenticator {
             failures: AtomicU64::new(0),
             anonymous: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -228,7 +233,15 @@ impl Authenticator {
         ConnectionAuth {
             tls,
             state: ConnectionState::Anonymous,
+            epoch: self.epoch.load(Ordering::Relaxed),
         }
+    }
+
+    /// Makes every connection authenticated so far unauthenticated, as
+    /// when the server recycles its worker: clients must re-authenticate
+    /// after the 401 they then get.
+    pub fn forget_connections(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn counters(&self) -> AuthCounters {
@@ -263,6 +276,10 @@ impl Authenticator {
         connection: &mut ConnectionAuth,
         authorization: Option<&HeaderValue>,
     ) -> AuthOutcome {
+        if connection.epoch != self.epoch.load(Ordering::Relaxed) {
+            connection.state = ConnectionState::Anonymous;
+            connection.epoch = self.epoch.load(Ordering::Relaxed);
+        }
         let Some(authorization) = authorization else {
             if let ConnectionState::Authenticated { user } = &connection.state {
                 return AuthOutcome::Allowed { user: user.clone() };
