@@ -8,7 +8,8 @@ pub enum AuthScheme {
     /// Raw NTLMv2 tokens under `Authorization: NTLM` (Exchange's default).
     #[default]
     Ntlm,
-    /// NTLMv2 wrapped in SPNEGO under `Authorization: Negotiate`.
+    /// NTLMv2 under `Authorization: Negotiate`, as raw NTLMSSP tokens (which
+    /// the Windows Negotiate acceptor takes); not SPNEGO-wrapped, no Kerberos.
     Negotiate,
     /// `Authorization: Basic`; only over TLS unless explicitly allowed.
     Basic,
