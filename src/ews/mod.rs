@@ -2,6 +2,7 @@
 //!
 //! * `types`, `operation`: generated from the WSDL/XSD at build time;
 //! * `envelope`, `filter`, `fault`: the SOAP layer every operation shares;
+//! * `transport`: HTTP(S) with NTLM/Negotiate/Basic and channel binding;
 //! * `availability`: `GetUserAvailability` with real time types.
 
 pub mod autodiscover;
@@ -10,6 +11,7 @@ pub mod envelope;
 pub mod fault;
 pub mod filter;
 pub mod operation;
+pub mod transport;
 pub mod types;
 pub mod version;
 

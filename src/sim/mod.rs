@@ -1,1 +1,7 @@
-//! placeholder: filled in by its issue
+//! Simulators of the servers the replicator talks to (Exchange, UCServer),
+//! real servers on loopback for tests, benchmarks and the demo, and their
+//! shared parts: a test PKI, server-side authentication and an HTTP server.
+
+pub mod auth;
+pub mod http;
+pub mod tls;

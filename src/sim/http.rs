@@ -1,0 +1,208 @@
+//! A small HTTP/1.1 server on loopback for the simulators and tests: TLS
+//! (from [`super::tls`]) or plain, authentication by [`super::auth`] kept per
+//! connection (so NTLM authenticates the connection, as with IIS), and a
+//! handler that gets the authenticated user and the whole request body.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use super::auth::{AuthOutcome, Authenticator};
+
+/// Largest request body the server reads (EWS requests are small).
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a handler gets: the request with its whole body, and who sent it
+/// (`None` when the server runs without an authenticator).
+#[derive(Debug)]
+pub struct ServerRequest {
+    pub request: http::Request<Bytes>,
+    pub user: Option<String>,
+}
+
+/// A running server; stops accepting when dropped.
+pub struct SimHttpServer {
+    addr: SocketAddr,
+    accept_task: JoinHandle<()>,
+    stats: Arc<ServerStats>,
+}
+
+#[derive(Debug, Default)]
+struct ServerStats {
+    connections: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl SimHttpServer {
+    /// Listens on `bind` (e.g. `127.0.0.1:0`) and serves every connection
+    /// with `handler`, over TLS when `tls` is given, after `auth` (when given)
+    /// allowed the request.
+    pub async fn start<H, F>(
+        bind: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        auth: Option<Arc<Authenticator>>,
+        handler: H,
+    ) -> std::io::Result<SimHttpServer>
+    where
+        H: Fn(ServerRequest) -> F + Send + Sync + 'static,
+        F: Future<Output = http::Response<Bytes>> + Send + 'static,
+    {
+        let listener = TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let stats = Arc::new(ServerStats::default());
+        let handler = Arc::new(handler);
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let accept_stats = stats.clone();
+        let accept_task = tokio::spawn(async move {
+            while let Ok((tcp, _peer)) = listener.accept().await {
+                accept_stats.connections.fetch_add(1, Ordering::Relaxed);
+                let handler = handler.clone();
+                let auth = auth.clone();
+                let acceptor = acceptor.clone();
+                let stats = accept_stats.clone();
+                tokio::spawn(async move {
+                    serve_connection(tcp, acceptor, auth, handler, stats).await;
+                });
+            }
+        });
+        Ok(SimHttpServer {
+            addr,
+            accept_task,
+            stats,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.stats.connections.load(Ordering::Relaxed)
+    }
+
+    /// Requests received so far (authenticated or not).
+    pub fn requests(&self) -> u64 {
+        self.stats.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SimHttpServer {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+async fn serve_connection<H, F>(
+    tcp: TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    auth: Option<Arc<Authenticator>>,
+    handler: Arc<H>,
+    stats: Arc<ServerStats>,
+) where
+    H: Fn(ServerRequest) -> F + Send + Sync + 'static,
+    F: Future<Output = http::Response<Bytes>> + Send + 'static,
+{
+    let _ = tcp.set_nodelay(true);
+    let is_tls = acceptor.is_some();
+    let connection_auth = Arc::new(Mutex::new(auth.as_ref().map(|a| a.new_connection(is_tls))));
+    let service = service_fn(move |request: http::Request<Incoming>| {
+        let handler = handler.clone();
+        let auth = auth.clone();
+        let connection_auth = connection_auth.clone();
+        let stats = stats.clone();
+        async move {
+            stats.requests.fetch_add(1, Ordering::Relaxed);
+            let response = handle(request, auth, connection_auth, handler).await;
+            Ok::<_, std::convert::Infallible>(response.map(Full::new))
+        }
+    });
+    let builder = hyper::server::conn::http1::Builder::new();
+    match acceptor {
+        Some(acceptor) => {
+            // A failed handshake (e.g. a client that does not trust the CA)
+            // just ends the connection.
+            if let Ok(stream) = acceptor.accept(tcp).await {
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        }
+        None => {
+            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+        }
+    }
+}
+
+async fn handle<H, F>(
+    request: http::Request<Incoming>,
+    auth: Option<Arc<Authenticator>>,
+    connection_auth: Arc<Mutex<Option<super::auth::ConnectionAuth>>>,
+    handler: Arc<H>,
+) -> http::Response<Bytes>
+where
+    H: Fn(ServerRequest) -> F + Send + Sync + 'static,
+    F: Future<Output = http::Response<Bytes>> + Send + 'static,
+{
+    let (parts, body) = request.into_parts();
+    // Read the body first, also for requests that will get a 401: the
+    // connection must stay usable for the next step of an NTLM handshake.
+    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return plain_response(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            )
+        }
+    };
+    let user = match &auth {
+        None => None,
+        Some(auth) => {
+            let outcome = {
+                let mut state = connection_auth.lock().expect("connection auth lock");
+                let state = state.get_or_insert_with(|| auth.new_connection(false));
+                auth.authenticate(state, parts.headers.get(http::header::AUTHORIZATION))
+            };
+            match outcome {
+                AuthOutcome::Allowed { user } => Some(user),
+                AuthOutcome::Unauthorized {
+                    www_authenticate, ..
+                } => {
+                    let mut response = plain_response(
+                        http::StatusCode::UNAUTHORIZED,
+                        "401 - Unauthorized: Access is denied due to invalid credentials.",
+                    );
+                    for value in www_authenticate {
+                        response
+                            .headers_mut()
+                            .append(http::header::WWW_AUTHENTICATE, value);
+                    }
+                    return response;
+                }
+            }
+        }
+    };
+    let request = http::Request::from_parts(parts, body);
+    handler(ServerRequest { request, user }).await
+}
+
+/// A `text/plain` response.
+pub fn plain_response(status: http::StatusCode, text: &str) -> http::Response<Bytes> {
+    let mut response = http::Response::new(Bytes::from(text.to_owned()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
