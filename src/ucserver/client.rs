@@ -24,9 +24,7 @@ use super::asn::{
 };
 use super::error::UcError;
 use super::model::{Appointment, UserFilter, UserProfile};
-use super::rose::{
-    invoke_problem, RejectInvokedId, RejectProblem, RoseMessage, EVENT_INVOKE_ID,
-};
+use super::rose::{invoke_problem, RejectInvokedId, RejectProblem, RoseMessage, EVENT_INVOKE_ID};
 use super::settings::UcServerSettings;
 use super::transport::{MessageSink, MessageStream, RoseTransport, WebSocketTransport};
 
@@ -354,7 +352,9 @@ impl Worker {
                             c
                         }
                         Err(e) => {
-                            tracing::warn!("reconnecting to the UCServer failed: {e}; next try in {delay:?}");
+                            tracing::warn!(
+                                "reconnecting to the UCServer failed: {e}; next try in {delay:?}"
+                            );
                             // Commands keep waiting in the queue, bounded by their own timeout.
                             tokio::time::sleep(delay).await;
                             delay = (delay * 2).min(self.settings.reconnect_max_delay);
@@ -458,9 +458,11 @@ impl Worker {
             RoseMessage::Reject(r) => match r.invoked_id {
                 RejectInvokedId::InvokedId(id) => {
                     if let Some(p) = pending.remove(&id) {
-                        let _ = p
-                            .reply
-                            .send(Err(UcError::rejected(p.operation.name, r.reject, r.details)));
+                        let _ = p.reply.send(Err(UcError::rejected(
+                            p.operation.name,
+                            r.reject,
+                            r.details,
+                        )));
                     }
                 }
                 RejectInvokedId::Null(()) => {

@@ -13,7 +13,9 @@ const HEADER_LEN: usize = 8;
 pub enum FramingError {
     #[error("message of {0} bytes exceeds the 7-digit frame length limit of {MAX_FRAME_LEN}")]
     TooLong(usize),
-    #[error("frame does not start with 'J' (got byte 0x{0:02x}); BER-encoded ROSE is not supported")]
+    #[error(
+        "frame does not start with 'J' (got byte 0x{0:02x}); BER-encoded ROSE is not supported"
+    )]
     NotJson(u8),
     #[error("frame length {0:?} is not 7 ASCII digits")]
     BadLength(String),

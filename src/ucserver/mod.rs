@@ -27,7 +27,6 @@ pub use client::{RoseEvent, UcServerClient};
 pub use error::UcError;
 pub use model::{Appointment, AppointmentStatus, Importance, Sensitivity, UserFilter, UserProfile};
 pub use settings::{
-    UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION, DEFAULT_HTTPS_PORT,
-    DEFAULT_HTTP_PORT,
+    UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT,
 };
 pub use transport::{MessageSink, MessageStream, RoseTransport, WebSocketTransport};

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::asn::{
-    AsnAppointmentEntry, AsnOptionalParam, AsnOptionalParamValue, AsnUserProfile,
-    DATA_SOURCE_EWS, OPTIONAL_PARAM_LOCATION,
+    AsnAppointmentEntry, AsnOptionalParam, AsnOptionalParamValue, AsnUserProfile, DATA_SOURCE_EWS,
+    OPTIONAL_PARAM_LOCATION,
 };
 use super::error::UcError;
 

@@ -270,8 +270,8 @@ mod tests {
 
     #[test]
     fn invoke_has_the_wire_shape() {
-        let text = RoseMessage::invoke(3, APPOINTMENT_SET_ENTRY_LIST, serde_json::json!({}))
-            .to_json();
+        let text =
+            RoseMessage::invoke(3, APPOINTMENT_SET_ENTRY_LIST, serde_json::json!({})).to_json();
         assert_eq!(
             text,
             r#"{"invoke":{"invokeID":3,"operationName":"asnAppointmentSetEntryList","operationID":400,"argument":{}}}"#
@@ -280,9 +280,10 @@ mod tests {
 
     #[test]
     fn result_and_error_decode_from_the_documented_wire_form() {
-        let result: RoseMessage =
-            serde_json::from_str(r#"{"result":{"invokeID":3,"result":{"resultValue":0,"result":{"iResult":0}}}}"#)
-                .unwrap();
+        let result: RoseMessage = serde_json::from_str(
+            r#"{"result":{"invokeID":3,"result":{"resultValue":0,"result":{"iResult":0}}}}"#,
+        )
+        .unwrap();
         assert_eq!(
             result,
             RoseMessage::result(3, serde_json::json!({"iResult": 0}))
@@ -291,7 +292,10 @@ mod tests {
             r#"{"error":{"invokedID":3,"error_value":0,"error":{"iErrorDetail":1,"u8sErrorString":"x"}}}"#,
         )
         .unwrap();
-        assert!(matches!(error, RoseMessage::Error(RoseError { invoked_id: 3, .. })));
+        assert!(matches!(
+            error,
+            RoseMessage::Error(RoseError { invoked_id: 3, .. })
+        ));
     }
 
     #[test]

@@ -42,7 +42,11 @@ pub struct UcServerSettings {
 
 impl UcServerSettings {
     /// Settings with the defaults for everything but address and account.
-    pub fn new(base_url: Url, admin_user: impl Into<String>, admin_password: impl Into<String>) -> Self {
+    pub fn new(
+        base_url: Url,
+        admin_user: impl Into<String>,
+        admin_password: impl Into<String>,
+    ) -> Self {
         UcServerSettings {
             base_url,
             ucsid: None,
@@ -143,13 +147,15 @@ mod tests {
         );
         let text = format!("{settings:?}");
         assert!(!text.contains("s3cr3t-pw"), "{text}");
-        assert!(text.contains("https://ucserver.example.com:7225/"), "{text}");
+        assert!(
+            text.contains("https://ucserver.example.com:7225/"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_non_http_scheme_is_refused_with_the_fix() {
-        let settings =
-            UcServerSettings::new(Url::parse("ftp://host/").unwrap(), "admin", "pw");
+        let settings = UcServerSettings::new(Url::parse("ftp://host/").unwrap(), "admin", "pw");
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("http://host:7224"), "{err}");
     }

@@ -102,18 +102,17 @@ impl WebSocketTransport {
             "{}:{}",
             settings.admin_user, settings.admin_password
         ));
-        let body = format!(
-            "{{\"negotiate\":{{\"iClientProtocolVersion\":{CLIENT_PROTOCOL_VERSION}}}}}"
-        );
+        let body =
+            format!("{{\"negotiate\":{{\"iClientProtocolVersion\":{CLIENT_PROTOCOL_VERSION}}}}}");
         let mut request = http::Request::post(format!(
             "/ws/client/createsession?clientappid={CLIENT_APP_ID}"
         ))
-        .header(http::header::HOST, format!("{}:{}", self.host(), self.port()))
-        .header(http::header::AUTHORIZATION, format!("Basic {credentials}"))
         .header(
-            http::header::CONTENT_TYPE,
-            "application/json;charset=utf-8",
+            http::header::HOST,
+            format!("{}:{}", self.host(), self.port()),
         )
+        .header(http::header::AUTHORIZATION, format!("Basic {credentials}"))
+        .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8")
         .header("X-no401", "1")
         .header("X-simple", "1");
         if let Some(ucsid) = &settings.ucsid {

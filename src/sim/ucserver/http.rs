@@ -263,7 +263,10 @@ fn websocket(shared: Arc<Shared>, mut request: Request<Incoming>) -> HttpRespons
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
+        .header(
+            header::SEC_WEBSOCKET_ACCEPT,
+            derive_accept_key(key.as_bytes()),
+        )
         .body(Full::new(Bytes::new()))
         .expect("valid response")
 }

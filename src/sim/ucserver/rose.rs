@@ -75,8 +75,11 @@ fn decode<T: DeserializeOwned>(operation: Operation, argument: Value) -> Result<
 }
 
 /// Serves ROSE on an accepted WebSocket of `session_id`.
-pub(super) async fn serve_socket<S>(shared: Arc<Shared>, session_id: String, socket: WebSocketStream<S>)
-where
+pub(super) async fn serve_socket<S>(
+    shared: Arc<Shared>,
+    session_id: String,
+    socket: WebSocketStream<S>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (epoch, idle) = {
@@ -85,7 +88,8 @@ where
     };
     let mut changes = shared.changes.subscribe();
     let (mut sink, mut stream) = socket.split();
-    let mut sweep = tokio::time::interval((idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    let mut sweep =
+        tokio::time::interval((idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
     let expired = loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -251,7 +255,10 @@ fn handle_event(shared: &Shared, invoke: RoseInvoke, operation: Operation) -> Ac
     if id != EVENT_INVOKE_ID {
         return mistyped(
             id,
-            format!("{} is an event: send it with invokeID {EVENT_INVOKE_ID}", operation.name),
+            format!(
+                "{} is an event: send it with invokeID {EVENT_INVOKE_ID}",
+                operation.name
+            ),
         );
     }
     let argument = invoke.argument.unwrap_or(Value::Null);
@@ -290,9 +297,9 @@ fn admin_login(state: &mut State, session_id: &str, argument: Value) -> Result<O
             ))
         }
     };
-    let accepted = state.user(&arg.admin_username).is_some_and(|u| {
-        u.admin && u.enabled && u.password.as_deref() == Some(password.as_str())
-    });
+    let accepted = state
+        .user(&arg.admin_username)
+        .is_some_and(|u| u.admin && u.enabled && u.password.as_deref() == Some(password.as_str()));
     let result = if accepted {
         state.admin_logins += 1;
         if let Some(session) = state.sessions.get_mut(session_id) {
@@ -307,7 +314,11 @@ fn admin_login(state: &mut State, session_id: &str, argument: Value) -> Result<O
     ))
 }
 
-fn get_user_profiles(state: &mut State, session_id: &str, argument: Value) -> Result<Outcome, String> {
+fn get_user_profiles(
+    state: &mut State,
+    session_id: &str,
+    argument: Value,
+) -> Result<Outcome, String> {
     let arg: AsnAdminGetUserProfilesArgument = decode(asn::ADMIN_GET_USER_PROFILES, argument)?;
     let Some(filter) = OnlineStateFilter::from_wire(arg.filter_online_state) else {
         return Err(format!(
@@ -386,8 +397,16 @@ fn set_entry_list(state: &mut State, session_id: &str, argument: Value) -> Resul
         }
         for (field, value, max) in [
             ("iStatus", entry.status, asn::APPOINTMENT_STATUS_MAX),
-            ("iImportance", entry.importance, asn::APPOINTMENT_IMPORTANCE_MAX),
-            ("iSensitivity", entry.sensitivity, asn::APPOINTMENT_SENSITIVITY_MAX),
+            (
+                "iImportance",
+                entry.importance,
+                asn::APPOINTMENT_IMPORTANCE_MAX,
+            ),
+            (
+                "iSensitivity",
+                entry.sensitivity,
+                asn::APPOINTMENT_SENSITIVITY_MAX,
+            ),
         ] {
             if !(0..=max).contains(&value) {
                 return Err(format!("{what}: {field} {value} is outside 0..={max}"));
@@ -397,7 +416,10 @@ fn set_entry_list(state: &mut State, session_id: &str, argument: Value) -> Resul
     let Some(owner) = state.user(&arg.owner).map(|u| u.user_name.clone()) else {
         return Ok(request_error(
             ERROR_NO_SUCH_USER,
-            format!("no UCServer user {:?} (u8sOwner takes the UCServer user name)", arg.owner),
+            format!(
+                "no UCServer user {:?} (u8sOwner takes the UCServer user name)",
+                arg.owner
+            ),
         ));
     };
     let session = &state.sessions[session_id];
@@ -419,10 +441,14 @@ fn set_entry_list(state: &mut State, session_id: &str, argument: Value) -> Resul
             e
         })
         .collect();
-    state.writes.entry(owner.clone()).or_default().push(WriteRecord {
-        at: chrono::Utc::now(),
-        entries: entries.len(),
-    });
+    state
+        .writes
+        .entry(owner.clone())
+        .or_default()
+        .push(WriteRecord {
+            at: chrono::Utc::now(),
+            entries: entries.len(),
+        });
     state.store.insert(owner, entries);
     Ok(Outcome::Result(
         serde_json::to_value(AsnAppointmentSetEntryListResult { result: 0 }).expect("encodes"),
