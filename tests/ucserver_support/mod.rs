@@ -103,3 +103,56 @@ pub fn holiday() -> Appointment {
         importance: Importance::Low,
     }
 }
+
+/// Every ROSE message the client sends in a scripted session, as the
+/// simulator received them (keep-alive included), in order, and the
+/// simulator for reading what it answered.
+pub async fn record_client_session() -> (UcServerSim, Vec<serde_json::Value>) {
+    use ews_calendar_replicator::ucserver::UcServerClient;
+    let sim = start_sim().await;
+    let mut s = settings(&sim);
+    s.ucsid = Some("local".into());
+    let client = UcServerClient::connect(s).await.unwrap();
+    client.offline_users().await.unwrap();
+    client.all_users().await.unwrap();
+    client
+        .set_appointments("alice", &[meeting("m1", 9), holiday()])
+        .await
+        .unwrap();
+    client.set_appointments("alice", &[]).await.unwrap();
+    drop(client);
+
+    // A second client that sends keep-alives quickly.
+    let mut s = settings(&sim);
+    s.keep_alive_interval = Duration::from_millis(20);
+    let keep_alive_client = UcServerClient::connect(s).await.unwrap();
+    wait_until("a keep-alive arrived", || sim.keep_alive_count() >= 1).await;
+    drop(keep_alive_client);
+
+    let messages = sim
+        .received_messages()
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("the client sends JSON"))
+        .collect();
+    (sim, messages)
+}
+
+/// The first received invoke of `operation`.
+pub fn first_invoke<'a>(
+    messages: &'a [serde_json::Value],
+    operation: &str,
+) -> &'a serde_json::Value {
+    messages
+        .iter()
+        .find(|m| m["invoke"]["operationName"] == operation)
+        .unwrap_or_else(|| panic!("no {operation} was sent"))
+}
+
+/// Replaces the administrator password so that snapshots hold no secret.
+pub fn redact_password(mut message: serde_json::Value) -> serde_json::Value {
+    if let Some(password) = message.pointer_mut("/invoke/argument/adminPassword/u8sAdminPassword") {
+        assert_eq!(password, ADMIN_PASSWORD);
+        *password = serde_json::Value::String("<redacted>".into());
+    }
+    message
+}
