@@ -369,3 +369,25 @@ async fn nothing_listens_on_the_port_gives_a_retryable_connect_error() {
     assert!(matches!(err, UcError::Connect { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
+
+#[tokio::test]
+async fn events_from_the_server_are_dispatched_to_subscribers() {
+    let sim = start_sim().await;
+    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+    let mut events = client.events();
+    // The socket is registered with the sim once the admin login is through.
+    assert_eq!(
+        sim.send_event(
+            "asnUpdateMyCustomNote",
+            1511,
+            serde_json::json!({"u8sNote": "on leave"})
+        ),
+        1
+    );
+    let event = events.recv().await.unwrap();
+    assert_eq!(event.operation_name, "asnUpdateMyCustomNote");
+    assert_eq!(event.operation_id, 1511);
+    assert_eq!(event.argument["u8sNote"], "on leave");
+    // Requests still work next to events.
+    assert_eq!(client.all_users().await.unwrap().len(), 4);
+}

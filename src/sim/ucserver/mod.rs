@@ -26,6 +26,7 @@ pub use state::{RecordedCreateSession, WriteRecord};
 pub use users::{SimUser, UserDatabase, UserDatabaseError};
 
 use crate::ucserver::asn::{AsnAppointmentEntry, AsnRequestError, Operation};
+use crate::ucserver::rose::{RoseInvoke, RoseMessage, EVENT_INVOKE_ID};
 use state::{Knobs, Shared, State};
 
 /// How the simulated UCServer behaves.
@@ -247,6 +248,26 @@ impl UcServerSim {
             .knobs
             .fail
             .insert(operation.name.to_owned(), (times, error));
+    }
+
+    /// Sends an event (`invokeID` 99999) on every open WebSocket; returns
+    /// how many sockets it went to.
+    pub fn send_event(
+        &self,
+        operation_name: &str,
+        operation_id: i64,
+        argument: serde_json::Value,
+    ) -> usize {
+        let event = RoseMessage::Invoke(RoseInvoke {
+            session_id: None,
+            invoke_id: EVENT_INVOKE_ID,
+            linked_id: None,
+            operation_name: Some(operation_name.to_owned()),
+            authentication: None,
+            operation_id,
+            argument: Some(argument),
+        });
+        self.shared.events.send(event.to_json()).unwrap_or(0)
     }
 
     /// Drops every open WebSocket at once (sessions stay valid).

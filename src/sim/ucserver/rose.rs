@@ -87,6 +87,7 @@ pub(super) async fn serve_socket<S>(
         (state.drop_epoch, state.session_idle_timeout)
     };
     let mut changes = shared.changes.subscribe();
+    let mut events = shared.events.subscribe();
     let (mut sink, mut stream) = socket.split();
     let mut sweep =
         tokio::time::interval((idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
@@ -118,6 +119,17 @@ pub(super) async fn serve_socket<S>(
                     Action::Nothing => {}
                     Action::Drop => return,
                     Action::Expired => break true,
+                }
+            }
+            event = events.recv() => {
+                match event {
+                    Ok(text) => {
+                        if sink.send(Message::text(text)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
             changed = changes.changed() => {

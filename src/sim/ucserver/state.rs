@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::users::SimUser;
 use crate::ucserver::asn::{AsnAppointmentEntry, AsnRequestError};
@@ -103,6 +103,8 @@ pub(super) struct Shared {
     /// Bumped whenever connections must re-check their session or the drop
     /// epoch.
     pub changes: watch::Sender<u64>,
+    /// Events (ROSE JSON) to send on every open WebSocket.
+    pub events: broadcast::Sender<String>,
 }
 
 impl Shared {
@@ -110,6 +112,7 @@ impl Shared {
         Shared {
             state: Mutex::new(state),
             changes: watch::channel(0).0,
+            events: broadcast::channel(64).0,
         }
     }
 
