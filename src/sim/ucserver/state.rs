@@ -1,0 +1,127 @@
+//! State shared by the simulator's HTTP handlers and WebSocket sessions.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, watch};
+
+use super::users::SimUser;
+use crate::ucserver::asn::{AsnAppointmentEntry, AsnRequestError};
+
+/// A createsession request as the simulator received it (credentials
+/// reduced to the user name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCreateSession {
+    pub method: String,
+    pub path_and_query: String,
+    pub basic_user: Option<String>,
+    pub content_type: Option<String>,
+    pub x_no401: Option<String>,
+    pub x_simple: Option<String>,
+    pub x_ucsid: Option<String>,
+    pub body: String,
+}
+
+/// One accepted `asnAppointmentSetEntryList`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRecord {
+    pub at: DateTime<Utc>,
+    pub entries: usize,
+}
+
+pub(super) struct Session {
+    pub user: String,
+    pub admin: bool,
+    pub last_activity: Instant,
+}
+
+#[derive(Default)]
+pub(super) struct Knobs {
+    pub latency: Duration,
+    pub drop_before: HashMap<String, u32>,
+    pub drop_after: HashMap<String, u32>,
+    pub refuse_sessions: u32,
+    pub fail: HashMap<String, (u32, AsnRequestError)>,
+}
+
+impl Knobs {
+    /// Consumes one use of a counted knob for `operation`.
+    pub fn take(map: &mut HashMap<String, u32>, operation: &str) -> bool {
+        match map.get_mut(operation) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+pub(super) struct State {
+    pub ucsid: Option<String>,
+    pub session_idle_timeout: Duration,
+    pub users: Vec<SimUser>,
+    pub sessions: HashMap<String, Session>,
+    pub store: HashMap<String, Vec<AsnAppointmentEntry>>,
+    pub writes: HashMap<String, Vec<WriteRecord>>,
+    pub keep_alives: u64,
+    pub sessions_created: u64,
+    pub admin_logins: u64,
+    pub received: Vec<String>,
+    pub createsession_requests: Vec<RecordedCreateSession>,
+    pub knobs: Knobs,
+    /// Connections opened before this epoch are dropped.
+    pub drop_epoch: u64,
+    pub next_session: u64,
+}
+
+impl State {
+    pub fn user(&self, name: &str) -> Option<&SimUser> {
+        self.users
+            .iter()
+            .find(|u| u.user_name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn user_mut(&mut self, name: &str) -> Option<&mut SimUser> {
+        self.users
+            .iter_mut()
+            .find(|u| u.user_name.eq_ignore_ascii_case(name))
+    }
+
+    /// Removes sessions idle for longer than the timeout.
+    pub fn expire_idle(&mut self) {
+        let timeout = self.session_idle_timeout;
+        self.sessions
+            .retain(|_, s| s.last_activity.elapsed() <= timeout);
+    }
+}
+
+pub(super) struct Shared {
+    state: Mutex<State>,
+    /// Bumped whenever connections must re-check their session or the drop
+    /// epoch.
+    pub changes: watch::Sender<u64>,
+    /// Events (ROSE JSON) to send on every open WebSocket.
+    pub events: broadcast::Sender<String>,
+}
+
+impl Shared {
+    pub fn new(state: State) -> Self {
+        Shared {
+            state: Mutex::new(state),
+            changes: watch::channel(0).0,
+            events: broadcast::channel(64).0,
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not hide the state from the others.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn notify_connections(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+}

@@ -1,0 +1,243 @@
+//! How ROSE messages reach the UCServer. [`RoseTransport::open`] yields an
+//! authenticated channel of JSON texts; the client above it knows nothing of
+//! HTTP or WebSockets. [`WebSocketTransport`] is the UCServer web service
+//! (createsession + WebSocket); a raw TCP transport (port 7222, see
+//! [`super::framing`]) can implement the same trait.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use url::Url;
+
+use super::error::UcError;
+use super::settings::{UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION};
+
+/// Outgoing half of a ROSE channel: one JSON text per message.
+pub type MessageSink = Pin<Box<dyn Sink<String, Error = UcError> + Send>>;
+/// Incoming half of a ROSE channel; ends when the peer closes.
+pub type MessageStream = Pin<Box<dyn Stream<Item = Result<String, UcError>> + Send>>;
+
+/// Opens authenticated ROSE channels to the UCServer.
+pub trait RoseTransport: Send + Sync + 'static {
+    /// A new channel with a fresh session (called again after every drop).
+    fn open(&self) -> BoxFuture<'_, Result<(MessageSink, MessageStream), UcError>>;
+}
+
+/// A byte stream to the server, plain or TLS.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The UCServer web service: `POST /ws/client/createsession`, then the
+/// WebSocket `/ws/client/websocket?x-ucsessionid=<id>`.
+pub struct WebSocketTransport {
+    settings: UcServerSettings,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl WebSocketTransport {
+    pub fn new(settings: &UcServerSettings) -> Result<Self, UcError> {
+        settings.validate()?;
+        let tls = if settings.uses_tls() {
+            Some(crate::tls::client_config(settings.ca_file.as_deref())?)
+        } else {
+            None
+        };
+        Ok(WebSocketTransport {
+            settings: settings.clone(),
+            tls,
+        })
+    }
+
+    fn host(&self) -> &str {
+        self.settings.base_url.host_str().unwrap_or_default()
+    }
+
+    fn port(&self) -> u16 {
+        self.settings.base_url.port_or_known_default().unwrap_or(80)
+    }
+
+    async fn connect_stream(&self) -> Result<Box<dyn Io>, UcError> {
+        let host = self.host().trim_start_matches('[').trim_end_matches(']');
+        let address = format!("{}:{}", self.host(), self.port());
+        let tcp = TcpStream::connect((host, self.port()))
+            .await
+            .map_err(|e| UcError::Connect {
+                address: address.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let Some(config) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+            UcError::InvalidSettings(format!("{host:?} is not a valid TLS server name: {e}"))
+        })?;
+        let tls = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| UcError::TlsHandshake(crate::tls::explain_handshake_error(host, &e)))?;
+        Ok(Box::new(tls))
+    }
+
+    /// `POST /ws/client/createsession`: the session id.
+    async fn create_session(&self) -> Result<String, UcError> {
+        let settings = &self.settings;
+        let io = self.connect_stream().await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| self.http_error(e))?;
+        let connection = tokio::spawn(connection);
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            settings.admin_user, settings.admin_password
+        ));
+        let body =
+            format!("{{\"negotiate\":{{\"iClientProtocolVersion\":{CLIENT_PROTOCOL_VERSION}}}}}");
+        let mut request = http::Request::post(format!(
+            "/ws/client/createsession?clientappid={CLIENT_APP_ID}"
+        ))
+        .header(
+            http::header::HOST,
+            format!("{}:{}", self.host(), self.port()),
+        )
+        .header(http::header::AUTHORIZATION, format!("Basic {credentials}"))
+        .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8")
+        .header("X-no401", "1")
+        .header("X-simple", "1");
+        if let Some(ucsid) = &settings.ucsid {
+            request = request.header("X-ucsid", ucsid);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| UcError::InvalidSettings(format!("cannot build createsession: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.http_error(e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.http_error(e))?
+            .to_bytes();
+        connection.abort();
+        self.session_from_response(status, &body)
+    }
+
+    fn http_error(&self, e: hyper::Error) -> UcError {
+        UcError::Connect {
+            address: format!("{}:{}", self.host(), self.port()),
+            reason: format!("HTTP: {e}"),
+        }
+    }
+
+    fn session_from_response(&self, status: u16, body: &[u8]) -> Result<String, UcError> {
+        #[derive(Deserialize)]
+        struct Success {
+            sessionid: String,
+        }
+        #[derive(Deserialize)]
+        struct Failure {
+            error: FailureDetail,
+        }
+        #[derive(Deserialize)]
+        struct FailureDetail {
+            #[serde(rename = "iErrorDetail", default)]
+            detail: i64,
+            #[serde(rename = "u8sErrorString", default)]
+            message: String,
+        }
+        let text = String::from_utf8_lossy(body);
+        if status == 200 {
+            return serde_json::from_slice::<Success>(body)
+                .map(|s| s.sessionid)
+                .map_err(|e| UcError::Protocol {
+                    operation: "createsession",
+                    reason: format!("expected {{\"sessionid\": ...}}: {e}"),
+                });
+        }
+        let failure = serde_json::from_slice::<Failure>(body).ok();
+        let message = failure
+            .as_ref()
+            .map(|f| f.error.message.clone())
+            .unwrap_or_else(|| text.chars().take(200).collect());
+        match (status, failure) {
+            (400, Some(f)) => Err(UcError::LogonFailed {
+                user: self.settings.admin_user.clone(),
+                detail: f.error.detail,
+                message,
+            }),
+            (502, _) => Err(UcError::UnknownUcsid {
+                ucsid: self.settings.ucsid.clone().unwrap_or_default(),
+                message,
+            }),
+            _ => Err(UcError::SessionRefused { status, message }),
+        }
+    }
+
+    fn websocket_url(&self, session_id: &str) -> Result<Url, UcError> {
+        let mut url = self
+            .settings
+            .base_url
+            .join("ws/client/websocket")
+            .map_err(|e| UcError::InvalidSettings(e.to_string()))?;
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| UcError::InvalidSettings("cannot form the WebSocket URL".into()))?;
+        url.query_pairs_mut()
+            .append_pair("x-ucsessionid", session_id);
+        Ok(url)
+    }
+
+    async fn open_channel(&self) -> Result<(MessageSink, MessageStream), UcError> {
+        let session_id = self.create_session().await?;
+        let url = self.websocket_url(&session_id)?;
+        let io = self.connect_stream().await?;
+        let (socket, _response) = tokio_tungstenite::client_async(url.as_str(), io)
+            .await
+            .map_err(|e| UcError::WebSocket(format!("handshake: {e}")))?;
+        let (sink, stream) = socket.split();
+        let sink = sink
+            .sink_map_err(|e| UcError::WebSocket(e.to_string()))
+            .with(|text: String| async move { Ok::<_, UcError>(Message::text(text)) });
+        let stream = stream.filter_map(|item| async move {
+            match item {
+                Ok(Message::Text(text)) => Some(Ok(text.as_str().to_owned())),
+                Ok(Message::Binary(_)) => Some(Err(UcError::WebSocket(
+                    "binary frame received; this client speaks the JSON encoding only".into(),
+                ))),
+                // Pings are answered by tungstenite; a close ends the stream.
+                Ok(_) => None,
+                Err(e) => Some(Err(UcError::WebSocket(e.to_string()))),
+            }
+        });
+        Ok((Box::pin(sink), Box::pin(stream)))
+    }
+}
+
+impl RoseTransport for WebSocketTransport {
+    fn open(&self) -> BoxFuture<'_, Result<(MessageSink, MessageStream), UcError>> {
+        Box::pin(async move {
+            let timeout = self.settings.connect_timeout;
+            match tokio::time::timeout(timeout, self.open_channel()).await {
+                Ok(result) => result,
+                Err(_) => Err(UcError::Connect {
+                    address: self.settings.base_url.to_string(),
+                    reason: format!("no session within {timeout:?}"),
+                }),
+            }
+        })
+    }
+}
