@@ -1,4 +1,5 @@
 //! The UCServer client against the simulator over real loopback sockets.
+#![cfg(feature = "sim")]
 
 mod ucserver_support;
 

@@ -1,6 +1,7 @@
 //! The simulator decodes as strictly as the ASN.1 defines the messages. These
 //! tests speak raw ROSE JSON over the WebSocket transport (a session without
 //! asnAdminLogin unless a test logs in itself).
+#![cfg(feature = "sim")]
 
 mod ucserver_support;
 
