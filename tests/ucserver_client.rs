@@ -1,4 +1,5 @@
 //! The UCServer client against the simulator over real loopback sockets.
+#![cfg(feature = "sim")]
 
 mod ucserver_support;
 
@@ -390,4 +391,32 @@ async fn events_from_the_server_are_dispatched_to_subscribers() {
     assert_eq!(event.argument["u8sNote"], "on leave");
     // Requests still work next to events.
     assert_eq!(client.all_users().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn while_reconnecting_fails_requests_carry_the_reason() {
+    let sim = start_sim().await;
+    let mut s = settings(&sim);
+    // A long back-off, so that the request meets it.
+    s.reconnect_initial_delay = Duration::from_secs(30);
+    s.reconnect_max_delay = Duration::from_secs(30);
+    let client = UcServerClient::connect(s).await.unwrap();
+    // Every new session is refused from now on, then the socket drops.
+    sim.refuse_sessions(u32::MAX);
+    sim.drop_all_connections();
+    wait_until("the reconnect was refused", || {
+        sim.createsession_requests().len() >= 2
+    })
+    .await;
+    let err = loop {
+        match client.all_users().await {
+            // Lost with the dropped socket, before the reconnect attempt.
+            Err(UcError::ConnectionLost { .. }) => continue,
+            other => break other.unwrap_err(),
+        }
+    };
+    assert!(
+        matches!(&err, UcError::Unavailable { reason, retryable: true } if reason.contains("HTTP 503")),
+        "{err:?}"
+    );
 }

@@ -9,6 +9,7 @@
 //! for plain and crypted passwords); the estos JSON encoding names the chosen
 //! alternative (`{"u8sAdminPassword": "..."}`), so a `...Choice` schema is
 //! checked as an object with one member whose value has one of the types.
+#![cfg(feature = "sim")]
 
 mod ucserver_support;
 

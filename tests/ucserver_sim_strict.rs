@@ -1,6 +1,7 @@
 //! The simulator decodes as strictly as the ASN.1 defines the messages. These
 //! tests speak raw ROSE JSON over the WebSocket transport (a session without
 //! asnAdminLogin unless a test logs in itself).
+#![cfg(feature = "sim")]
 
 mod ucserver_support;
 
@@ -307,4 +308,92 @@ async fn an_invalid_online_state_filter_is_rejected() {
         json!({"invokeProblem": 2}),
         "iFilterOnlineState 5",
     );
+}
+
+/// Sends a raw HTTP/1.1 request and returns status and body.
+async fn raw_http(sim: &UcServerSim, head: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    let request = format!(
+        "{head}\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        sim.addr(),
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+const ADMIN_BASIC: &str = "Authorization: Basic dWNhZG1pbjpBZG0xbi1wdw=="; // ucadmin:Adm1n-pw
+
+#[tokio::test]
+async fn createsession_without_the_negotiate_body_is_refused() {
+    let sim = start_sim().await;
+    let (status, body) = raw_http(
+        &sim,
+        &format!(
+            "POST /ws/client/createsession?clientappid=22 HTTP/1.1\r\n{ADMIN_BASIC}\r\nX-no401: 1"
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["_type"], "AsnLogonError");
+    assert_eq!(body["error"]["iErrorDetail"], 104);
+    assert!(body["error"]["u8sErrorString"]
+        .as_str()
+        .unwrap()
+        .contains("iClientProtocolVersion"));
+    assert_eq!(sim.sessions_created(), 0);
+}
+
+#[tokio::test]
+async fn createsession_without_credentials_answers_401_unless_no401_is_set() {
+    let sim = start_sim().await;
+    let negotiate = r#"{"negotiate":{"iClientProtocolVersion":70}}"#;
+    let (status, _) = raw_http(
+        &sim,
+        "POST /ws/client/createsession?clientappid=22 HTTP/1.1",
+        negotiate,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = raw_http(
+        &sim,
+        "POST /ws/client/createsession?clientappid=22 HTTP/1.1\r\nX-no401: 1",
+        negotiate,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"iErrorDetail\":101"), "{body}");
+    let (status, body) = raw_http(
+        &sim,
+        &format!(
+            "POST /ws/client/createsession?clientappid=22 HTTP/1.1\r\n{ADMIN_BASIC}\r\nX-no401: 1"
+        ),
+        negotiate,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["sessionid"].is_string());
+}
+
+#[tokio::test]
+async fn a_websocket_for_an_unknown_session_is_refused() {
+    let sim = start_sim().await;
+    let (status, body) = raw_http(
+        &sim,
+        "GET /ws/client/websocket?x-ucsessionid=00FF HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("expired"), "{body}");
 }

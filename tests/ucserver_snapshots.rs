@@ -1,5 +1,6 @@
 //! Snapshots (insta, in `snapshots/`) of every message the UCServer client
 //! sends, as the simulator received them over a real socket.
+#![cfg(feature = "sim")]
 
 mod ucserver_support;
 

@@ -355,8 +355,9 @@ impl Worker {
                             tracing::warn!(
                                 "reconnecting to the UCServer failed: {e}; next try in {delay:?}"
                             );
-                            // Commands keep waiting in the queue, bounded by their own timeout.
-                            tokio::time::sleep(delay).await;
+                            if !self.back_off(delay, &e).await {
+                                return;
+                            }
                             delay = (delay * 2).min(self.settings.reconnect_max_delay);
                             continue;
                         }
@@ -367,6 +368,26 @@ impl Worker {
                 SessionEnd::Closed => return,
                 SessionEnd::Lost(e) => {
                     tracing::warn!("connection to the UCServer lost: {e}; reconnecting");
+                }
+            }
+        }
+    }
+
+    /// Waits `delay` before the next reconnect. Requests arriving meanwhile
+    /// fail at once with the reason (e.g. a changed password), instead of
+    /// waiting for their timeout. False when the client was dropped.
+    async fn back_off(&mut self, delay: Duration, error: &UcError) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return false };
+                    let _ = command.reply.send(Err(UcError::Unavailable {
+                        reason: error.to_string(),
+                        retryable: error.is_retryable(),
+                    }));
                 }
             }
         }

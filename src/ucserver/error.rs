@@ -73,6 +73,9 @@ pub enum UcError {
     #[error("invalid appointment: {0}")]
     InvalidAppointment(String),
 
+    #[error("the UCServer is unavailable: reconnecting failed: {reason}")]
+    Unavailable { reason: String, retryable: bool },
+
     #[error("the UCServer client has been shut down")]
     Closed,
 }
@@ -87,6 +90,7 @@ impl UcError {
             | UcError::ConnectionLost { .. }
             | UcError::Timeout { .. } => true,
             UcError::SessionRefused { status, .. } => *status >= 500,
+            UcError::Unavailable { retryable, .. } => *retryable,
             // eNETLOGININTERNALSERVERERROR and eNETLOGINTOOMANYATTEMPTS pass.
             UcError::LogonFailed { detail, .. } => matches!(detail, 100 | 131),
             _ => false,
