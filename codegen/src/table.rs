@@ -133,7 +133,9 @@ pub fn render(types: &MetaTypes, roots: &[(String, String)]) -> Result<String, S
         root_rows.push((ns.clone(), name.clone(), i));
     }
 
-    let mut rendered: Vec<(Vec<(String, String, usize)>, Vec<String>, bool)> = Vec::new();
+    // per type: children (namespace, local name, type index), attributes, any content
+    type Row = (Vec<(String, String, usize)>, Vec<String>, bool);
+    let mut rendered: Vec<Row> = Vec::new();
     while let Some(ident) = queue.pop_front() {
         let mut entry = Entry::default();
         collect(types, &ident, &mut entry, 0);
