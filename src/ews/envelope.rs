@@ -229,13 +229,16 @@ where
     })
 }
 
+/// The kept SOAP headers of a document, by local name, as standalone XML.
+pub type HeaderCopies = Vec<(String, Vec<u8>)>;
+
 /// Reads the request envelope of `Op` (the simulator's side): the body and the
 /// requested server version.
 pub fn read_envelope_body<T>(
     operation: &'static str,
     element: QName,
     xml: &[u8],
-) -> Result<(T, Vec<(String, Vec<u8>)>, OpenContent), EnvelopeError>
+) -> Result<(T, HeaderCopies, OpenContent), EnvelopeError>
 where
     for<'a> T: DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>,
     for<'a> <T as DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>>::Error:

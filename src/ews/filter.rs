@@ -43,6 +43,9 @@ pub enum XmlError {
     Truncated,
 }
 
+/// Name/value pairs, in document order.
+pub type NameValues = Vec<(String, String)>;
+
 /// The `xs:any` content found in a kept document (`MessageXml`), by owner.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenContent {
@@ -50,7 +53,7 @@ pub struct OpenContent {
     /// (`ResponseMessage`), its ordinal among same-named elements, and the
     /// name/value pairs found: `<t:Value Name="X">v</t:Value>` gives ("X", v),
     /// `<t:LineNumber>3</t:LineNumber>` gives ("LineNumber", "3").
-    pub entries: Vec<(String, usize, Vec<(String, String)>)>,
+    pub entries: Vec<(String, usize, NameValues)>,
 }
 
 impl OpenContent {
