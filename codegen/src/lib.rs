@@ -86,9 +86,19 @@ pub fn generate(options: &Options) -> Result<Generated, String> {
         }
         write(&schema_out.join(file), &xmldom::write(&schema))?;
     }
+    // The `xml` namespace's attributes (xml:lang) that Exchange's types.xsd
+    // imports, declared locally so that nothing is fetched.
     write(
         &schema_out.join("xml.xsd"),
-        "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" targetNamespace=\"http://www.w3.org/XML/1998/namespace\"/>\n",
+        concat!(
+            "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" ",
+            "targetNamespace=\"http://www.w3.org/XML/1998/namespace\">\n",
+            "  <xs:attribute name=\"lang\" type=\"xs:language\"/>\n",
+            "  <xs:attribute name=\"space\" type=\"xs:NCName\"/>\n",
+            "  <xs:attribute name=\"base\" type=\"xs:anyURI\"/>\n",
+            "  <xs:attribute name=\"id\" type=\"xs:ID\"/>\n",
+            "</xs:schema>\n"
+        ),
     )?;
 
     // Operations: the subset names them, the source's WSDL describes them.
