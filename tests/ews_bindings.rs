@@ -395,3 +395,165 @@ fn a_count_mismatch_is_an_error_not_a_guess() {
         }
     ));
 }
+
+// --- the other operations -------------------------------------------------
+
+use ews_calendar_replicator::ews::response_message::{OperationError, ResponseClass};
+use ews_calendar_replicator::ews::{calendar_view, folder, resolve_names, streaming};
+
+fn headers() -> RequestHeaders {
+    RequestHeaders::new(ExchangeVersion::Exchange2013Sp1)
+}
+
+#[test]
+fn operation_request_envelopes() {
+    let start = utc("2026-02-10T00:00:00Z");
+    let end = utc("2026-02-17T00:00:00Z");
+    let mut tz = headers();
+    tz.time_zone_id = Some("W. Europe Standard Time".into());
+    let requests: [(&str, Vec<u8>); 6] = [
+        (
+            "ews_request_find_item_calendar_view",
+            calendar_view::request(&tz, Some("alice@corp.example.com"), start, end, Some(500))
+                .unwrap(),
+        ),
+        (
+            "ews_request_get_folder_calendar",
+            folder::request(&headers(), Some("alice@corp.example.com")).unwrap(),
+        ),
+        (
+            "ews_request_resolve_names",
+            resolve_names::request(&headers(), "alice@corp.example.com").unwrap(),
+        ),
+        (
+            "ews_request_subscribe_streaming",
+            streaming::subscribe_request(&headers(), Some("alice@corp.example.com")).unwrap(),
+        ),
+        (
+            "ews_request_get_streaming_events",
+            streaming::get_events_request(&headers(), &["sub-1".into(), "sub-2".into()], 30)
+                .unwrap(),
+        ),
+        (
+            "ews_request_unsubscribe",
+            streaming::unsubscribe_request(&headers(), "sub-1").unwrap(),
+        ),
+    ];
+    for (name, xml) in requests {
+        snapshot(name, &xml);
+    }
+}
+
+#[test]
+fn a_header_the_operation_does_not_allow_is_refused() {
+    let mut h = headers();
+    h.time_zone_id = Some("UTC".into());
+    let err = resolve_names::request(&h, "alice").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EnvelopeError::HeaderNotAllowed {
+                header: "TimeZoneContext",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn calendar_view_items_with_sensitivity_and_flags() {
+    let view = calendar_view::parse_response(&fixture("finditem_calendarview.xml"), cet()).unwrap();
+    assert_eq!(view.items.len(), 5);
+    assert!(view.includes_last_item);
+    let first = &view.items[0];
+    assert!(first.id.starts_with("AAMkAxwGvUY+"));
+    assert_eq!(
+        first.subject.as_deref(),
+        Some("Q1 budget review & sign-off")
+    );
+    assert_eq!(first.start, utc("2026-02-10T08:00:00Z"));
+    assert_eq!(first.end, utc("2026-02-10T09:00:00Z"));
+    assert!(!first.is_private());
+    let holiday = &view.items[1];
+    assert!(holiday.is_all_day);
+    assert_eq!(holiday.busy_type, BusyType::OutOfOffice);
+    let dentist = &view.items[2];
+    assert!(dentist.is_private());
+    assert_eq!(dentist.busy_type, BusyType::Tentative);
+    let home = &view.items[3];
+    assert_eq!(home.busy_type, BusyType::WorkingElsewhere);
+    assert_eq!(home.location, None);
+    assert!(home.is_recurring);
+    let cancelled = &view.items[4];
+    assert!(cancelled.is_cancelled && cancelled.is_meeting);
+}
+
+#[test]
+fn calendar_folder_probe_and_access_denied() {
+    let found = folder::parse_response(&fixture("getfolder_calendar.xml")).unwrap();
+    assert!(found
+        .id
+        .as_deref()
+        .is_some_and(|id| id.starts_with("AAMkAaYMEtKJ")));
+    match folder::parse_response(&fixture("getfolder_access_denied.xml")) {
+        Err(OperationError::Response(status)) => {
+            assert_eq!(status.code, "ErrorAccessDenied");
+            assert_eq!(status.class, ResponseClass::Error);
+        }
+        other => panic!("expected ErrorAccessDenied, got {other:?}"),
+    }
+}
+
+#[test]
+fn resolve_names_with_multiple_results_is_a_warning_with_candidates() {
+    let resolution = resolve_names::parse_response(&fixture("resolvenames_multiple.xml")).unwrap();
+    assert_eq!(resolution.status.class, ResponseClass::Warning);
+    assert_eq!(resolution.status.code, "ErrorNameResolutionMultipleResults");
+    let addresses: Vec<_> = resolution
+        .mailboxes
+        .iter()
+        .map(|m| m.email_address.clone().unwrap())
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            "alex.meier@corp.example.com",
+            "alexandra.meier-schulz@corp.example.com"
+        ]
+    );
+    assert_eq!(
+        resolution.mailboxes[0].mailbox_type.as_deref(),
+        Some("Mailbox")
+    );
+}
+
+#[test]
+fn streaming_subscription_events_and_unsubscribe() {
+    let id = streaming::parse_subscribe_response(&fixture("subscribe_streaming.xml")).unwrap();
+    assert!(id.starts_with("GABleG1ieDAx"));
+    let events = streaming::parse_events_response(&fixture("getstreamingevents.xml")).unwrap();
+    assert_eq!(events.connection_status.as_deref(), Some("OK"));
+    assert_eq!(events.notifications.len(), 1);
+    let kinds: Vec<_> = events.notifications[0]
+        .events
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    use streaming::ChangeKind::*;
+    assert_eq!(kinds, [Created, Modified, Modified, Deleted]);
+    let folder_event = &events.notifications[0].events[2];
+    assert!(folder_event.item_id.is_none() && folder_event.folder_id.is_some());
+    assert_eq!(
+        events.notifications[0].events[0].time_stamp,
+        utc("2026-02-10T07:42:13Z")
+    );
+    let closed =
+        streaming::parse_events_response(&fixture("getstreamingevents_closed.xml")).unwrap();
+    assert_eq!(closed.connection_status.as_deref(), Some("Closed"));
+    assert!(closed.notifications.is_empty());
+    let heartbeat =
+        streaming::parse_events_response(&fixture("getstreamingevents_heartbeat.xml")).unwrap();
+    assert_eq!(heartbeat.connection_status.as_deref(), Some("OK"));
+    streaming::parse_unsubscribe_response(&fixture("unsubscribe.xml")).unwrap();
+}

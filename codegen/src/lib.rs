@@ -72,6 +72,8 @@ pub fn generate(options: &Options) -> Result<Generated, String> {
             let ours = parse(&subset(file))?;
             transform::prune_to(&mut schema, &transform::particles(&ours));
         }
+        transform::remove_empty_groups(&mut schema);
+        transform::name_nested_groups(&mut schema);
         transform::open_enumerations(&mut schema);
         // The xml namespace import (xml:lang) needs a local schema; the
         // subset does not reach it, so an empty stand-in is enough.

@@ -147,6 +147,101 @@ fn prune_particles(element: &mut Element, allowed: &BTreeMap<String, bool>) {
     }
 }
 
+/// Removes model groups (`choice`, `sequence`, `all`) left without any
+/// particle, bottom-up: pruning empties them (a server's `GroupBy` choice
+/// when the subset has none), and they would shift generated names.
+pub fn remove_empty_groups(element: &mut Element) {
+    for child in element.elements_mut() {
+        remove_empty_groups(child);
+    }
+    element.children.retain(|child| match child {
+        Node::Element(e) if matches!(e.local(), "choice" | "sequence" | "all") => {
+            e.elements().next().is_some()
+        }
+        _ => true,
+    });
+}
+
+/// Gives every model group nested in another one a name: it becomes a
+/// top-level `xs:group` (`<Type>Choice1`, `<Type>Sequence1`, numbered in
+/// document order within the type) referenced where it stood. xsd-parser
+/// names anonymous groups by a running counter, which differs between the
+/// subset and a server's schema; named groups give both the same Rust names.
+pub fn name_nested_groups(schema: &mut Element) {
+    let xs = schema
+        .name
+        .split_once(':')
+        .map(|(p, _)| format!("{p}:"))
+        .unwrap_or_default();
+    let target = schema
+        .attr("targetNamespace")
+        .unwrap_or_default()
+        .to_owned();
+    let tns = schema
+        .attrs
+        .iter()
+        .find(|(k, v)| k.starts_with("xmlns:") && *v == target)
+        .map(|(k, _)| format!("{}:", &k["xmlns:".len()..]))
+        .unwrap_or_default();
+    let mut groups = Vec::new();
+    for decl in schema.elements_mut() {
+        if decl.local() != "complexType" {
+            continue;
+        }
+        let Some(name) = decl.attr("name").map(str::to_owned) else {
+            continue;
+        };
+        let mut counter = BTreeMap::new();
+        hoist_groups(decl, &name, &xs, &tns, &mut counter, &mut groups);
+    }
+    schema
+        .children
+        .extend(groups.into_iter().map(Node::Element));
+}
+
+fn hoist_groups(
+    element: &mut Element,
+    type_name: &str,
+    xs: &str,
+    tns: &str,
+    counter: &mut BTreeMap<String, usize>,
+    groups: &mut Vec<Element>,
+) {
+    let is_group = |e: &Element| matches!(e.local(), "choice" | "sequence");
+    let here_is_group = is_group(element);
+    for child in element.children.iter_mut() {
+        let Node::Element(e) = child else { continue };
+        if here_is_group && is_group(e) {
+            let kind = if e.local() == "choice" {
+                "Choice"
+            } else {
+                "Sequence"
+            };
+            let n = counter.entry(kind.to_owned()).or_insert(0);
+            *n += 1;
+            let group_name = format!("{type_name}{kind}{n}");
+            let mut inner = std::mem::replace(e, Element::new(&format!("{xs}group")));
+            let occurs: Vec<(String, String)> = inner
+                .attrs
+                .iter()
+                .filter(|(k, _)| k == "minOccurs" || k == "maxOccurs")
+                .cloned()
+                .collect();
+            inner
+                .attrs
+                .retain(|(k, _)| k != "minOccurs" && k != "maxOccurs");
+            e.attrs.push(("ref".into(), format!("{tns}{group_name}")));
+            e.attrs.extend(occurs);
+            hoist_groups(&mut inner, type_name, xs, tns, counter, groups);
+            let mut group = Element::new(&format!("{xs}group")).with_attr("name", &group_name);
+            group.children.push(Node::Element(inner));
+            groups.push(group);
+        } else {
+            hoist_groups(e, type_name, xs, tns, counter, groups);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +261,31 @@ mod tests {
         );
         assert!(out.contains(r#"<xs:simpleType name="EKnown">"#), "{out}");
         assert!(out.contains(r#"<xs:enumeration value="A"/>"#), "{out}");
+    }
+
+    #[test]
+    fn nested_groups_get_names_from_their_type() {
+        let mut schema = xmldom::parse(
+            r#"<xs:schema xmlns:xs="x" xmlns:t="urn:t" targetNamespace="urn:t"><xs:complexType name="T"><xs:sequence><xs:element name="A"/><xs:choice minOccurs="0"><xs:element name="B"/><xs:element name="C"/></xs:choice></xs:sequence></xs:complexType></xs:schema>"#,
+        )
+        .unwrap();
+        name_nested_groups(&mut schema);
+        let out = xmldom::write(&schema);
+        assert!(
+            out.contains(r#"<xs:group ref="t:TChoice1" minOccurs="0"/>"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<xs:group name="TChoice1">"#), "{out}");
+    }
+
+    #[test]
+    fn groups_emptied_by_pruning_are_removed() {
+        let mut schema = xmldom::parse(
+            r#"<xs:schema xmlns:xs="x"><xs:complexType name="T"><xs:sequence><xs:element name="A"/><xs:choice minOccurs="0"/></xs:sequence></xs:complexType></xs:schema>"#,
+        )
+        .unwrap();
+        remove_empty_groups(&mut schema);
+        assert!(!xmldom::write(&schema).contains("choice"));
     }
 
     #[test]

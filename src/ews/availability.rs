@@ -3,11 +3,10 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
 
-use xsd_parser_types::quick_xml::{SerializeBytes, SerializeHelper};
-
 use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, Response};
 use super::fault::back_off_of;
 use super::operation::GetUserAvailability;
+use super::response_message::wire;
 use super::types;
 
 /// Exchange's limit on mailboxes per `GetUserAvailability` request.
@@ -276,16 +275,6 @@ pub fn parse_response(
         open_content: response.open_content,
     };
     Ok((out, meta))
-}
-
-/// The wire form of an (opened) enumeration value.
-fn wire<T: SerializeBytes>(value: &T) -> String {
-    value
-        .serialize_bytes(&mut SerializeHelper::default())
-        .ok()
-        .flatten()
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_default()
 }
 
 fn busy_type(value: &types::LegacyFreeBusyType) -> BusyType {

@@ -1,0 +1,65 @@
+//! `GetFolder` on a mailbox's calendar: the cheapest probe of whether the
+//! account may open that calendar at all (diagnostics, `check`).
+
+use super::calendar_view::calendar_folder;
+use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, ServerVersion};
+use super::operation::GetFolder;
+use super::response_message::{OperationError, ResponseStatus};
+use super::types;
+
+/// What the probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarFolder {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub total_count: Option<i32>,
+    pub server_version: Option<ServerVersion>,
+}
+
+/// The request for the calendar folder of `mailbox` (the caller's own
+/// without one).
+pub fn request(headers: &RequestHeaders, mailbox: Option<&str>) -> Result<Vec<u8>, EnvelopeError> {
+    let body = types::GetFolderType {
+        folder_shape: types::FolderResponseShapeType {
+            base_shape: types::DefaultShapeNamesType::String("Default".into()),
+        },
+        folder_ids: calendar_folder(mailbox),
+    };
+    write_request::<GetFolder>(headers, &body)
+}
+
+/// Parses the response: the folder, or the reason it could not be opened
+/// (`ErrorAccessDenied`, `ErrorNonExistentMailbox`, ...).
+pub fn parse_response(xml: &[u8]) -> Result<CalendarFolder, OperationError> {
+    let response = read_response::<GetFolder>(xml)?;
+    let messages = response.body.response_messages.content;
+    let found = messages.len();
+    let Some(types::ArrayOfResponseMessagesTypeContent::GetFolderResponseMessage(message)) =
+        messages.into_iter().next().filter(|_| found == 1)
+    else {
+        return Err(OperationError::MessageCount {
+            operation: "GetFolder",
+            expected: 1,
+            found,
+        });
+    };
+    let content = message.content;
+    ResponseStatus::of(
+        &message.response_class,
+        content.as_ref().and_then(|c| c.response_code.as_ref()),
+        content.as_ref().and_then(|c| c.message_text.as_ref()),
+    )
+    .check()?;
+    let folder = content
+        .and_then(|c| c.folders)
+        .and_then(|f| f.content.into_iter().next())
+        .map(|types::ArrayOfFoldersTypeContent::CalendarFolder(f)| f);
+    Ok(CalendarFolder {
+        id: folder
+            .as_ref()
+            .and_then(|f| f.folder_id.as_ref().map(|i| i.id.clone())),
+        display_name: folder.as_ref().and_then(|f| f.display_name.clone()),
+        total_count: folder.as_ref().and_then(|f| f.total_count),
+        server_version: response.server_version,
+    })
+}

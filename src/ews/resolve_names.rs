@@ -1,0 +1,70 @@
+//! `ResolveNames`: which mailbox(es) a name or address stands for.
+
+use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders};
+use super::operation::ResolveNames;
+use super::response_message::{wire, OperationError, ResponseStatus};
+use super::types;
+
+/// One candidate mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedMailbox {
+    pub name: Option<String>,
+    pub email_address: Option<String>,
+    pub routing_type: Option<String>,
+    /// `Mailbox`, `PublicDL`, `Contact`, ...
+    pub mailbox_type: Option<String>,
+}
+
+/// The answer: candidates, and the status (a `Warning` with
+/// `ErrorNameResolutionMultipleResults` when there are several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub status: ResponseStatus,
+    pub mailboxes: Vec<ResolvedMailbox>,
+}
+
+/// The request: resolve `entry` against the directory (not contacts).
+pub fn request(headers: &RequestHeaders, entry: &str) -> Result<Vec<u8>, EnvelopeError> {
+    let body = types::ResolveNamesType {
+        return_full_contact_data: false,
+        search_scope: types::ResolveNamesSearchScopeType::String("ActiveDirectory".into()),
+        unresolved_entry: entry.to_owned(),
+    };
+    write_request::<ResolveNames>(headers, &body)
+}
+
+/// Parses the response; no match is `ErrorNameResolutionNoResults`.
+pub fn parse_response(xml: &[u8]) -> Result<Resolution, OperationError> {
+    let response = read_response::<ResolveNames>(xml)?;
+    let messages = response.body.response_messages.content;
+    let found = messages.len();
+    let Some(types::ArrayOfResponseMessagesTypeContent::ResolveNamesResponseMessage(message)) =
+        messages.into_iter().next().filter(|_| found == 1)
+    else {
+        return Err(OperationError::MessageCount {
+            operation: "ResolveNames",
+            expected: 1,
+            found,
+        });
+    };
+    let content = message.content;
+    let status = ResponseStatus::of(
+        &message.response_class,
+        content.as_ref().and_then(|c| c.response_code.as_ref()),
+        content.as_ref().and_then(|c| c.message_text.as_ref()),
+    )
+    .check()?;
+    let mailboxes = content
+        .and_then(|c| c.resolution_set)
+        .map(|set| set.resolution)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| ResolvedMailbox {
+            name: r.mailbox.name,
+            email_address: r.mailbox.email_address,
+            routing_type: r.mailbox.routing_type,
+            mailbox_type: r.mailbox.mailbox_type.as_ref().map(wire),
+        })
+        .collect();
+    Ok(Resolution { status, mailboxes })
+}
