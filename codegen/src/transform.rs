@@ -14,25 +14,29 @@ use std::collections::BTreeMap;
 
 use crate::xmldom::{Element, Node};
 
-/// Rewrites each enumeration into a union of a named type holding the known
-/// values (`<Name>Known`, so that generated names do not depend on the
-/// schema's layout) and `xs:string`. `schema` is an `xs:schema` element.
-pub fn open_enumerations(schema: &mut Element) {
+/// The prefixes (with their colon) of the XML Schema namespace and of the
+/// schema's target namespace, as `schema` declares them.
+fn prefixes(schema: &Element) -> (String, String) {
     let xs = schema
         .name
         .split_once(':')
         .map(|(p, _)| format!("{p}:"))
         .unwrap_or_default();
-    let target = schema
-        .attr("targetNamespace")
-        .unwrap_or_default()
-        .to_owned();
+    let target = schema.attr("targetNamespace").unwrap_or_default();
     let tns = schema
         .attrs
         .iter()
-        .find(|(k, v)| k.starts_with("xmlns:") && *v == target)
+        .find(|(k, v)| k.starts_with("xmlns:") && v == target)
         .map(|(k, _)| format!("{}:", &k["xmlns:".len()..]))
         .unwrap_or_default();
+    (xs, tns)
+}
+
+/// Rewrites each enumeration into a union of a named type holding the known
+/// values (`<Name>Known`, so that generated names do not depend on the
+/// schema's layout) and `xs:string`. `schema` is an `xs:schema` element.
+pub fn open_enumerations(schema: &mut Element) {
+    let (xs, tns) = prefixes(schema);
     let mut hoisted = Vec::new();
     for decl in schema.elements_mut() {
         if decl.local() != "simpleType" {
@@ -168,21 +172,7 @@ pub fn remove_empty_groups(element: &mut Element) {
 /// names anonymous groups by a running counter, which differs between the
 /// subset and a server's schema; named groups give both the same Rust names.
 pub fn name_nested_groups(schema: &mut Element) {
-    let xs = schema
-        .name
-        .split_once(':')
-        .map(|(p, _)| format!("{p}:"))
-        .unwrap_or_default();
-    let target = schema
-        .attr("targetNamespace")
-        .unwrap_or_default()
-        .to_owned();
-    let tns = schema
-        .attrs
-        .iter()
-        .find(|(k, v)| k.starts_with("xmlns:") && *v == target)
-        .map(|(k, _)| format!("{}:", &k["xmlns:".len()..]))
-        .unwrap_or_default();
+    let (xs, tns) = prefixes(schema);
     let mut groups = Vec::new();
     for decl in schema.elements_mut() {
         if decl.local() != "complexType" {

@@ -6,7 +6,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use super::availability::{format_date_time, parse_date_time, BusyType};
 use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, ServerVersion};
 use super::operation::FindItem;
-use super::response_message::{wire, OperationError, ResponseStatus};
+use super::response_message::{only_message, status_of, wire, OperationError};
 use super::types;
 
 /// A calendar item as a presence needs it.
@@ -99,24 +99,17 @@ pub fn parse_response(
     naive_offset: FixedOffset,
 ) -> Result<CalendarView, OperationError> {
     let response = read_response::<FindItem>(xml)?;
-    let mut messages = response.body.response_messages.content.into_iter();
-    let message = match (messages.next(), messages.next()) {
-        (Some(types::ArrayOfResponseMessagesTypeContent::FindItemResponseMessage(m)), None) => m,
-        (first, _) => {
-            return Err(OperationError::MessageCount {
-                operation: "FindItem",
-                expected: 1,
-                found: usize::from(first.is_some()) + 1 + messages.count(),
-            })
-        }
-    };
+    let message = only_message(
+        "FindItem",
+        response.body.response_messages.content,
+        |m| match m {
+            types::ArrayOfResponseMessagesTypeContent::FindItemResponseMessage(m) => Some(m),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        },
+    )?;
+    status_of!(message).check()?;
     let content = message.content;
-    ResponseStatus::of(
-        &message.response_class,
-        content.as_ref().and_then(|c| c.response_code.as_ref()),
-        content.as_ref().and_then(|c| c.message_text.as_ref()),
-    )
-    .check()?;
     let Some(root) = content.and_then(|c| c.root_folder) else {
         return Ok(CalendarView {
             items: Vec::new(),

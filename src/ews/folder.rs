@@ -4,7 +4,7 @@
 use super::calendar_view::calendar_folder;
 use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, ServerVersion};
 use super::operation::GetFolder;
-use super::response_message::{OperationError, ResponseStatus};
+use super::response_message::{only_message, status_of, OperationError};
 use super::types;
 
 /// What the probe found.
@@ -32,24 +32,17 @@ pub fn request(headers: &RequestHeaders, mailbox: Option<&str>) -> Result<Vec<u8
 /// (`ErrorAccessDenied`, `ErrorNonExistentMailbox`, ...).
 pub fn parse_response(xml: &[u8]) -> Result<CalendarFolder, OperationError> {
     let response = read_response::<GetFolder>(xml)?;
-    let messages = response.body.response_messages.content;
-    let found = messages.len();
-    let Some(types::ArrayOfResponseMessagesTypeContent::GetFolderResponseMessage(message)) =
-        messages.into_iter().next().filter(|_| found == 1)
-    else {
-        return Err(OperationError::MessageCount {
-            operation: "GetFolder",
-            expected: 1,
-            found,
-        });
-    };
+    let message = only_message(
+        "GetFolder",
+        response.body.response_messages.content,
+        |m| match m {
+            types::ArrayOfResponseMessagesTypeContent::GetFolderResponseMessage(m) => Some(m),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        },
+    )?;
+    status_of!(message).check()?;
     let content = message.content;
-    ResponseStatus::of(
-        &message.response_class,
-        content.as_ref().and_then(|c| c.response_code.as_ref()),
-        content.as_ref().and_then(|c| c.message_text.as_ref()),
-    )
-    .check()?;
     let folder = content
         .and_then(|c| c.folders)
         .and_then(|f| f.content.into_iter().next())

@@ -2,7 +2,7 @@
 
 use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders};
 use super::operation::ResolveNames;
-use super::response_message::{wire, OperationError, ResponseStatus};
+use super::response_message::{only_message, status_of, wire, OperationError, ResponseStatus};
 use super::types;
 
 /// One candidate mailbox.
@@ -36,24 +36,17 @@ pub fn request(headers: &RequestHeaders, entry: &str) -> Result<Vec<u8>, Envelop
 /// Parses the response; no match is `ErrorNameResolutionNoResults`.
 pub fn parse_response(xml: &[u8]) -> Result<Resolution, OperationError> {
     let response = read_response::<ResolveNames>(xml)?;
-    let messages = response.body.response_messages.content;
-    let found = messages.len();
-    let Some(types::ArrayOfResponseMessagesTypeContent::ResolveNamesResponseMessage(message)) =
-        messages.into_iter().next().filter(|_| found == 1)
-    else {
-        return Err(OperationError::MessageCount {
-            operation: "ResolveNames",
-            expected: 1,
-            found,
-        });
-    };
+    let message = only_message(
+        "ResolveNames",
+        response.body.response_messages.content,
+        |m| match m {
+            types::ArrayOfResponseMessagesTypeContent::ResolveNamesResponseMessage(m) => Some(m),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        },
+    )?;
+    let status = status_of!(message).check()?;
     let content = message.content;
-    let status = ResponseStatus::of(
-        &message.response_class,
-        content.as_ref().and_then(|c| c.response_code.as_ref()),
-        content.as_ref().and_then(|c| c.message_text.as_ref()),
-    )
-    .check()?;
     let mailboxes = content
         .and_then(|c| c.resolution_set)
         .map(|set| set.resolution)

@@ -71,6 +71,49 @@ impl ResponseStatus {
     }
 }
 
+/// The status of a generated response message: every one has
+/// `response_class` and optional content with `response_code` and
+/// `message_text`, in types that differ per operation.
+macro_rules! status_of {
+    ($message:expr) => {
+        $crate::ews::response_message::ResponseStatus::of(
+            &$message.response_class,
+            $message
+                .content
+                .as_ref()
+                .and_then(|c| c.response_code.as_ref()),
+            $message
+                .content
+                .as_ref()
+                .and_then(|c| c.message_text.as_ref()),
+        )
+    };
+}
+pub(crate) use status_of;
+
+/// The one response message a single-item request gets, of the kind `pick`
+/// accepts.
+pub(crate) fn only_message<M, T>(
+    operation: &'static str,
+    messages: Vec<M>,
+    pick: impl FnOnce(M) -> Option<T>,
+) -> Result<T, OperationError> {
+    let found = messages.len();
+    let count_error = OperationError::MessageCount {
+        operation,
+        expected: 1,
+        found,
+    };
+    if found != 1 {
+        return Err(count_error);
+    }
+    messages
+        .into_iter()
+        .next()
+        .and_then(pick)
+        .ok_or(count_error)
+}
+
 /// Why a typed operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OperationError {

@@ -8,7 +8,7 @@ use super::availability::parse_date_time;
 use super::calendar_view::calendar_folder;
 use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders};
 use super::operation::{GetStreamingEvents, Subscribe, Unsubscribe};
-use super::response_message::{wire, OperationError, ResponseStatus};
+use super::response_message::{only_message, status_of, wire, OperationError};
 use super::types;
 
 /// The request: a streaming subscription to the calendar of `mailbox` for
@@ -41,24 +41,17 @@ pub fn subscribe_request(
 /// The subscription id from a `Subscribe` response.
 pub fn parse_subscribe_response(xml: &[u8]) -> Result<String, OperationError> {
     let response = read_response::<Subscribe>(xml)?;
-    let messages = response.body.response_messages.content;
-    let found = messages.len();
-    let Some(types::ArrayOfResponseMessagesTypeContent::SubscribeResponseMessage(message)) =
-        messages.into_iter().next().filter(|_| found == 1)
-    else {
-        return Err(OperationError::MessageCount {
-            operation: "Subscribe",
-            expected: 1,
-            found,
-        });
-    };
+    let message = only_message(
+        "Subscribe",
+        response.body.response_messages.content,
+        |m| match m {
+            types::ArrayOfResponseMessagesTypeContent::SubscribeResponseMessage(m) => Some(m),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        },
+    )?;
+    status_of!(message).check()?;
     let content = message.content;
-    ResponseStatus::of(
-        &message.response_class,
-        content.as_ref().and_then(|c| c.response_code.as_ref()),
-        content.as_ref().and_then(|c| c.message_text.as_ref()),
-    )
-    .check()?;
     content
         .and_then(|c| c.subscription_id)
         .ok_or(OperationError::MessageCount {
@@ -134,13 +127,8 @@ pub fn parse_events_response(xml: &[u8]) -> Result<StreamingEvents, OperationErr
         else {
             continue;
         };
+        status_of!(message).check()?;
         let content = message.content;
-        ResponseStatus::of(
-            &message.response_class,
-            content.as_ref().and_then(|c| c.response_code.as_ref()),
-            content.as_ref().and_then(|c| c.message_text.as_ref()),
-        )
-        .check()?;
         let Some(content) = content else { continue };
         if let Some(status) = &content.connection_status {
             connection_status = Some(wire(status));
@@ -219,13 +207,7 @@ pub fn parse_unsubscribe_response(xml: &[u8]) -> Result<(), OperationError> {
     let response = read_response::<Unsubscribe>(xml)?;
     for message in response.body.response_messages.content {
         if let types::ArrayOfResponseMessagesTypeContent::UnsubscribeResponseMessage(m) = message {
-            let content = m.content;
-            ResponseStatus::of(
-                &m.response_class,
-                content.as_ref().and_then(|c| c.response_code.as_ref()),
-                content.as_ref().and_then(|c| c.message_text.as_ref()),
-            )
-            .check()?;
+            status_of!(m).check()?;
             return Ok(());
         }
     }
