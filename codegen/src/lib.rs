@@ -28,6 +28,27 @@ pub use wsdl::{Header, Operation, QName};
 /// The EWS service description files, in the layout Exchange serves them.
 pub const SCHEMA_FILES: [&str; 3] = ["Services.wsdl", "messages.xsd", "types.xsd"];
 
+/// The autodiscover service descriptions in the subset folder.
+pub const AUTODISCOVER_WSDL: &str = "Autodiscover.wsdl";
+pub const AUTODISCOVER_SCHEMA_FILES: [&str; 5] = [
+    "autodiscover.xsd",
+    "addressing.xsd",
+    "pox-request.xsd",
+    "pox-response.xsd",
+    "pox-response-outlook.xsd",
+];
+/// The roots of the POX autodiscover request and response documents.
+pub const POX_ROOTS: [(&str, &str); 2] = [
+    (
+        "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006",
+        "Autodiscover",
+    ),
+    (
+        "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006",
+        "Autodiscover",
+    ),
+];
+
 pub struct Options {
     /// The project's own subset (`wsdl/`): decides the operations and, when
     /// `schema_dir` is set, the parts of the server schema that are kept.
@@ -123,7 +144,7 @@ pub fn generate(options: &Options) -> Result<Generated, String> {
         }
     }
 
-    let (types_code, table_code) = generate_types(&schema_out.join("messages.xsd"), &roots)?;
+    let (types_code, table_code) = generate_types(&[schema_out.join("messages.xsd")], &roots)?;
     let generated = Generated {
         types: options.out_dir.join("ews_types.rs"),
         operations: options.out_dir.join("ews_operations.rs"),
@@ -133,7 +154,76 @@ pub fn generate(options: &Options) -> Result<Generated, String> {
     write(&generated.types, &types_code)?;
     write(&generated.operations, &render_operations(&operations))?;
     write(&generated.filter_table, &table_code)?;
+
+    let mut generated = generated;
+    generated.inputs.extend(generate_autodiscover(
+        &options.subset_dir,
+        &schema_out,
+        &options.out_dir,
+    )?);
     Ok(generated)
+}
+
+/// Autodiscover is described by the project only (Exchange does not publish
+/// its schema with the EWS one). Element names repeat across its namespaces
+/// (`Autodiscover` is the root of both POX documents), so each family is
+/// generated on its own, into its own module with its own filter table:
+/// `autodiscover_*` (SOAP GetUserSettings), `pox_request_*`, `pox_response_*`.
+fn generate_autodiscover(
+    subset_dir: &Path,
+    schema_out: &Path,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let mut inputs = vec![subset_dir.join(AUTODISCOVER_WSDL)];
+    for file in AUTODISCOVER_SCHEMA_FILES {
+        let path = subset_dir.join(file);
+        let mut schema = parse(&path)?;
+        transform::remove_empty_groups(&mut schema);
+        transform::name_nested_groups(&mut schema);
+        transform::open_enumerations(&mut schema);
+        write(&schema_out.join(file), &xmldom::write(&schema))?;
+        inputs.push(path);
+    }
+
+    let operations = wsdl::operations(&parse(&subset_dir.join(AUTODISCOVER_WSDL))?, None)?;
+    let mut roots: Vec<QName> = Vec::new();
+    for op in &operations {
+        let headers = op
+            .input_headers
+            .iter()
+            .chain(&op.output_headers)
+            .map(|h| &h.element);
+        for name in [&op.request, &op.response].into_iter().chain(headers) {
+            if !roots.contains(name) {
+                roots.push(name.clone());
+            }
+        }
+    }
+    let soap_files = [
+        schema_out.join("autodiscover.xsd"),
+        schema_out.join("addressing.xsd"),
+    ];
+    let (types, table) = generate_types(&soap_files, &roots)?;
+    write(&out_dir.join("autodiscover_types.rs"), &types)?;
+    write(&out_dir.join("autodiscover_filter_table.rs"), &table)?;
+    write(
+        &out_dir.join("autodiscover_operations.rs"),
+        &render_operations(&operations),
+    )?;
+
+    for (name, file, (namespace, local)) in [
+        ("pox_request", "pox-request.xsd", POX_ROOTS[0]),
+        ("pox_response", "pox-response.xsd", POX_ROOTS[1]),
+    ] {
+        let root = QName {
+            namespace: namespace.to_owned(),
+            local: local.to_owned(),
+        };
+        let (types, table) = generate_types(&[schema_out.join(file)], &[root])?;
+        write(&out_dir.join(format!("{name}_types.rs")), &types)?;
+        write(&out_dir.join(format!("{name}_filter_table.rs")), &table)?;
+    }
+    Ok(inputs)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -144,11 +234,11 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn generate_types(messages_xsd: &Path, roots: &[QName]) -> Result<(String, String), String> {
+fn generate_types(schema_files: &[PathBuf], roots: &[QName]) -> Result<(String, String), String> {
     let mut config = Config::default();
     config.parser.resolver = vec![Resolver::File];
     config.parser.flags = ParserFlags::RESOLVE_INCLUDES | ParserFlags::DEFAULT_NAMESPACES;
-    config.parser.schemas = vec![Schema::File(messages_xsd.to_owned())];
+    config.parser.schemas = schema_files.iter().cloned().map(Schema::File).collect();
     config.interpreter.flags = InterpreterFlags::BUILDIN_TYPES
         | InterpreterFlags::DEFAULT_TYPEDEFS
         | InterpreterFlags::WITH_XS_ANY_TYPE;
@@ -231,6 +321,7 @@ fn render_operations(operations: &[Operation]) -> String {
              \x20   const RESPONSE_ELEMENT: QName = {resp_q};\n\
              \x20   const INPUT_HEADERS: &'static [QName] = &[{in_h}];\n\
              \x20   const OUTPUT_HEADERS: &'static [QName] = &[{out_h}];\n\
+             \x20   const FILTER: &'static FilterSchema = &FILTER_SCHEMA;\n\
              }}\n\n",
             name = op.name,
             req = rust_name(&op.request),

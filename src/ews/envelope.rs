@@ -11,7 +11,7 @@ use xsd_parser_types::quick_xml::{
 };
 
 use super::fault::{read_fault, SoapFault};
-use super::filter::{copy_element, root_type, OpenContent, XmlError};
+use super::filter::{copy_element, FilterSchema, OpenContent, XmlError};
 use super::operation::{Operation, QName};
 use super::types;
 use super::version::ExchangeVersion;
@@ -113,17 +113,29 @@ fn has_header<Op: Operation>(local: &str) -> bool {
     Op::INPUT_HEADERS.iter().any(|h| h.local == local)
 }
 
-fn serialize<T: WithSerializer>(
+pub(crate) fn serialize<T: WithSerializer>(
     writer: &mut Writer<Vec<u8>>,
     value: &T,
     name: &str,
+    operation: &'static str,
+) -> Result<(), EnvelopeError> {
+    serialize_element(writer, value, name, false, operation)
+}
+
+/// Writes `value` as the element `name`; a root (`is_root`) also declares the
+/// namespaces its content uses.
+pub(crate) fn serialize_element<T: WithSerializer>(
+    writer: &mut Writer<Vec<u8>>,
+    value: &T,
+    name: &str,
+    is_root: bool,
     operation: &'static str,
 ) -> Result<(), EnvelopeError> {
     let err = |e: &dyn std::fmt::Display| EnvelopeError::Serialize {
         operation,
         message: e.to_string(),
     };
-    let serializer = value.serializer(Some(name), false).map_err(|e| err(&e))?;
+    let serializer = value.serializer(Some(name), is_root).map_err(|e| err(&e))?;
     for event in Serializer::into_iter(serializer) {
         writer
             .write_event(event.map_err(|e| err(&e))?)
@@ -216,7 +228,7 @@ fn resolve(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> (String, String)
     (ns, String::from_utf8_lossy(local.as_ref()).into_owned())
 }
 
-fn deserialize<T>(operation: &'static str, xml: &[u8]) -> Result<T, EnvelopeError>
+pub(crate) fn deserialize<T>(operation: &'static str, xml: &[u8]) -> Result<T, EnvelopeError>
 where
     for<'a> T: DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>,
     for<'a> <T as DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>>::Error:
@@ -235,6 +247,7 @@ pub type HeaderCopies = Vec<(String, Vec<u8>)>;
 /// Reads the request envelope of `Op` (the simulator's side): the body and the
 /// requested server version.
 pub fn read_envelope_body<T>(
+    schema: &FilterSchema,
     operation: &'static str,
     element: QName,
     xml: &[u8],
@@ -264,8 +277,9 @@ where
                     Some((SOAP_NS, "Envelope"))
                         if ns == SOAP_NS && (local == "Header" || local == "Body") => {}
                     Some((SOAP_NS, "Header")) => {
-                        if let Some(t) = root_type(&ns, &local) {
-                            let copy = copy_element(&mut reader, e, empty, t, &mut open_content)?;
+                        if let Some(t) = schema.root_type(&ns, &local) {
+                            let copy =
+                                copy_element(&mut reader, e, empty, schema, t, &mut open_content)?;
                             headers.push((local, copy));
                         } else if !empty {
                             reader
@@ -294,11 +308,14 @@ where
                             }
                             continue;
                         }
-                        let t = root_type(&ns, &local).ok_or(XmlError::UnexpectedRoot {
-                            namespace: ns.clone(),
-                            local: local.clone(),
-                        })?;
-                        let copy = copy_element(&mut reader, e, empty, t, &mut open_content)?;
+                        let t = schema
+                            .root_type(&ns, &local)
+                            .ok_or(XmlError::UnexpectedRoot {
+                                namespace: ns.clone(),
+                                local: local.clone(),
+                            })?;
+                        let copy =
+                            copy_element(&mut reader, e, empty, schema, t, &mut open_content)?;
                         let body = deserialize::<T>(operation, &copy)?;
                         return Ok((body, headers, open_content));
                     }
@@ -336,6 +353,58 @@ where
     }
 }
 
+/// Reads a plain XML document (no SOAP envelope) whose root is `element`.
+pub fn read_document<T>(
+    schema: &FilterSchema,
+    document: &'static str,
+    element: QName,
+    xml: &[u8],
+) -> Result<T, EnvelopeError>
+where
+    for<'a> T: DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>,
+    for<'a> <T as DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>>::Error:
+        std::fmt::Display,
+{
+    let mut reader = NsReader::from_reader(xml);
+    loop {
+        let event = reader.read_event().map_err(|e| XmlError::Malformed {
+            position: reader.buffer_position(),
+            message: e.to_string(),
+        })?;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                let (ns, local) = resolve(&reader, e);
+                if ns != element.namespace || local != element.local {
+                    return Err(EnvelopeError::UnexpectedBody {
+                        operation: document,
+                        expected: element.local,
+                        found: format!("{{{ns}}}{local}"),
+                    });
+                }
+                let t = schema
+                    .root_type(&ns, &local)
+                    .ok_or(XmlError::UnexpectedRoot {
+                        namespace: ns.clone(),
+                        local: local.clone(),
+                    })?;
+                let mut open_content = OpenContent::default();
+                let copy = copy_element(&mut reader, e, empty, schema, t, &mut open_content)?;
+                return deserialize::<T>(document, &copy);
+            }
+            Event::DocType(_) => return Err(XmlError::Doctype.into()),
+            Event::Eof => {
+                return Err(EnvelopeError::UnexpectedBody {
+                    operation: document,
+                    expected: element.local,
+                    found: "nothing".into(),
+                })
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Reads the response envelope of `Op`.
 pub fn read_response<Op: Operation>(xml: &[u8]) -> Result<Response<Op::Response>, EnvelopeError>
 where
@@ -347,7 +416,7 @@ where
     >>::Error: std::fmt::Display,
 {
     let (body, headers, open_content) =
-        read_envelope_body::<Op::Response>(Op::NAME, Op::RESPONSE_ELEMENT, xml)?;
+        read_envelope_body::<Op::Response>(Op::FILTER, Op::NAME, Op::RESPONSE_ELEMENT, xml)?;
     let mut server_version = None;
     for (local, copy) in headers {
         if local == "ServerVersionInfo" {

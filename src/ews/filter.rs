@@ -17,7 +17,7 @@ use quick_xml::Writer;
 
 /// One type's declared content.
 #[derive(Debug)]
-pub(crate) struct FilterType {
+pub struct FilterType {
     /// Declared child elements: namespace, local name, index of their type.
     pub children: &'static [(&'static str, &'static str, usize)],
     /// Declared (unqualified) attributes.
@@ -26,6 +26,25 @@ pub(crate) struct FilterType {
     pub any_children: bool,
 }
 
+/// The filter table of one generated schema family (EWS, SOAP autodiscover,
+/// POX request, POX response).
+#[derive(Debug)]
+pub struct FilterSchema {
+    pub(crate) types: &'static [FilterType],
+    /// Root elements: namespace, local name, index of their type.
+    pub(crate) roots: &'static [(&'static str, &'static str, usize)],
+}
+
+impl FilterSchema {
+    pub(crate) fn root_type(&self, namespace: &str, local: &str) -> Option<usize> {
+        self.roots
+            .iter()
+            .find(|(ns, name, _)| *ns == namespace && *name == local)
+            .map(|(_, _, t)| *t)
+    }
+}
+
+// The EWS family's table: `FILTER_SCHEMA`.
 include!(concat!(env!("OUT_DIR"), "/ews_filter_table.rs"));
 
 /// Why a document could not be read.
@@ -67,13 +86,6 @@ impl OpenContent {
     }
 }
 
-pub(crate) fn root_type(namespace: &str, local: &str) -> Option<usize> {
-    FILTER_ROOTS
-        .iter()
-        .find(|(ns, name, _)| *ns == namespace && *name == local)
-        .map(|(_, _, t)| *t)
-}
-
 fn malformed(reader: &NsReader<&[u8]>, e: impl std::fmt::Display) -> XmlError {
     XmlError::Malformed {
         position: reader.buffer_position(),
@@ -107,6 +119,7 @@ pub(crate) fn copy_element(
     reader: &mut NsReader<&[u8]>,
     start: &BytesStart<'_>,
     empty: bool,
+    schema: &FilterSchema,
     root_type: usize,
     open_content: &mut OpenContent,
 ) -> Result<Vec<u8>, XmlError> {
@@ -120,7 +133,7 @@ pub(crate) fn copy_element(
     let (ns, local) = resolved(reader, start)?;
     let name = prefixed(&mut namespaces, &ns, &local);
     let mut root = BytesStart::new(name.clone());
-    copy_attributes(start, &mut root, FILTER_TYPES[root_type].attributes, reader)?;
+    copy_attributes(start, &mut root, schema.types[root_type].attributes, reader)?;
     // Namespace declarations are added when the root is written (below),
     // once every namespace used inside is known.
     let mut body = Writer::new(Vec::with_capacity(4096));
@@ -146,7 +159,7 @@ pub(crate) fn copy_element(
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
                 let (cns, clocal) = resolved(reader, e)?;
-                let ty = &FILTER_TYPES[current];
+                let ty = &schema.types[current];
                 if ty.any_children {
                     let owner = owner_stack.iter().rev().nth(1).cloned().unwrap_or_default();
                     let ordinal = owner_counts
@@ -179,7 +192,7 @@ pub(crate) fn copy_element(
                 };
                 let cname = prefixed(&mut namespaces, &cns, &clocal);
                 let mut out = BytesStart::new(cname.clone());
-                copy_attributes(e, &mut out, FILTER_TYPES[child_type].attributes, reader)?;
+                copy_attributes(e, &mut out, schema.types[child_type].attributes, reader)?;
                 *owner_counts.entry(clocal.clone()).or_default() += 1;
                 if is_empty {
                     body.write_event(Event::Empty(out))

@@ -1,6 +1,7 @@
 //! The `Operation` trait ties an EWS operation's request and response types to
 //! its SOAP details. Implementations are generated from the WSDL.
 
+use super::filter::{FilterSchema, FILTER_SCHEMA};
 use super::types;
 
 /// A namespace-qualified XML element name.
@@ -26,6 +27,8 @@ pub trait Operation {
     const INPUT_HEADERS: &'static [QName];
     /// The SOAP headers the response may carry.
     const OUTPUT_HEADERS: &'static [QName];
+    /// The filter table of the schema family the operation belongs to.
+    const FILTER: &'static FilterSchema;
 }
 
 include!(concat!(env!("OUT_DIR"), "/ews_operations.rs"));

@@ -1,0 +1,181 @@
+//! SOAP autodiscover (`GetUserSettings` at `/autodiscover/autodiscover.svc`):
+//! the EWS URLs of a mailbox, or where to ask instead.
+
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::Writer;
+
+use crate::ews::envelope::{deserialize, read_envelope_body, serialize, EnvelopeError, SOAP_NS};
+use crate::ews::filter::{FilterSchema, FilterType};
+use crate::ews::operation::{Operation, QName};
+use crate::ews::response_message::wire;
+
+/// The SOAP autodiscover types, generated from `wsdl/autodiscover.xsd`.
+pub mod types {
+    #![allow(
+        missing_docs,
+        clippy::all,
+        clippy::pedantic,
+        dead_code,
+        unused_imports,
+        non_camel_case_types,
+        unused_mut,
+        unused_variables
+    )]
+    include!(concat!(env!("OUT_DIR"), "/autodiscover_types.rs"));
+}
+
+include!(concat!(env!("OUT_DIR"), "/autodiscover_filter_table.rs"));
+include!(concat!(env!("OUT_DIR"), "/autodiscover_operations.rs"));
+
+pub const AUTODISCOVER_NS: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
+pub const ADDRESSING_NS: &str = "http://www.w3.org/2005/08/addressing";
+
+/// The settings asked for: where EWS is, inside and outside.
+pub const EWS_URL_SETTINGS: [&str; 2] = ["InternalEwsUrl", "ExternalEwsUrl"];
+
+/// The request for `mailbox`'s EWS URLs, sent to `service_url`
+/// (`https://<host>/autodiscover/autodiscover.svc`).
+pub fn request(service_url: &str, mailbox: &str) -> Result<Vec<u8>, EnvelopeError> {
+    let io = |e: std::io::Error| EnvelopeError::Serialize {
+        operation: GetUserSettings::NAME,
+        message: e.to_string(),
+    };
+    let mut w = Writer::new(Vec::with_capacity(1024));
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
+        .map_err(io)?;
+    let mut envelope = BytesStart::new("soap:Envelope");
+    envelope.push_attribute(("xmlns:soap", SOAP_NS));
+    envelope.push_attribute(("xmlns:a", AUTODISCOVER_NS));
+    envelope.push_attribute(("xmlns:wsa", ADDRESSING_NS));
+    w.write_event(Event::Start(envelope)).map_err(io)?;
+    w.write_event(Event::Start(BytesStart::new("soap:Header")))
+        .map_err(io)?;
+    for (name, value) in [
+        // Exchange 2010 is the oldest version that has this service.
+        ("a:RequestedServerVersion", "Exchange2010"),
+        ("wsa:Action", GetUserSettings::SOAP_ACTION),
+        ("wsa:To", service_url),
+    ] {
+        w.write_event(Event::Start(BytesStart::new(name)))
+            .map_err(io)?;
+        w.write_event(Event::Text(BytesText::new(value)))
+            .map_err(io)?;
+        w.write_event(Event::End(BytesEnd::new(name))).map_err(io)?;
+    }
+    w.write_event(Event::End(BytesEnd::new("soap:Header")))
+        .map_err(io)?;
+    w.write_event(Event::Start(BytesStart::new("soap:Body")))
+        .map_err(io)?;
+    let body = types::GetUserSettingsRequestMessage {
+        request: types::GetUserSettingsRequest {
+            users: types::ArrayOfUser {
+                user: vec![types::User {
+                    mailbox: mailbox.to_owned(),
+                }],
+            },
+            requested_settings: types::RequestedSettings {
+                setting: EWS_URL_SETTINGS.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            requested_version: None,
+        },
+    };
+    serialize(
+        &mut w,
+        &body,
+        "a:GetUserSettingsRequestMessage",
+        GetUserSettings::NAME,
+    )?;
+    w.write_event(Event::End(BytesEnd::new("soap:Body")))
+        .map_err(io)?;
+    w.write_event(Event::End(BytesEnd::new("soap:Envelope")))
+        .map_err(io)?;
+    Ok(w.into_inner())
+}
+
+/// What the service answered for the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSettingsAnswer {
+    Settings {
+        internal_ews_url: Option<String>,
+        external_ews_url: Option<String>,
+        /// Exchange's version (`MajorVersion.MinorVersion.Build`), when sent.
+        server_version: Option<String>,
+    },
+    /// Ask again for this address (`RedirectAddress`).
+    RedirectAddress(String),
+    /// Ask this autodiscover URL instead (`RedirectUrl`).
+    RedirectUrl(String),
+    /// The service refused: the code (`InvalidUser`, ...) and its message.
+    Error {
+        code: String,
+        message: Option<String>,
+    },
+}
+
+/// Parses a `GetUserSettings` response for one mailbox.
+pub fn parse_response(xml: &[u8]) -> Result<UserSettingsAnswer, EnvelopeError> {
+    let (body, headers, _) = read_envelope_body::<types::GetUserSettingsResponseMessage>(
+        GetUserSettings::FILTER,
+        GetUserSettings::NAME,
+        GetUserSettings::RESPONSE_ELEMENT,
+        xml,
+    )?;
+    let mut server_version = None;
+    for (local, copy) in headers {
+        if local == "ServerVersionInfo" {
+            let info: types::ServerVersionInfo = deserialize(GetUserSettings::NAME, &copy)?;
+            let n = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+            server_version = Some(format!(
+                "{}.{}.{}.{}",
+                n(info.major_version),
+                n(info.minor_version),
+                n(info.major_build_number),
+                n(info.minor_build_number)
+            ));
+        }
+    }
+    let response = body.response;
+    let top = wire(&response.error_code);
+    if top != "NoError" {
+        return Ok(UserSettingsAnswer::Error {
+            code: top,
+            message: response.error_message,
+        });
+    }
+    let Some(user) = response
+        .user_responses
+        .and_then(|u| u.user_response.into_iter().next())
+    else {
+        return Ok(UserSettingsAnswer::Error {
+            code: "NoUserResponse".into(),
+            message: Some("the answer holds no response for the mailbox".into()),
+        });
+    };
+    let target = user.redirect_target.filter(|t| !t.trim().is_empty());
+    match (wire(&user.error_code).as_str(), target) {
+        ("NoError", _) => {
+            let settings = user
+                .user_settings
+                .map(|s| s.user_setting)
+                .unwrap_or_default();
+            let value = |name: &str| {
+                settings
+                    .iter()
+                    .find(|s| s.name == name)
+                    .and_then(|s| s.value.clone())
+                    .filter(|v| !v.trim().is_empty())
+            };
+            Ok(UserSettingsAnswer::Settings {
+                internal_ews_url: value("InternalEwsUrl"),
+                external_ews_url: value("ExternalEwsUrl"),
+                server_version,
+            })
+        }
+        ("RedirectAddress", Some(target)) => Ok(UserSettingsAnswer::RedirectAddress(target)),
+        ("RedirectUrl", Some(target)) => Ok(UserSettingsAnswer::RedirectUrl(target)),
+        (code, _) => Ok(UserSettingsAnswer::Error {
+            code: code.to_owned(),
+            message: user.error_message,
+        }),
+    }
+}
