@@ -1,0 +1,133 @@
+//! The engine's view of the outside: the UCServer (users in, appointments
+//! out), the calendar source (Exchange) and the state store. Plain types and
+//! small traits, so that the engine does not depend on the clients' internals
+//! and the demo and tests can plug in the simulators' clients unchanged.
+//! Directory users come through [`crate::directory::UserDirectory`].
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::ews::availability::MailboxAvailability;
+use crate::ucserver::{Appointment, UserFilter, UserProfile};
+
+/// A failed UCServer call. `retryable`: the same call may succeed later
+/// (connection lost, timeout, session expired); otherwise the request itself
+/// was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// The UCServer as the engine uses it.
+pub trait UcServerPort: Send + Sync {
+    /// The users whose calendars may be replicated.
+    fn list_users(
+        &self,
+        filter: UserFilter,
+    ) -> impl Future<Output = Result<Vec<UserProfile>, WriteError>> + Send;
+
+    /// Replaces `user_name`'s appointment list (data source EWS) with
+    /// `appointments`; an empty slice clears it.
+    fn write_appointments(
+        &self,
+        user_name: &str,
+        appointments: &[Appointment],
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// A calendar source failure that affects every mailbox asked for (server
+/// down, authentication refused); per-mailbox errors are inside
+/// [`MailboxAvailability::result`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub message: String,
+}
+
+/// Calendars by mailbox address (Exchange's `GetUserAvailability`, batched,
+/// split and throttled by the source itself).
+pub trait CalendarSource: Send + Sync {
+    /// One entry per requested mailbox, in any order, events of the whole
+    /// window `[start, end)`.
+    fn read_calendars(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<MailboxAvailability>, SourceError>> + Send;
+}
+
+/// A state store failure (file unreadable, disk full).
+#[derive(Debug, thiserror::Error)]
+#[error("state database {path}: {message}")]
+pub struct StateError {
+    pub path: String,
+    pub message: String,
+}
+
+/// What the store knows about one UCServer user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user_name: String,
+    /// Hash of the appointment list last written successfully (hex).
+    pub written_hash: Option<String>,
+    pub written_at: Option<DateTime<Utc>>,
+    /// The last failure (already free of secrets and private subjects).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// A user who could not be replicated in a cycle, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFailure {
+    pub user_name: String,
+    pub reason: String,
+}
+
+/// The summary of one cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleRecord {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Users the UCServer listed.
+    pub users_listed: u64,
+    /// Lists written to the UCServer (changed since the last write).
+    pub written: u64,
+    /// Users read successfully whose list had not changed.
+    pub unchanged: u64,
+    /// Users without a directory match, a mailbox, or out of scope.
+    pub skipped: u64,
+    pub failed: Vec<UserFailure>,
+    /// The cycle took longer than the interval.
+    pub overran: bool,
+    /// A cycle-wide failure (UCServer or directory unreachable).
+    pub error: Option<String>,
+}
+
+/// Persistent state: the last written list per user and the cycle history.
+/// Every `record_*` is atomic: after a crash the store holds either the old
+/// or the new record, never half of one.
+pub trait StateStore: Send + Sync {
+    fn user(&self, user_name: &str) -> Result<Option<UserRecord>, StateError>;
+    fn users(&self) -> Result<Vec<UserRecord>, StateError>;
+    /// A list was written successfully; clears the user's last error.
+    fn record_written(
+        &self,
+        user_name: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+    /// Reading or writing the user failed; the written hash is kept.
+    fn record_failure(
+        &self,
+        user_name: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+    fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError>;
+    /// The newest `limit` cycles, newest first.
+    fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError>;
+}
