@@ -2,6 +2,7 @@
 //! hyper's low-level client, so that an NTLM handshake and the request it
 //! authenticates travel on the same socket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,12 +28,15 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// Connects to `origin`, at `address` instead of the host's DNS address
+    /// when given.
     pub(crate) async fn open(
         origin: &Origin,
+        address: Option<SocketAddr>,
         tls: &Arc<rustls::ClientConfig>,
         connect_timeout: Duration,
     ) -> Result<Connection, TransportError> {
-        tokio::time::timeout(connect_timeout, Self::open_inner(origin, tls))
+        tokio::time::timeout(connect_timeout, Self::open_inner(origin, address, tls))
             .await
             .map_err(|_| TransportError::Timeout {
                 host: origin.host.clone(),
@@ -44,15 +48,21 @@ impl Connection {
 
     async fn open_inner(
         origin: &Origin,
+        address: Option<SocketAddr>,
         tls: &Arc<rustls::ClientConfig>,
     ) -> Result<Connection, TransportError> {
-        let tcp = TcpStream::connect((origin.connect_host(), origin.port))
-            .await
-            .map_err(|e| TransportError::Connect {
-                host: origin.host.clone(),
-                port: origin.port,
-                reason: e.to_string(),
-            })?;
+        let tcp = match address {
+            Some(address) => TcpStream::connect(address).await,
+            None => TcpStream::connect((origin.connect_host(), origin.port)).await,
+        };
+        let tcp = tcp.map_err(|e| TransportError::Connect {
+            host: origin.host.clone(),
+            port: origin.port,
+            reason: match address {
+                Some(address) => format!("{e} (connecting to {address}, the configured address)"),
+                None => e.to_string(),
+            },
+        })?;
         // Small SOAP requests and handshake messages: don't wait for Nagle.
         let _ = tcp.set_nodelay(true);
         if !origin.tls {

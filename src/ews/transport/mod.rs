@@ -13,6 +13,7 @@ mod error;
 mod ntlm;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,10 @@ pub struct TransportConfig {
     /// where Extended Protection is on; harmless elsewhere).
     pub channel_binding: bool,
     pub user_agent: String,
+    /// Fixed addresses used instead of DNS, like curl's `--connect-to`: a
+    /// URL's (lower-case host, port) is connected at this address. The `Host`
+    /// header and TLS (SNI, certificate name check) still use the URL's host.
+    pub resolve: HashMap<(String, u16), SocketAddr>,
 }
 
 impl Default for TransportConfig {
@@ -68,6 +73,7 @@ impl Default for TransportConfig {
             allow_basic_without_tls: false,
             channel_binding: true,
             user_agent: concat!("ews-calendar-replicator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            resolve: HashMap::new(),
         }
     }
 }
@@ -329,6 +335,15 @@ impl HttpTransport {
         Ok(())
     }
 
+    /// The address configured for `origin` instead of DNS, if any.
+    fn resolved(&self, origin: &Origin) -> Option<SocketAddr> {
+        self.inner
+            .config
+            .resolve
+            .get(&(origin.connect_host().to_ascii_lowercase(), origin.port))
+            .copied()
+    }
+
     fn credentials_for(&self, request: &HttpRequest) -> Option<&Credentials> {
         self.inner
             .credentials
@@ -371,6 +386,7 @@ impl HttpTransport {
                 None => {
                     let connection = Connection::open(
                         origin,
+                        self.resolved(origin),
                         &self.inner.tls,
                         self.inner.config.connect_timeout,
                     )
