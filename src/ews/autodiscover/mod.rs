@@ -1,9 +1,17 @@
 //! Autodiscover: finding the EWS URL of a mailbox when none is configured.
 //! `soap` (GetUserSettings) and `pox` (autodiscover.xml) are the two
-//! protocols; `scp` is the Active Directory step that comes first.
+//! protocols; `scp` (Active Directory) and `srv` (DNS) are where candidate
+//! servers come from; `client` runs the documented search and `trace`
+//! records what it tried.
 
+mod client;
 pub mod pox;
 mod scp;
 pub mod soap;
+pub mod srv;
+mod trace;
 
-pub use scp::{ScpSource, ServiceConnectionPoint, AUTODISCOVER_SCP_KEYWORDS};
+pub use client::{AutodiscoverClient, AutodiscoverSettings, Discovery};
+pub use scp::{order_by_site, NoScp, ScpSource, ServiceConnectionPoint, AUTODISCOVER_SCP_KEYWORDS};
+pub use srv::{NoSrv, SrvError, SrvRecord, SrvResolver, UdpSrvResolver};
+pub use trace::{AutodiscoverError, AutodiscoverStep, FailureReason, StepKind, StepOutcome, Via};

@@ -40,3 +40,73 @@ pub trait ScpSource: Send + Sync {
         None
     }
 }
+
+/// Stands for "no directory configured": the SCP step is skipped. Never
+/// constructed.
+#[derive(Debug, Clone, Copy)]
+pub enum NoScp {}
+
+impl ScpSource for NoScp {
+    async fn service_connection_points(
+        &self,
+    ) -> Result<Vec<ServiceConnectionPoint>, Box<dyn std::error::Error + Send + Sync>> {
+        match *self {}
+    }
+}
+
+/// The points in the order to try them: those of `local_site` first, then
+/// those that name no site (they serve every site), then the other sites'.
+/// Directory order is kept within each group.
+pub fn order_by_site(
+    mut points: Vec<ServiceConnectionPoint>,
+    local_site: Option<&str>,
+) -> Vec<ServiceConnectionPoint> {
+    let rank = |point: &ServiceConnectionPoint| {
+        let here = local_site.is_some_and(|site| {
+            point
+                .sites
+                .iter()
+                .any(|s| s.trim().eq_ignore_ascii_case(site.trim()))
+        });
+        if here {
+            0
+        } else if point.sites.is_empty() {
+            1
+        } else {
+            2
+        }
+    };
+    points.sort_by_key(rank);
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(url: &str, sites: &[&str]) -> ServiceConnectionPoint {
+        ServiceConnectionPoint {
+            url: url.into(),
+            sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+            dn: format!("CN={url}"),
+        }
+    }
+
+    #[test]
+    fn the_local_site_comes_first_then_siteless_points_then_other_sites() {
+        let points = vec![
+            point("other", &["Branch"]),
+            point("any", &[]),
+            point("here", &["Branch2", "HQ"]),
+        ];
+        let urls = |points: Vec<ServiceConnectionPoint>| -> Vec<String> {
+            points.into_iter().map(|p| p.url).collect()
+        };
+        assert_eq!(
+            urls(order_by_site(points.clone(), Some("hq"))),
+            ["here", "any", "other"]
+        );
+        // Without a known site, site-less points still go before the others.
+        assert_eq!(urls(order_by_site(points, None)), ["any", "other", "here"]);
+    }
+}
