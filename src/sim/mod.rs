@@ -3,6 +3,8 @@
 //! shared parts: a test PKI, server-side authentication and an HTTP server.
 
 pub mod auth;
+pub mod autodiscover;
+pub mod dns;
 pub mod http;
 pub mod tls;
 pub mod ucserver;

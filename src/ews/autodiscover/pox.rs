@@ -38,6 +38,11 @@ pub mod response_types {
     include!(concat!(env!("OUT_DIR"), "/pox_response_types.rs"));
 }
 
+mod request_filter {
+    use super::{FilterSchema, FilterType};
+    include!(concat!(env!("OUT_DIR"), "/pox_request_filter_table.rs"));
+}
+
 mod response_filter {
     use super::{FilterSchema, FilterType};
     include!(concat!(env!("OUT_DIR"), "/pox_response_filter_table.rs"));
@@ -72,6 +77,22 @@ pub fn request(email: &str) -> Result<Vec<u8>, EnvelopeError> {
         "POX autodiscover",
     )?;
     Ok(w.into_inner())
+}
+
+/// Reads a POX request document (the server's side): the address asked
+/// for and the response schema the client accepts. Refuses a document of
+/// another schema or without `EMailAddress`.
+pub fn parse_request(xml: &[u8]) -> Result<request_types::PoxRequest, EnvelopeError> {
+    let document: request_types::PoxRequestDocument = read_document(
+        &request_filter::FILTER_SCHEMA,
+        "POX autodiscover request",
+        QName {
+            namespace: REQUEST_NS,
+            local: "Autodiscover",
+        },
+        xml,
+    )?;
+    Ok(document.request)
 }
 
 /// What the POX service answered.

@@ -92,6 +92,77 @@ pub fn request(service_url: &str, mailbox: &str) -> Result<Vec<u8>, EnvelopeErro
     Ok(w.into_inner())
 }
 
+/// A `GetUserSettings` request as the server reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSettingsRequest {
+    pub mailboxes: Vec<String>,
+    pub settings: Vec<String>,
+    /// The `RequestedServerVersion` header.
+    pub requested_server_version: Option<String>,
+    /// The WS-Addressing `Action` and `To` headers.
+    pub action: Option<String>,
+    pub to: Option<String>,
+}
+
+/// Reads a `GetUserSettings` request envelope (the server's side): the body
+/// with the generated types, the headers by their qualified names.
+pub fn parse_request(xml: &[u8]) -> Result<UserSettingsRequest, EnvelopeError> {
+    let (body, _, _) = read_envelope_body::<types::GetUserSettingsRequestMessage>(
+        GetUserSettings::FILTER,
+        GetUserSettings::NAME,
+        GetUserSettings::REQUEST_ELEMENT,
+        xml,
+    )?;
+    let header = |namespace: &str, local: &str| header_text(xml, namespace, local);
+    Ok(UserSettingsRequest {
+        mailboxes: body
+            .request
+            .users
+            .user
+            .into_iter()
+            .map(|u| u.mailbox)
+            .collect(),
+        settings: body.request.requested_settings.setting,
+        requested_server_version: header(AUTODISCOVER_NS, "RequestedServerVersion"),
+        action: header(ADDRESSING_NS, "Action"),
+        to: header(ADDRESSING_NS, "To"),
+    })
+}
+
+/// The trimmed text of the SOAP header element `{namespace}local`, if there.
+fn header_text(xml: &[u8], namespace: &str, local: &str) -> Option<String> {
+    use quick_xml::name::ResolveResult;
+    let mut reader = quick_xml::NsReader::from_reader(xml);
+    let mut depth = 0usize;
+    let mut in_header = false;
+    loop {
+        match reader.read_resolved_event().ok()? {
+            (ns, Event::Start(e)) => {
+                depth += 1;
+                let bound = |want: &str| matches!(&ns, ResolveResult::Bound(n) if n.as_ref() == want.as_bytes());
+                if depth == 2 && bound(SOAP_NS) && e.local_name().as_ref() == b"Header" {
+                    in_header = true;
+                } else if in_header
+                    && depth == 3
+                    && bound(namespace)
+                    && e.local_name().as_ref() == local.as_bytes()
+                {
+                    let text = reader.read_text(e.name()).ok()?;
+                    return Some(text.trim().to_owned());
+                }
+            }
+            (_, Event::End(_)) => {
+                if depth == 2 && in_header {
+                    return None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            (_, Event::Eof) => return None,
+            _ => {}
+        }
+    }
+}
+
 /// What the service answered for the mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserSettingsAnswer {
