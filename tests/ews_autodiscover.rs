@@ -27,7 +27,11 @@ use url::Url;
 const PASSWORD: &str = "Autod1scover-Secret!";
 const MAILBOX: &str = "alice@corp.example.test";
 const EWS_URL: &str = "https://mail.corp.example.test/EWS/Exchange.asmx";
-const DOMAINS: [&str; 2] = ["corp.example.test", "branch.example.test"];
+const DOMAINS: [&str; 3] = [
+    "corp.example.test",
+    "branch.example.test",
+    "corp.example.com",
+];
 
 /// Servers on loopback standing in for a company's hosts.
 struct Lab {
@@ -48,6 +52,9 @@ impl Lab {
             "ex1.corp.example.test",
             "ex2.corp.example.test",
             "ex3.corp.example.test",
+            // The hosts of the test domain controller's seeded SCPs.
+            "ex1.corp.example.com",
+            "ex2.corp.example.com",
         ];
         for domain in DOMAINS {
             names.push(domain);
@@ -694,4 +701,90 @@ async fn the_responder_is_strict_like_exchange() {
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(String::from_utf8_lossy(&response.body).contains("Action header"));
     assert_eq!(domain.counters().invalid, 3);
+}
+
+/// The service connection points seeded in the Samba test domain
+/// (`scripts/test-dc.sh`): ex1 (Site=Default-First-Site-Name) and ex2 (no
+/// site), read through the directory module's `AdDirectory`.
+#[cfg(feature = "directory")]
+mod from_active_directory {
+    use super::*;
+    use ews_calendar_replicator::directory::{AdDirectory, DirectorySettings, Secret};
+
+    async fn directory() -> AdDirectory {
+        let script =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/test-dc.sh");
+        let output = std::process::Command::new(&script)
+            .arg("env")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            output.status.success(),
+            "these tests need the Samba test domain controller; start it with `scripts/test-dc.sh start`: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+            .collect();
+        let settings = DirectorySettings::new(
+            vars["LDAP_URL"].clone(),
+            vars["BIND_USER"].clone(),
+            Secret::new(vars["BIND_PASSWORD"].clone()),
+        );
+        AdDirectory::connect(settings)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test DC failed: {e}"))
+    }
+
+    async fn lab_with_both_servers() -> (Lab, Arc<AutodiscoverResponder>, Arc<AutodiscoverResponder>)
+    {
+        let mut lab = Lab::new();
+        let ex1 = lab.https("ex1.corp.example.com").await;
+        let ex2 = lab.https("ex2.corp.example.com").await;
+        ex1.answer_for_domain(
+            "corp.example.com",
+            settings("https://ex1.corp.example.com/EWS/Exchange.asmx"),
+        );
+        ex2.answer_for_domain(
+            "corp.example.com",
+            settings("https://ex2.corp.example.com/EWS/Exchange.asmx"),
+        );
+        (lab, ex1, ex2)
+    }
+
+    #[tokio::test]
+    async fn the_seeded_scp_of_the_local_site_answers_first() {
+        let (lab, ex1, ex2) = lab_with_both_servers().await;
+        let client = lab
+            .client_with(AutodiscoverSettings {
+                local_site: Some("Default-First-Site-Name".into()),
+                ..AutodiscoverSettings::default()
+            })
+            .with_scp(directory().await);
+
+        let found = client.discover("alice@corp.example.com").await.unwrap();
+
+        assert_eq!(
+            found.ews_url.as_str(),
+            "https://ex1.corp.example.com/EWS/Exchange.asmx"
+        );
+        assert_eq!(found.steps[0].outcome, StepOutcome::Candidates { count: 2 });
+        assert_eq!((ex1.counters().pox, ex2.counters().pox), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn without_a_known_site_the_siteless_scp_answers_first() {
+        let (lab, ex1, ex2) = lab_with_both_servers().await;
+        let client = lab.client().with_scp(directory().await);
+
+        let found = client.discover("alice@corp.example.com").await.unwrap();
+
+        assert_eq!(
+            found.ews_url.as_str(),
+            "https://ex2.corp.example.com/EWS/Exchange.asmx"
+        );
+        assert_eq!((ex1.counters().pox, ex2.counters().pox), (0, 1));
+    }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use url::Url;
 
-use super::scp::{order_by_site, NoScp, ScpSource};
+use super::scp::{order_by_site, NoScp, ScpSource, ServiceConnectionPoint};
 use super::soap::GetUserSettings;
 use super::srv::{NoSrv, SrvResolver};
 use super::trace::{
@@ -207,6 +207,9 @@ struct Search {
     /// Addresses already searched for.
     addresses: HashSet<String>,
     redirects: usize,
+    /// The directory's points, read once per search (a `redirectAddr`
+    /// restarts the steps, not the directory query).
+    scp_points: Option<Vec<ServiceConnectionPoint>>,
 }
 
 impl Search {
@@ -260,6 +263,7 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
             asked: HashSet::new(),
             addresses: HashSet::new(),
             redirects: 0,
+            scp_points: None,
         };
         let mut address = mailbox.to_owned();
         loop {
@@ -345,8 +349,13 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
         let domain = domain_of(address).expect("checked before").to_owned();
 
         if let Some(scp) = &self.scp {
-            match scp.service_connection_points().await {
+            let points = match search.scp_points.clone() {
+                Some(points) => Ok(points),
+                None => scp.service_connection_points().await,
+            };
+            match points {
                 Ok(points) => {
+                    search.scp_points = Some(points.clone());
                     let site = self
                         .settings
                         .local_site
@@ -457,6 +466,19 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
         let probe = format!("http://autodiscover.{domain}/autodiscover/autodiscover.xml");
         let url = Url::parse(&probe).expect("built from a valid domain");
         let kind = StepKind::RedirectProbe;
+        // The probe does not depend on the address: once per search.
+        if !search.asked.insert((probe.clone(), String::new())) {
+            search.record(
+                kind,
+                Via::HttpRedirect,
+                &probe,
+                address,
+                StepOutcome::Skipped {
+                    reason: "already asked".to_owned(),
+                },
+            );
+            return Flow::Next;
+        }
         let response = match self
             .probe_transport
             .send(HttpRequest::get(url.clone()).anonymous())
@@ -520,13 +542,13 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
             },
         );
         if !search.redirect(self.settings.max_redirects) {
-            return self.too_many_redirects(search);
+            return self.too_many_redirects();
         }
         self.try_candidate(search, Via::HttpRedirect, target.as_str(), address)
             .await
     }
 
-    fn too_many_redirects(&self, _search: &mut Search) -> Flow {
+    fn too_many_redirects(&self) -> Flow {
         Flow::Stop(FailureReason::TooManyRedirects {
             limit: self.settings.max_redirects,
         })
@@ -618,7 +640,7 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                             StepOutcome::Redirect { to: next.clone() },
                         );
                         if !search.redirect(self.settings.max_redirects) {
-                            return self.too_many_redirects(search);
+                            return self.too_many_redirects();
                         }
                         if domain_of(&next).is_none() {
                             search.record(
@@ -659,7 +681,7 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                             StepOutcome::Redirect { to: next.clone() },
                         );
                         if !search.redirect(self.settings.max_redirects) {
-                            return self.too_many_redirects(search);
+                            return self.too_many_redirects();
                         }
                         match Url::parse(&next) {
                             Ok(parsed) if parsed.scheme() == "https" => {
