@@ -566,7 +566,7 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                     Protocol::Pox => StepKind::Pox,
                     Protocol::Soap => StepKind::Soap,
                 };
-                let key = (target.to_ascii_lowercase(), address.to_ascii_lowercase());
+                let key = (request_key(&target), address.to_ascii_lowercase());
                 if search.asked.contains(&key) {
                     let reason = if via == Via::RedirectUrl {
                         format!("redirect loop: {target} was already asked for {address}")
@@ -862,6 +862,15 @@ fn domain_of(address: &str) -> Option<&str> {
     valid.then_some(domain)
 }
 
+/// The form of a URL used to recognise it again: parsed (default port
+/// dropped, host lower case) and, as IIS paths are, case-insensitive.
+fn request_key(url: &str) -> String {
+    Url::parse(url)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| url.to_owned())
+        .to_ascii_lowercase()
+}
+
 /// `url` with its last path segment replaced by `file`.
 fn replace_suffix(url: &str, file: &str) -> String {
     match Url::parse(url) {
@@ -888,6 +897,14 @@ mod tests {
         assert_eq!(domain_of("alice"), None);
         assert_eq!(domain_of("@corp.example.test"), None);
         assert_eq!(domain_of("alice@corp/evil"), None);
+    }
+
+    #[test]
+    fn a_url_is_recognised_with_an_explicit_default_port_and_other_case() {
+        assert_eq!(
+            request_key("https://Mail.Example.test:443/Autodiscover/Autodiscover.xml"),
+            request_key("https://mail.example.test/autodiscover/autodiscover.xml")
+        );
     }
 
     #[test]
