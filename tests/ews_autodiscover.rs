@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ews_calendar_replicator::ews::autodiscover::{
     AutodiscoverClient, AutodiscoverSettings, FailureReason, ScpSource, ServiceConnectionPoint,
-    SrvRecord, StepKind, StepOutcome, UdpSrvResolver, Via,
+    SrvRecord, SrvResolver, StepKind, StepOutcome, UdpSrvResolver, Via,
 };
 use ews_calendar_replicator::ews::transport::{
     AuthScheme, Credentials, HttpRequest, HttpTransport, TransportConfig,
@@ -344,6 +344,50 @@ async fn finds_the_url_through_the_srv_record() {
         .expect("an SRV step");
     assert_eq!(lookup.target, "_autodiscover._tcp.corp.example.test");
     assert_eq!(lookup.outcome, StepOutcome::Candidates { count: 1 });
+}
+
+#[tokio::test]
+async fn the_srv_resolver_moves_on_from_a_name_server_that_does_not_answer() {
+    let dns = SrvDnsServer::start(
+        "127.0.0.1:0",
+        HashMap::from([(
+            "_autodiscover._tcp.corp.example.test".to_owned(),
+            vec![
+                SrvRecord {
+                    priority: 10,
+                    weight: 0,
+                    port: 443,
+                    target: "backup.corp.example.test".into(),
+                },
+                SrvRecord {
+                    priority: 0,
+                    weight: 5,
+                    port: 443,
+                    target: "mail.corp.example.test".into(),
+                },
+            ],
+        )]),
+    )
+    .await
+    .unwrap();
+    // A bound UDP socket that never answers.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let resolver = UdpSrvResolver::new(
+        vec![silent.local_addr().unwrap(), dns.local_addr()],
+        Duration::from_millis(300),
+    );
+
+    let records = resolver
+        .lookup_srv("_autodiscover._tcp.corp.example.test")
+        .await
+        .unwrap();
+
+    let targets: Vec<&str> = records.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        ["mail.corp.example.test", "backup.corp.example.test"]
+    );
+    assert_eq!(dns.queries(), 1);
 }
 
 #[tokio::test]

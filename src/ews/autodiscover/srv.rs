@@ -356,6 +356,28 @@ mod tests {
     }
 
     #[test]
+    fn name_servers_come_from_the_nameserver_lines_of_resolv_conf() {
+        let path = std::env::temp_dir().join(format!("resolv-{}.conf", std::process::id()));
+        std::fs::write(
+            &path,
+            "# comment\nsearch corp.example.test\nnameserver 127.0.0.53\nnameserver ::1\noptions edns0\n",
+        )
+        .unwrap();
+        let resolver = UdpSrvResolver::from_resolv_conf(&path, Duration::from_secs(1)).unwrap();
+        std::fs::write(&path, "search corp.example.test\n").unwrap();
+        let empty = UdpSrvResolver::from_resolv_conf(&path, Duration::from_secs(1)).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            resolver.servers,
+            [
+                "127.0.0.53:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        assert!(matches!(empty, SrvError::NoNameServer { .. }), "{empty}");
+    }
+
+    #[test]
     fn records_are_ordered_by_priority_then_weight() {
         let record = |priority, weight, target: &str| SrvRecord {
             priority,
