@@ -325,3 +325,428 @@ async fn calendars_changed_while_running_are_answered_from_then_on() {
     );
     assert!(!setup.sim.set_calendar("nobody@contoso.test", Vec::new()));
 }
+
+fn gua_body(mailboxes: &[String], start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<u8> {
+    let headers = RequestHeaders::new(ExchangeVersion::Exchange2013Sp1);
+    availability::request(&headers, mailboxes, start, end, AvailabilityView::Detailed).unwrap()
+}
+
+fn replace(body: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains(from), "{from} not in {text}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+#[tokio::test]
+async fn a_misspelled_element_is_refused_with_error_schema_validation() {
+    let setup = start().await;
+    let body = gua_body(
+        &names(&["alice.meier@contoso.test"]),
+        at(2, 0, 0),
+        at(3, 0, 0),
+    );
+    let body = replace(&body, "RequestedView>", "RequestedVeiw>");
+    let body = replace(&body, "RequestedView>", "RequestedVeiw>");
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), body)
+        .await
+        .unwrap();
+    let fault = fault_of(&response);
+    assert_eq!(fault.code(), "ErrorSchemaValidation");
+    assert!(fault.fault_string.contains("RequestedVeiw"), "{fault:?}");
+    // Not XML at all.
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), b"<soap:Envelope".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorSchemaValidation");
+    // A required element missing (MailboxDataArray): the generated types refuse it.
+    let body = gua_body(
+        &names(&["alice.meier@contoso.test"]),
+        at(2, 0, 0),
+        at(3, 0, 0),
+    );
+    let text = String::from_utf8(body).unwrap();
+    let from = text.find("<m:MailboxDataArray").unwrap();
+    let to = text.find("</m:MailboxDataArray>").unwrap() + "</m:MailboxDataArray>".len();
+    let body = format!("{}{}", &text[..from], &text[to..]).into_bytes();
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), body)
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorSchemaValidation");
+}
+
+#[tokio::test]
+async fn request_server_version_must_be_present_valid_and_not_newer_than_the_server() {
+    let setup = start_with(|c| {
+        c.server_version =
+            ews_calendar_replicator::sim::exchange::ServerVersionInfo::exchange_2013()
+    })
+    .await;
+    let asked = names(&["alice.meier@contoso.test"]);
+    let body = gua_body(&asked, at(2, 0, 0), at(3, 0, 0));
+    let text = String::from_utf8(body.clone()).unwrap();
+    let from = text.find("<t:RequestServerVersion").unwrap();
+    let to = from + text[from..].find("/>").unwrap() + 2;
+    let without = format!("{}{}", &text[..from], &text[to..]).into_bytes();
+    let transport = setup.transport();
+    let response = setup
+        .post::<GetUserAvailability>(&transport, without)
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorInvalidServerVersion");
+
+    let invalid = replace(&body, "Exchange2013_SP1", "Exchange2099");
+    let response = setup
+        .post::<GetUserAvailability>(&transport, invalid)
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorSchemaValidation");
+
+    let newer = replace(&body, "Exchange2013_SP1", "Exchange2016");
+    let response = setup
+        .post::<GetUserAvailability>(&transport, newer)
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorInvalidServerVersion");
+
+    let response = setup
+        .post::<GetUserAvailability>(&transport, body)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn more_than_100_mailboxes_and_more_than_42_days_are_refused_with_exchange_codes() {
+    let setup = start().await;
+    let transport = setup.transport();
+    let many: Vec<String> = (0..101).map(|i| format!("user{i}@contoso.test")).collect();
+    let response = setup
+        .post::<GetUserAvailability>(&transport, gua_body(&many, at(2, 0, 0), at(3, 0, 0)))
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorMailboxDataArrayTooBig");
+    // 100 are fine (each unknown one gets its own error).
+    let answers = setup
+        .availability(
+            &many[..100],
+            at(2, 0, 0),
+            at(3, 0, 0),
+            AvailabilityView::FreeBusy,
+        )
+        .await;
+    assert_eq!(answers.len(), 100);
+
+    let asked = names(&["alice.meier@contoso.test"]);
+    let start = at(1, 0, 0);
+    let response = setup
+        .post::<GetUserAvailability>(
+            &transport,
+            gua_body(&asked, start, start + chrono::Duration::days(43)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorTimeIntervalTooBig");
+    let answers = setup
+        .availability(
+            &asked,
+            start,
+            start + chrono::Duration::days(42),
+            AvailabilityView::Detailed,
+        )
+        .await;
+    assert!(answers[0].result.is_ok());
+}
+
+#[tokio::test]
+async fn a_lower_mailbox_cap_answers_error_mailbox_data_array_too_big() {
+    let setup = start().await;
+    setup.sim.update_knobs(|k| k.max_mailboxes_per_request = 2);
+    let asked = names(&[
+        "alice.meier@contoso.test",
+        "bob.novak@contoso.test",
+        "dave.costa@contoso.test",
+    ]);
+    let response = setup
+        .post::<GetUserAvailability>(
+            &setup.transport(),
+            gua_body(&asked, at(2, 0, 0), at(3, 0, 0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorMailboxDataArrayTooBig");
+    let answers = setup
+        .availability(
+            &asked[..2],
+            at(2, 0, 0),
+            at(3, 0, 0),
+            AvailabilityView::Detailed,
+        )
+        .await;
+    assert_eq!(answers.len(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused() {
+    let setup = start().await;
+    let transport = setup.transport_as("CONTOSO\\svc-calendar", "wrong", true);
+    let body = gua_body(
+        &names(&["alice.meier@contoso.test"]),
+        at(2, 0, 0),
+        at(3, 0, 0),
+    );
+    let error = setup
+        .post::<GetUserAvailability>(&transport, body)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, TransportError::Auth { .. }), "{error}");
+    assert_eq!(setup.sim.counters().requests, 0);
+    assert!(setup.sim.counters().auth.failures >= 1);
+}
+
+#[tokio::test]
+async fn extended_protection_refuses_a_client_without_channel_binding_and_accepts_one_with_it() {
+    let setup = start_with(|c| c.extended_protection = true).await;
+    let body = gua_body(
+        &names(&["alice.meier@contoso.test"]),
+        at(2, 0, 0),
+        at(3, 0, 0),
+    );
+    let without = setup.transport_as("CONTOSO\\svc-calendar", PASSWORD, false);
+    let error = setup
+        .post::<GetUserAvailability>(&without, body.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, TransportError::Auth { .. }), "{error}");
+    assert_eq!(
+        setup.sim.counters().auth.last_failure,
+        Some(ews_calendar_replicator::sim::auth::AuthFailure::ChannelBindingMissing)
+    );
+    let with = setup.transport_as("CONTOSO\\svc-calendar", PASSWORD, true);
+    let response = setup
+        .post::<GetUserAvailability>(&with, body)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn find_item_calendar_view_round_trips_with_permissions_and_unknown_mailboxes() {
+    let setup = start().await;
+    let transport = setup.transport();
+    let headers = RequestHeaders::new(ExchangeVersion::Exchange2013Sp1);
+    let find = |mailbox: Option<&str>, max: Option<i32>| {
+        calendar_view::request(&headers, mailbox, at(2, 0, 0), at(3, 0, 0), max).unwrap()
+    };
+    let utc = FixedOffset::east_opt(0).unwrap();
+    let response = setup
+        .post::<FindItem>(&transport, find(Some("alice.meier@contoso.test"), None))
+        .await
+        .unwrap();
+    let view = calendar_view::parse_response(&response.body, utc).unwrap();
+    assert_eq!(view.items.len(), 3, "{view:#?}");
+    assert!(view.includes_last_item);
+    let busy = &view.items[1];
+    assert_eq!((busy.start, busy.end), (at(2, 9, 0), at(2, 10, 0)));
+    assert_eq!(busy.subject.as_deref(), Some("Subject a-busy & <more>"));
+    assert_eq!(busy.busy_type, BusyType::Busy);
+    let private = view.items.iter().find(|i| i.is_private()).unwrap();
+    assert_eq!(private.subject, None);
+    assert!(view.items[0].is_recurring);
+
+    let response = setup
+        .post::<FindItem>(&transport, find(Some("alice.meier@contoso.test"), Some(1)))
+        .await
+        .unwrap();
+    let view = calendar_view::parse_response(&response.body, utc).unwrap();
+    assert_eq!(view.items.len(), 1);
+    assert!(!view.includes_last_item);
+
+    for (mailbox, code) in [
+        ("bob.novak@contoso.test", "ErrorAccessDenied"),
+        ("carol.haas@contoso.test", "ErrorAccessDenied"),
+        ("nobody@contoso.test", "ErrorNonExistentMailbox"),
+    ] {
+        let response = setup
+            .post::<FindItem>(&transport, find(Some(mailbox), None))
+            .await
+            .unwrap();
+        match calendar_view::parse_response(&response.body, utc) {
+            Err(OperationError::Response(status)) => {
+                assert_eq!(status.code, code, "{mailbox}");
+                assert_eq!(status.class, ResponseClass::Error);
+            }
+            other => panic!("{mailbox}: {other:?}"),
+        }
+    }
+
+    // The account's own calendar, private subjects included.
+    let own = setup.transport_as("CONTOSO\\alice", PASSWORD, true);
+    let response = setup
+        .post::<FindItem>(&own, find(None, None))
+        .await
+        .unwrap();
+    let view = calendar_view::parse_response(&response.body, utc).unwrap();
+    let private = view.items.iter().find(|i| i.is_private()).unwrap();
+    assert_eq!(
+        private.subject.as_deref(),
+        Some("Subject a-private & <more>")
+    );
+}
+
+#[tokio::test]
+async fn impersonation_needs_the_right_and_then_acts_as_the_mailbox() {
+    let setup = start().await;
+    let utc = FixedOffset::east_opt(0).unwrap();
+    let mut headers = RequestHeaders::new(ExchangeVersion::Exchange2013Sp1);
+    headers.impersonate = Some("carol.haas@contoso.test".into());
+    let body = calendar_view::request(&headers, None, at(2, 0, 0), at(3, 0, 0), None).unwrap();
+    let response = setup
+        .post::<FindItem>(&setup.transport(), body.clone())
+        .await
+        .unwrap();
+    match calendar_view::parse_response(&response.body, utc) {
+        Err(OperationError::Envelope(EnvelopeError::Fault(fault))) => {
+            assert_eq!(fault.code(), "ErrorImpersonateUserDenied")
+        }
+        other => panic!("{other:?}"),
+    }
+    let impersonator = setup.transport_as("CONTOSO\\svc-imp", PASSWORD, true);
+    let response = setup.post::<FindItem>(&impersonator, body).await.unwrap();
+    let view = calendar_view::parse_response(&response.body, utc).unwrap();
+    assert_eq!(view.items.len(), 1);
+    assert_eq!(
+        view.items[0].subject.as_deref(),
+        Some("Subject c-busy & <more>")
+    );
+
+    headers.impersonate = Some("nobody@contoso.test".into());
+    let body = calendar_view::request(&headers, None, at(2, 0, 0), at(3, 0, 0), None).unwrap();
+    let response = setup.post::<FindItem>(&impersonator, body).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&response.body).contains("ErrorNonExistentMailbox"),
+        true
+    );
+}
+
+#[tokio::test]
+async fn get_folder_probes_the_calendar_as_exchange_answers_it() {
+    let setup = start().await;
+    let transport = setup.transport();
+    let headers = RequestHeaders::new(ExchangeVersion::Exchange2013Sp1);
+    let response = setup
+        .post::<GetFolder>(
+            &transport,
+            folder::request(&headers, Some("alice.meier@contoso.test")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let found = folder::parse_response(&response.body).unwrap();
+    assert_eq!(found.display_name.as_deref(), Some("Calendar"));
+    assert_eq!(found.total_count, Some(4));
+    assert!(found.server_version.is_some());
+    for (mailbox, code) in [
+        ("carol.haas@contoso.test", "ErrorAccessDenied"),
+        ("nobody@contoso.test", "ErrorNonExistentMailbox"),
+    ] {
+        let response = setup
+            .post::<GetFolder>(
+                &transport,
+                folder::request(&headers, Some(mailbox)).unwrap(),
+            )
+            .await
+            .unwrap();
+        match folder::parse_response(&response.body) {
+            Err(OperationError::Response(status)) => assert_eq!(status.code, code),
+            other => panic!("{mailbox}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn resolve_names_finds_one_several_or_no_mailboxes() {
+    let setup = start().await;
+    let transport = setup.transport();
+    let headers = RequestHeaders::new(ExchangeVersion::Exchange2013Sp1);
+    let resolve = |entry: &str| resolve_names::request(&headers, entry).unwrap();
+    let response = setup
+        .post::<ResolveNames>(&transport, resolve("alice.meier@contoso.test"))
+        .await
+        .unwrap();
+    let one = resolve_names::parse_response(&response.body).unwrap();
+    assert_eq!(one.status.class, ResponseClass::Success);
+    assert_eq!(
+        one.mailboxes[0].email_address.as_deref(),
+        Some("alice.meier@contoso.test")
+    );
+    assert_eq!(one.mailboxes[0].mailbox_type.as_deref(), Some("Mailbox"));
+    let response = setup
+        .post::<ResolveNames>(&transport, resolve("c"))
+        .await
+        .unwrap();
+    let several = resolve_names::parse_response(&response.body).unwrap();
+    assert_eq!(several.status.class, ResponseClass::Warning);
+    assert_eq!(several.status.code, "ErrorNameResolutionMultipleResults");
+    assert_eq!(several.mailboxes.len(), 2);
+    let response = setup
+        .post::<ResolveNames>(&transport, resolve("zzz"))
+        .await
+        .unwrap();
+    match resolve_names::parse_response(&response.body) {
+        Err(OperationError::Response(status)) => {
+            assert_eq!(status.code, "ErrorNameResolutionNoResults")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_http_layer_is_strict_about_path_method_content_type_and_soap_action() {
+    let setup = start().await;
+    let transport = setup.transport();
+    let body = gua_body(
+        &names(&["alice.meier@contoso.test"]),
+        at(2, 0, 0),
+        at(3, 0, 0),
+    );
+    let mut url = setup.sim.ews_url();
+    url.set_path("/EWS/Other.asmx");
+    let response = transport
+        .post_soap(
+            &url,
+            GetUserAvailability::SOAP_ACTION,
+            body.clone(),
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+    let response = transport
+        .send(ews_calendar_replicator::ews::transport::HttpRequest::get(
+            setup.sim.ews_url(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+    let response = transport
+        .send(ews_calendar_replicator::ews::transport::HttpRequest::post(
+            setup.sim.ews_url(),
+            "application/json",
+            body.clone(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let response = transport
+        .post_soap(
+            &setup.sim.ews_url(),
+            FindItem::SOAP_ACTION,
+            body,
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fault_of(&response).code(), "ErrorInvalidRequest");
+}
