@@ -113,7 +113,9 @@ async fn start_with(change: impl FnOnce(&mut ExchangeSimConfig)) -> Setup {
         .expect("the simulator starts");
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
-    sim.write_ca_pem(&ca_file).unwrap();
+    if sim.ca_pem().is_some() {
+        sim.write_ca_pem(&ca_file).unwrap();
+    }
     Setup {
         sim,
         _dir: dir,
@@ -625,10 +627,12 @@ async fn impersonation_needs_the_right_and_then_acts_as_the_mailbox() {
     headers.impersonate = Some("nobody@contoso.test".into());
     let body = calendar_view::request(&headers, None, at(2, 0, 0), at(3, 0, 0), None).unwrap();
     let response = setup.post::<FindItem>(&impersonator, body).await.unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&response.body).contains("ErrorNonExistentMailbox"),
-        true
-    );
+    match calendar_view::parse_response(&response.body, utc) {
+        Err(OperationError::Envelope(EnvelopeError::Fault(fault))) => {
+            assert_eq!(fault.code(), "ErrorNonExistentMailbox")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -749,4 +753,257 @@ async fn the_http_layer_is_strict_about_path_method_content_type_and_soap_action
         .await
         .unwrap();
     assert_eq!(fault_of(&response).code(), "ErrorInvalidRequest");
+}
+
+/// Waits (without a deadline of its own: the test runner's timeout applies)
+/// until the simulator has `n` requests in flight.
+async fn until_in_flight(sim: &ExchangeSim, n: usize) {
+    while sim.counters().current_concurrent < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn beyond_the_concurrency_limit_the_server_answers_busy_in_the_configured_mode() {
+    let setup = start().await;
+    let asked = names(&["alice.meier@contoso.test"]);
+    let body = gua_body(&asked, at(2, 0, 0), at(3, 0, 0));
+    let utc = FixedOffset::east_opt(0).unwrap();
+    for mode in [
+        BusyMode::SoapFault { back_off_ms: 1234 },
+        BusyMode::InnerError { back_off_ms: 4321 },
+        BusyMode::Http503,
+        BusyMode::ExceededConnectionCount,
+    ] {
+        setup.sim.update_knobs(|k| {
+            k.max_concurrent_requests = Some(1);
+            k.busy_mode = mode;
+            // Holds the first request in flight until the second was answered.
+            k.request_latency = Duration::from_secs(30);
+        });
+        let transport = setup.transport();
+        let first = {
+            let transport = transport.clone();
+            let url = setup.sim.ews_url();
+            let body = body.clone();
+            tokio::spawn(async move {
+                transport
+                    .post_soap(
+                        &url,
+                        GetUserAvailability::SOAP_ACTION,
+                        body,
+                        HeaderMap::new(),
+                    )
+                    .await
+            })
+        };
+        until_in_flight(&setup.sim, 1).await;
+        let response = setup
+            .post::<GetUserAvailability>(&transport, body.clone())
+            .await
+            .unwrap();
+        match mode {
+            BusyMode::SoapFault { .. } => {
+                let fault = fault_of(&response);
+                assert_eq!(fault.code(), "ErrorServerBusy");
+                assert_eq!(fault.back_off(), Some(Duration::from_millis(1234)));
+            }
+            BusyMode::InnerError { .. } => {
+                assert_eq!(response.status, StatusCode::OK);
+                let (answers, _) =
+                    availability::parse_response(&asked, &response.body, utc).unwrap();
+                let error = answers[0].result.as_ref().unwrap_err();
+                assert_eq!(error.code, "ErrorServerBusy");
+                assert_eq!(error.back_off, Some(Duration::from_millis(4321)));
+            }
+            BusyMode::Http503 => assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE),
+            BusyMode::ExceededConnectionCount => {
+                assert_eq!(fault_of(&response).code(), "ErrorExceededConnectionCount")
+            }
+        }
+        first.abort();
+        let _ = first.await;
+        // The aborted request's connection closes; its handler ends with it.
+        setup
+            .sim
+            .update_knobs(|k| k.request_latency = Duration::ZERO);
+        while setup.sim.counters().current_concurrent > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let counters = setup.sim.counters();
+    assert_eq!(counters.busy_answers, 4);
+    assert_eq!(counters.peak_concurrent, 2);
+    let outcomes: Vec<String> = setup
+        .sim
+        .requests()
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert!(outcomes.contains(&"http:503".to_owned()), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn injected_busy_answers_come_once_each_and_are_recorded_with_arrival_times() {
+    let setup = start().await;
+    let asked = names(&["alice.meier@contoso.test"]);
+    let body = gua_body(&asked, at(2, 0, 0), at(3, 0, 0));
+    let transport = setup.transport();
+    setup.sim.inject(
+        InjectedFault::Busy(BusyMode::SoapFault { back_off_ms: 50 }),
+        2,
+    );
+    assert_eq!(setup.sim.pending_faults(), 2);
+    for _ in 0..2 {
+        let response = setup
+            .post::<GetUserAvailability>(&transport, body.clone())
+            .await
+            .unwrap();
+        assert_eq!(fault_of(&response).code(), "ErrorServerBusy");
+    }
+    let response = setup
+        .post::<GetUserAvailability>(&transport, body)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    let records = setup.sim.requests();
+    assert_eq!(records.len(), 3);
+    assert!(records.windows(2).all(|w| w[0].arrived <= w[1].arrived));
+    assert_eq!(records[0].outcome, "ErrorServerBusy");
+    assert_eq!(records[2].outcome, "ok");
+    assert_eq!(setup.sim.counters().busy_answers, 2);
+}
+
+#[tokio::test]
+async fn each_injected_transport_fault_is_observable_by_the_client() {
+    let setup = start().await;
+    let asked = names(&["alice.meier@contoso.test"]);
+    let body = gua_body(&asked, at(2, 0, 0), at(3, 0, 0));
+    let utc = FixedOffset::east_opt(0).unwrap();
+
+    // A new transport each time: a fresh connection is not silently retried.
+    setup.sim.inject(InjectedFault::ConnectionReset, 1);
+    let error = setup
+        .post::<GetUserAvailability>(&setup.transport(), body.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, TransportError::ConnectionReset { .. }),
+        "{error}"
+    );
+
+    setup.sim.inject(InjectedFault::TruncatedBody, 1);
+    let error = setup
+        .post::<GetUserAvailability>(&setup.transport(), body.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, TransportError::ConnectionReset { .. }),
+        "{error}"
+    );
+
+    setup.sim.inject(InjectedFault::TruncatedXml, 1);
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), body.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    let error = availability::parse_response(&asked, &response.body, utc).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            availability::AvailabilityError::Envelope(EnvelopeError::Xml(_))
+        ),
+        "{error}"
+    );
+
+    setup.sim.inject(InjectedFault::MalformedXml, 1);
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), body.clone())
+        .await
+        .unwrap();
+    let error = availability::parse_response(&asked, &response.body, utc).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            availability::AvailabilityError::Envelope(EnvelopeError::Xml(_))
+        ),
+        "{error}"
+    );
+
+    setup.sim.inject(InjectedFault::HttpStatus(502), 1);
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), body.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+
+    // A slow body: a client with a short request timeout gives up.
+    setup.sim.inject(
+        InjectedFault::SlowBody {
+            delay: Duration::from_secs(30),
+        },
+        1,
+    );
+    let impatient = HttpTransport::new(
+        TransportConfig {
+            ca_file: Some(setup.ca_file.clone()),
+            request_timeout: Duration::from_millis(500),
+            ..TransportConfig::default()
+        },
+        Some(Credentials::new("CONTOSO\\svc-calendar", PASSWORD, AuthScheme::Ntlm).unwrap()),
+    )
+    .unwrap();
+    let error = setup
+        .post::<GetUserAvailability>(&impatient, body.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, TransportError::Timeout { .. }), "{error}");
+
+    // A slow body that does arrive is complete and correct.
+    setup.sim.inject(
+        InjectedFault::SlowBody {
+            delay: Duration::from_millis(1),
+        },
+        1,
+    );
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), body)
+        .await
+        .unwrap();
+    let (answers, _) = availability::parse_response(&asked, &response.body, utc).unwrap();
+    assert!(answers[0].result.is_ok());
+    assert_eq!(setup.sim.counters().faults_injected, 7);
+    assert_eq!(setup.sim.pending_faults(), 0);
+}
+
+#[tokio::test]
+async fn plain_http_and_basic_work_when_configured() {
+    let setup = start_with(|c| c.tls = false).await;
+    assert_eq!(setup_url_scheme(&setup.sim), "http");
+    assert!(setup.sim.ca_pem().is_none());
+    let transport = HttpTransport::new(
+        TransportConfig {
+            allow_plain_http: true,
+            allow_basic_without_tls: true,
+            ..TransportConfig::default()
+        },
+        Some(Credentials::new("CONTOSO\\svc-calendar", PASSWORD, AuthScheme::Basic).unwrap()),
+    )
+    .unwrap();
+    let body = gua_body(
+        &names(&["alice.meier@contoso.test"]),
+        at(2, 0, 0),
+        at(3, 0, 0),
+    );
+    let response = setup
+        .post::<GetUserAvailability>(&transport, body)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(setup.sim.counters().auth.basic_authenticated, 1);
+}
+
+fn setup_url_scheme(sim: &ExchangeSim) -> String {
+    sim.ews_url().scheme().to_owned()
 }

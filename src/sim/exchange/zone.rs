@@ -101,7 +101,7 @@ impl RequestZone {
     }
 
     /// A local (naive) time of this zone as UTC.
-    pub fn to_utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
+    pub fn to_utc(self, local: NaiveDateTime) -> DateTime<Utc> {
         let guess =
             Utc.from_utc_datetime(&(local + Duration::minutes(self.standard_bias() as i64)));
         let bias = self.bias_at(guess);
@@ -109,7 +109,7 @@ impl RequestZone {
     }
 
     /// UTC as a naive local time of this zone.
-    pub fn to_local(&self, instant: DateTime<Utc>) -> NaiveDateTime {
+    pub fn to_local(self, instant: DateTime<Utc>) -> NaiveDateTime {
         instant.naive_utc() - Duration::minutes(self.bias_at(instant) as i64)
     }
 }
