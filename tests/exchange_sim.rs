@@ -1007,3 +1007,98 @@ async fn plain_http_and_basic_work_when_configured() {
 fn setup_url_scheme(sim: &ExchangeSim) -> String {
     sim.ews_url().scheme().to_owned()
 }
+
+/// Every kind of answer the simulator gives validates against Microsoft's
+/// EWS schema (../shared/tools/ews-validate with xmllint), where that tool
+/// is present; CI (`CI=true`) requires it.
+#[tokio::test]
+async fn the_answers_validate_against_the_ews_schema() {
+    let tool =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/ews-validate");
+    if !tool.exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{} is missing",
+            tool.display()
+        );
+        eprintln!("skipped: {} is not here", tool.display());
+        return;
+    }
+    let setup = start().await;
+    let transport = setup.transport();
+    let headers = RequestHeaders::new(ExchangeVersion::Exchange2013Sp1);
+    let everyone = names(&[
+        "alice.meier@contoso.test",
+        "bob.novak@contoso.test",
+        "carol.haas@contoso.test",
+        "dave.costa@contoso.test",
+        "nobody@contoso.test",
+        "not an address",
+    ]);
+    let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
+    for view in [
+        AvailabilityView::FreeBusy,
+        AvailabilityView::Detailed,
+        AvailabilityView::DetailedMerged,
+    ] {
+        let body =
+            availability::request(&headers, &everyone, at(2, 0, 0), at(4, 0, 0), view).unwrap();
+        let response = setup
+            .post::<GetUserAvailability>(&transport, body)
+            .await
+            .unwrap();
+        bodies.push((format!("gua_{view:?}"), response.body.to_vec()));
+    }
+    setup.sim.inject(
+        InjectedFault::Busy(BusyMode::InnerError { back_off_ms: 10 }),
+        1,
+    );
+    let body = availability::request(
+        &headers,
+        &everyone,
+        at(2, 0, 0),
+        at(4, 0, 0),
+        AvailabilityView::Detailed,
+    )
+    .unwrap();
+    let response = setup
+        .post::<GetUserAvailability>(&transport, body)
+        .await
+        .unwrap();
+    bodies.push(("gua_inner_busy".into(), response.body.to_vec()));
+    for mailbox in ["alice.meier@contoso.test", "carol.haas@contoso.test"] {
+        let body = calendar_view::request(&headers, Some(mailbox), at(2, 0, 0), at(4, 0, 0), None)
+            .unwrap();
+        let response = setup.post::<FindItem>(&transport, body).await.unwrap();
+        bodies.push((format!("finditem_{mailbox}"), response.body.to_vec()));
+        let body = folder::request(&headers, Some(mailbox)).unwrap();
+        let response = setup.post::<GetFolder>(&transport, body).await.unwrap();
+        bodies.push((format!("getfolder_{mailbox}"), response.body.to_vec()));
+    }
+    for entry in ["alice", "c", "zzz"] {
+        let body = resolve_names::request(&headers, entry).unwrap();
+        let response = setup.post::<ResolveNames>(&transport, body).await.unwrap();
+        bodies.push((format!("resolvenames_{entry}"), response.body.to_vec()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, body) in bodies {
+        let path = dir
+            .path()
+            .join(format!("{}.xml", name.replace(['@', '.'], "_")));
+        std::fs::write(&path, body).unwrap();
+        files.push(path);
+    }
+    let output = std::process::Command::new("python3")
+        .arg(&tool)
+        .args(&files)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
