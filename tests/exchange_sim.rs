@@ -1102,3 +1102,56 @@ async fn the_answers_validate_against_the_ews_schema() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_mailbox_error_set_at_runtime_fails_only_that_mailbox() {
+    let setup = start().await;
+    let asked = names(&["alice.meier@contoso.test", "dave.costa@contoso.test"]);
+    setup.sim.set_mailbox_error(
+        "Alice.Meier@contoso.test",
+        Some("ErrorProxyRequestProcessingFailed"),
+    );
+    let answers = setup
+        .availability(&asked, at(2, 0, 0), at(3, 0, 0), AvailabilityView::Detailed)
+        .await;
+    let error = answers[0].result.as_ref().unwrap_err();
+    assert_eq!(error.code, "ErrorProxyRequestProcessingFailed");
+    assert!(answers[1].result.is_ok());
+    setup
+        .sim
+        .set_mailbox_error("alice.meier@contoso.test", None);
+    let answers = setup
+        .availability(&asked, at(2, 0, 0), at(3, 0, 0), AvailabilityView::Detailed)
+        .await;
+    assert!(answers[0].result.is_ok());
+}
+
+#[tokio::test]
+async fn the_merged_only_view_has_the_merged_string_and_no_events() {
+    let setup = start().await;
+    let asked = names(&["alice.meier@contoso.test"]);
+    let headers = RequestHeaders::new(ExchangeVersion::Exchange2013Sp1);
+    let body = availability::request(
+        &headers,
+        &asked,
+        at(2, 8, 0),
+        at(2, 10, 0),
+        AvailabilityView::Detailed,
+    )
+    .unwrap();
+    let body = replace(&body, ">Detailed<", ">MergedOnly<");
+    let response = setup
+        .post::<GetUserAvailability>(&setup.transport(), body)
+        .await
+        .unwrap();
+    let xml = String::from_utf8_lossy(&response.body).into_owned();
+    assert!(
+        xml.contains("<t:MergedFreeBusy>4022</t:MergedFreeBusy>"),
+        "{xml}"
+    );
+    assert!(!xml.contains("CalendarEventArray"), "{xml}");
+    let (answers, _) =
+        availability::parse_response(&asked, &response.body, FixedOffset::east_opt(0).unwrap())
+            .unwrap();
+    assert_eq!(answers[0].result.as_ref().unwrap().len(), 0);
+}

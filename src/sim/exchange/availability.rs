@@ -231,23 +231,30 @@ fn build(
     Ok(xml)
 }
 
-type MailboxError = (&'static str, String, &'static str);
+type MailboxError = (String, String, &'static str);
 
 fn mailbox_answer<'a>(
     state: &'a State,
     caller: &Caller,
     address: &str,
 ) -> Result<(&'a SimMailbox, Permission), MailboxError> {
+    if let Some(code) = state.mailbox_errors.get(&address.to_ascii_lowercase()) {
+        return Err((
+            code.clone(),
+            format!("The request for {address} failed on its mailbox server ({code})."),
+            "ProxyRequestProcessingFailedException",
+        ));
+    }
     if !is_valid_smtp(address) {
         return Err((
-            "ErrorInvalidSmtpAddress",
+            "ErrorInvalidSmtpAddress".into(),
             format!("The address <>SMTP:{address} is not a valid SMTP e-mail address."),
             "InvalidSmtpAddressException",
         ));
     }
     let Some(mailbox) = state.mailbox(address) else {
         return Err((
-            "ErrorMailRecipientNotFound",
+            "ErrorMailRecipientNotFound".into(),
             format!(
                 "Unable to resolve e-mail address <>SMTP:{address} to an Active Directory object."
             ),
@@ -257,7 +264,7 @@ fn mailbox_answer<'a>(
     let permission = effective_permission(caller, mailbox);
     if permission == Permission::None {
         return Err((
-            "ErrorNoFreeBusyAccess",
+            "ErrorNoFreeBusyAccess".into(),
             format!("The requesting account does not have permission to read free/busy information of {address}."),
             "NoFreeBusyAccessException",
         ));

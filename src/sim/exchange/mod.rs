@@ -275,6 +275,9 @@ struct State {
     faults: VecDeque<InjectedFault>,
     counters: ExchangeCounters,
     records: Vec<RequestRecord>,
+    /// Lower-case SMTP -> response code a GetUserAvailability answers for
+    /// that mailbox instead of its calendar.
+    mailbox_errors: HashMap<String, String>,
 }
 
 impl State {
@@ -342,6 +345,7 @@ impl ExchangeSim {
             faults: VecDeque::new(),
             counters: ExchangeCounters::default(),
             records: Vec::new(),
+            mailbox_errors: HashMap::new(),
         };
         state.reindex();
         let shared = Arc::new(Shared {
@@ -450,6 +454,24 @@ impl ExchangeSim {
     pub fn inject(&self, fault: InjectedFault, count: usize) {
         let mut state = self.shared.lock();
         state.faults.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// From now on GetUserAvailability answers `smtp` with the mailbox
+    /// error `code` (`ErrorProxyRequestProcessingFailed`,
+    /// `ErrorMailboxStoreUnavailable`, ...) instead of its calendar, as
+    /// Exchange does when that mailbox's server fails; `None` heals it.
+    pub fn set_mailbox_error(&self, smtp: &str, code: Option<&str>) {
+        let mut state = self.shared.lock();
+        match code {
+            Some(code) => {
+                state
+                    .mailbox_errors
+                    .insert(smtp.to_ascii_lowercase(), code.to_owned());
+            }
+            None => {
+                state.mailbox_errors.remove(&smtp.to_ascii_lowercase());
+            }
+        }
     }
 
     /// Faults still queued.
