@@ -278,6 +278,9 @@ struct State {
     /// Lower-case SMTP -> response code a GetUserAvailability answers for
     /// that mailbox instead of its calendar.
     mailbox_errors: HashMap<String, String>,
+    /// Lower-case SMTP -> latency added when a GetUserAvailability asks for
+    /// that mailbox (a slow mailbox server).
+    mailbox_latency: HashMap<String, Duration>,
 }
 
 impl State {
@@ -346,6 +349,7 @@ impl ExchangeSim {
             counters: ExchangeCounters::default(),
             records: Vec::new(),
             mailbox_errors: HashMap::new(),
+            mailbox_latency: HashMap::new(),
         };
         state.reindex();
         let shared = Arc::new(Shared {
@@ -471,6 +475,19 @@ impl ExchangeSim {
             None => {
                 state.mailbox_errors.remove(&smtp.to_ascii_lowercase());
             }
+        }
+    }
+
+    /// Latency added to every GetUserAvailability that asks for `smtp`
+    /// (on top of [`Knobs::per_mailbox_latency`]); zero removes it.
+    pub fn set_mailbox_latency(&self, smtp: &str, latency: Duration) {
+        let mut state = self.shared.lock();
+        if latency.is_zero() {
+            state.mailbox_latency.remove(&smtp.to_ascii_lowercase());
+        } else {
+            state
+                .mailbox_latency
+                .insert(smtp.to_ascii_lowercase(), latency);
         }
     }
 
