@@ -585,3 +585,34 @@ pub fn is_valid_smtp(address: &str) -> bool {
         && !local.chars().any(bad)
         && !domain.chars().any(bad)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let mut config = ExchangeSimConfig::generated(2, 1, 1);
+        config.accounts =
+            vec![SimAccount::new("CONTOSO", "svc", "Very-S3cret").with_impersonation()];
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("Very-S3cret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn smtp_addresses_are_checked_like_exchange_does() {
+        assert!(is_valid_smtp("alice.meier@contoso.test"));
+        for bad in [
+            "alice",
+            "alice@",
+            "@contoso.test",
+            "a b@contoso.test",
+            "a@contoso",
+            "a@@b.c",
+            "<a@b.c>",
+        ] {
+            assert!(!is_valid_smtp(bad), "{bad}");
+        }
+    }
+}
