@@ -42,6 +42,9 @@ use super::auth::{Account, AuthCounters, AuthPolicy, Authenticator};
 use super::http::SimHttpServer;
 use super::tls::{TestPki, TestPkiError};
 
+/// Request records kept (the oldest tenth is dropped beyond it).
+pub const MAX_RECORDS: usize = 100_000;
+
 /// The EWS path, as on every Exchange server.
 pub const EWS_PATH: &str = "/EWS/Exchange.asmx";
 
@@ -428,7 +431,7 @@ impl ExchangeSim {
         counters
     }
 
-    /// Every EWS request so far, in arrival order.
+    /// Every EWS request so far (the last [`MAX_RECORDS`]), in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.lock().records.clone()
     }

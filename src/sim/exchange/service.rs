@@ -179,6 +179,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
             .entry(record.operation.clone())
             .or_default() += 1;
         state.counters.mailboxes_requested += record.mailboxes.len() as u64;
+        if state.records.len() >= super::MAX_RECORDS {
+            // A long-running simulator keeps the most recent requests only.
+            state.records.drain(..super::MAX_RECORDS / 10);
+        }
         state.records.push(record);
     }
     response
