@@ -1200,3 +1200,45 @@ async fn a_slow_mailbox_holds_only_the_requests_that_ask_for_it() {
     assert!(!slow.is_finished());
     slow.abort();
 }
+
+#[tokio::test]
+async fn anonymous_requests_get_401_offering_negotiate_and_ntlm_and_basic_can_be_switched_off() {
+    let setup = start_with(|c| c.basic = false).await;
+    let anonymous = HttpTransport::new(
+        TransportConfig {
+            ca_file: Some(setup.ca_file.clone()),
+            ..TransportConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let body = gua_body(
+        &names(&["alice.meier@contoso.test"]),
+        at(2, 0, 0),
+        at(3, 0, 0),
+    );
+    let response = setup
+        .post::<GetUserAvailability>(&anonymous, body.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    let offered = ews_calendar_replicator::ews::transport::offered_schemes(&response.headers);
+    assert!(offered.iter().any(|s| s == "NTLM"), "{offered:?}");
+    assert!(offered.iter().any(|s| s == "Negotiate"), "{offered:?}");
+    assert!(!offered.iter().any(|s| s == "Basic"), "{offered:?}");
+    assert_eq!(setup.sim.counters().requests, 0);
+
+    let basic = HttpTransport::new(
+        TransportConfig {
+            ca_file: Some(setup.ca_file.clone()),
+            ..TransportConfig::default()
+        },
+        Some(Credentials::new("CONTOSO\\svc-calendar", PASSWORD, AuthScheme::Basic).unwrap()),
+    )
+    .unwrap();
+    let error = setup
+        .post::<GetUserAvailability>(&basic, body)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, TransportError::Auth { .. }), "{error}");
+}
