@@ -118,7 +118,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
     }
 
     let version = shared.server_version.clone();
-    let injected = shared.lock().faults.pop_front();
+    // A request refused for concurrency leaves queued faults for the next.
+    let injected = if over_limit {
+        None
+    } else {
+        shared.lock().faults.pop_front()
+    };
     let response = if over_limit {
         busy(&shared, &mut record, busy_mode, &parsed)
     } else if let Some(InjectedFault::Busy(mode)) = injected {
