@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod autodiscover;
 pub mod dns;
+pub mod exchange;
 pub mod http;
 pub mod tls;
 pub mod ucserver;
