@@ -1242,3 +1242,31 @@ async fn anonymous_requests_get_401_offering_negotiate_and_ntlm_and_basic_can_be
         .unwrap_err();
     assert!(matches!(error, TransportError::Auth { .. }), "{error}");
 }
+
+/// Autodiscover is served by the same host, as on a Client Access server:
+/// POX at `https://<mail domain>/autodiscover/autodiscover.xml` (the
+/// transport's fixed address stands in for DNS) finds the simulator's EWS URL.
+#[tokio::test]
+async fn autodiscover_on_the_same_host_finds_the_simulators_ews_url() {
+    use ews_calendar_replicator::ews::autodiscover::{AutodiscoverClient, AutodiscoverSettings};
+    let setup = start_with(|c| c.tls_names = vec!["contoso.test".into()]).await;
+    let mut config = TransportConfig {
+        ca_file: Some(setup.ca_file.clone()),
+        ..TransportConfig::default()
+    };
+    config
+        .resolve
+        .insert(("contoso.test".into(), 443), setup.sim.local_addr());
+    let credentials =
+        Credentials::new("CONTOSO\\svc-calendar", PASSWORD, AuthScheme::Ntlm).unwrap();
+    let transport = HttpTransport::new(config, Some(credentials)).unwrap();
+    let client = AutodiscoverClient::new(transport, AutodiscoverSettings::default()).unwrap();
+    let found = client
+        .discover("alice.meier@contoso.test")
+        .await
+        .expect("autodiscover finds the EWS URL");
+    assert_eq!(found.ews_url, setup.sim.ews_url());
+    assert!(setup.sim.autodiscover().counters().pox >= 1);
+    // The autodiscover request is not an EWS request.
+    assert_eq!(setup.sim.counters().requests, 0);
+}

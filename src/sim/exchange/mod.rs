@@ -39,6 +39,7 @@ pub use mailbox::{
 pub use soap::ServerVersionInfo;
 
 use super::auth::{Account, AuthCounters, AuthPolicy, Authenticator};
+use super::autodiscover::{AutodiscoverAnswer, AutodiscoverResponder};
 use super::http::SimHttpServer;
 use super::tls::{TestPki, TestPkiError};
 
@@ -307,6 +308,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     accounts: Vec<SimAccount>,
     server_version: ServerVersionInfo,
+    /// `/autodiscover/*` of the same host, as on a Client Access server.
+    pub(crate) autodiscover: Arc<AutodiscoverResponder>,
 }
 
 impl Shared {
@@ -359,6 +362,7 @@ impl ExchangeSim {
             state: Mutex::new(state),
             accounts: config.accounts,
             server_version: config.server_version,
+            autodiscover: Arc::new(AutodiscoverResponder::new()),
         });
         let handler_shared = shared.clone();
         let server = SimHttpServer::start(
@@ -372,13 +376,37 @@ impl ExchangeSim {
             bind: config.bind,
             source,
         })?;
-        Ok(ExchangeSim {
+        let sim = ExchangeSim {
             server,
             shared,
             authenticator,
             tls: pki.is_some(),
             pki,
-        })
+        };
+        // Autodiscover answers this server's EWS URL for every mailbox
+        // domain it holds, as a real Client Access server would.
+        let ews_url = sim.ews_url().to_string();
+        let domains: std::collections::BTreeSet<String> = sim
+            .mailboxes()
+            .iter()
+            .filter_map(|m| m.smtp.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+            .collect();
+        for domain in domains {
+            sim.shared.autodiscover.answer_for_domain(
+                &domain,
+                AutodiscoverAnswer::Settings {
+                    internal_ews_url: Some(ews_url.clone()),
+                    external_ews_url: Some(ews_url.clone()),
+                },
+            );
+        }
+        Ok(sim)
+    }
+
+    /// The autodiscover service mounted under `/autodiscover/` (POX and
+    /// SOAP), to change its answers.
+    pub fn autodiscover(&self) -> &Arc<AutodiscoverResponder> {
+        &self.shared.autodiscover
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -43,6 +43,9 @@ impl Drop for InFlight {
 
 pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http::Response<Bytes> {
     let arrived = Instant::now();
+    if let Some(response) = shared.autodiscover.handle(&request) {
+        return response;
+    }
     let ServerRequest { request, user } = request;
     let (parts, body) = request.into_parts();
     if !parts.uri.path().eq_ignore_ascii_case(EWS_PATH) {
