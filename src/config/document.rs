@@ -33,7 +33,8 @@ const fn key(
 
 const PASSWORD_DOC: &str =
     "The account's password. Set exactly ONE of password (here, in this file:\n\
-keep the file readable only by the service, chmod 600), password_file or password_env.";
+keep the file readable only by the service, chmod 600), password_file or\n\
+password_env.";
 const PASSWORD_FILE_DOC: &str =
     "A file holding only the password (one trailing newline is ignored).\n\
 Relative paths are relative to this configuration file.";
@@ -228,7 +229,7 @@ pub const SECTIONS: &[SectionDoc] = &[
             ),
             key(
                 "busy_type_map",
-                "How Exchange busy types the UCServer has no state for are shown. Keys: an\nExchange busy type (WorkingElsewhere, or a newer one) or `unknown` (any other\nunrecognised value). Values: \"free\", \"tentative\", \"busy\", \"out_of_office\".\nFree, Tentative, Busy and OOF always map to themselves; NoData is never written.\nDefault: { WorkingElsewhere = \"free\", unknown = \"free\" }.",
+                "How Exchange busy types the UCServer has no state for are shown. Keys: an\nExchange busy type (WorkingElsewhere, or a newer one) or `unknown` (any other\nunrecognised value). Values: \"free\", \"tentative\", \"busy\", \"out_of_office\".\nFree, Tentative, Busy and OOF always map to themselves; NoData is never\nwritten. Default: { WorkingElsewhere = \"free\", unknown = \"free\" }.",
                 "{ WorkingElsewhere = \"free\", unknown = \"free\" }",
                 true,
             ),
@@ -246,7 +247,7 @@ pub const SECTIONS: &[SectionDoc] = &[
             ),
             key(
                 "directory",
-                "(optional) Directory for log files. Default: $LOGS_DIRECTORY when set (systemd's\nLogsDirectory=), otherwise no log files.",
+                "(optional) Directory for log files. Default: $LOGS_DIRECTORY when set\n(systemd's LogsDirectory=), otherwise no log files.",
                 "\"/var/log/ews-calendar-replicator\"",
                 false,
             ),

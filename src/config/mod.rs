@@ -302,7 +302,12 @@ fn translate_toml_error(
         .trim()
         .replace("unknown field", "unknown key")
         .replace("expected one of", "expected one of the keys");
-    if message.starts_with("unknown key") {
+    if key.as_deref().is_some_and(|k| k.ends_with(".password"))
+        && !message.starts_with("unknown key")
+    {
+        // Serde quotes the offending value, which here may be the password.
+        message = "invalid value; expected a string (in quotes)".to_owned();
+    } else if message.starts_with("unknown key") {
         // Serde names the section's keys; the hint says where they are documented.
         message.push_str(" (see config.example.toml)");
     } else if let Some(doc) = key.as_deref().and_then(document::key_doc) {

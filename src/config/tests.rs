@@ -373,6 +373,9 @@ fn invalid_values_are_refused_with_the_key_line_and_expectation() {
     let err = error_of(&MINIMAL.replace("https://uc.example.com:7225", "ws://uc"));
     assert_eq!(err.key.as_deref(), Some("ucserver.url"));
     assert!(err.message.contains("https://host:7225"), "{err}");
+    let err = error_of(&MINIMAL.replace("\"uc-secret-1\"", "31415926"));
+    assert_eq!(err.key.as_deref(), Some("ucserver.password"));
+    assert!(!err.to_string().contains("31415926"), "{err}");
     let err = error_of("[ucserver\nurl = 1");
     assert_eq!(err.line, Some(1), "{err}");
 }
