@@ -96,6 +96,7 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn receive(socket: &UnixDatagram) -> String {
         let mut buf = [0u8; 512];
@@ -135,6 +136,35 @@ mod tests {
         let notifier = Notifier::from_value(None);
         assert!(!notifier.is_enabled());
         assert!(!notifier.ready().unwrap());
+    }
+
+    #[test]
+    fn the_unit_file_matches_the_programs_paths_and_notifies() {
+        let unit = include_str!("../packaging/ews-calendar-replicator.service");
+        let lines: Vec<&str> = unit.lines().collect();
+        assert!(lines.contains(&"Type=notify"));
+        let exec = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart");
+        assert!(
+            exec.ends_with(&format!(
+                " run --config {}",
+                crate::config::SYSTEM_CONFIG_PATH
+            )),
+            "{exec}"
+        );
+        // $STATE_DIRECTORY is then the directory the root default also uses.
+        let state = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("StateDirectory="))
+            .expect("StateDirectory");
+        assert_eq!(
+            Path::new("/var/lib").join(state),
+            Path::new(crate::config::ROOT_STATE_DIRECTORY)
+        );
+        assert!(lines.iter().any(|l| l.starts_with("LogsDirectory=")));
+        assert!(lines.iter().any(|l| l.starts_with("User=")));
     }
 
     #[test]

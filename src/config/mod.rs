@@ -91,6 +91,24 @@ pub struct ExchangeSettings {
     pub transport: TransportConfig,
 }
 
+impl ExchangeSettings {
+    /// The HTTP client for EWS and autodiscover, authenticating as the
+    /// configured account.
+    pub fn http_transport(
+        &self,
+    ) -> Result<crate::ews::transport::HttpTransport, crate::ews::transport::TransportError> {
+        crate::ews::transport::HttpTransport::new(
+            self.transport.clone(),
+            Some(self.credentials.clone()),
+        )
+    }
+
+    /// The SOAP headers of a request (impersonation is added per mailbox).
+    pub fn request_headers(&self) -> crate::ews::RequestHeaders {
+        crate::ews::RequestHeaders::new(self.version)
+    }
+}
+
 /// A setting that works but deserves attention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigWarning {

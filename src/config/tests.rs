@@ -167,6 +167,12 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.exchange.max_concurrency, 4);
     assert_eq!(config.exchange.transport.max_connections_per_host, 4);
     assert!(!config.exchange.transport.allow_plain_http);
+    let transport = config.exchange.http_transport().unwrap();
+    assert_eq!(transport.config().max_connections_per_host, 4);
+    assert_eq!(
+        config.exchange.request_headers().version,
+        ExchangeVersion::Exchange2013Sp1
+    );
     assert_eq!(config.logging.level, LogLevel::Info);
     assert_eq!(config.logging.directory, None);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
