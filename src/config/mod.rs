@@ -339,6 +339,38 @@ fn translate_toml_error(
     }
 }
 
+/// Whether the authority of `url` ends in `:port` (IPv6 hosts are bracketed).
+fn has_explicit_port(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = host_and_port
+        .rsplit_once(']')
+        .map_or(host_and_port, |(_, p)| p);
+    after_host
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The configuration file used when none is given: the system file as root,
+/// otherwise `$XDG_CONFIG_HOME` (or `~/.config`)`/ews-calendar-replicator/config.toml`.
+pub fn default_config_path(context: &LoadContext) -> PathBuf {
+    if context.is_root {
+        return PathBuf::from(SYSTEM_CONFIG_PATH);
+    }
+    context
+        .var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            context
+                .var("HOME")
+                .map(|home| Path::new(&home).join(".config"))
+        })
+        .map(|dir| dir.join(APP_DIR_NAME).join("config.toml"))
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG_PATH))
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -539,9 +571,8 @@ impl Builder<'_> {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(self.error(key, format!("{text:?} names no host; {expected}")));
         }
-        if url.port().is_none()
-            && !text.contains(&format!(":{}", url.port_or_known_default().unwrap_or(0)))
-        {
+        // `Url::port` is also `None` for an explicit :443/:80, which stays.
+        if !has_explicit_port(text) {
             url.set_port(Some(default_port)).map_err(|()| {
                 self.error(key, format!("{text:?} cannot take a port; {expected}"))
             })?;

@@ -396,6 +396,8 @@ fn the_ucserver_url_gets_the_ucserver_default_ports() {
             "https://uc.example.com:8443/",
         ),
         ("https://uc.example.com:443", "https://uc.example.com/"),
+        ("https://[::1]", "https://[::1]:7225/"),
+        ("https://[::1]:9000/", "https://[::1]:9000/"),
     ] {
         let config = parse_text(&MINIMAL.replace("https://uc.example.com:7225", given)).unwrap();
         assert_eq!(config.ucserver.base_url.as_str(), expected, "{given}");
@@ -737,4 +739,20 @@ fn config_init_reports_a_file_that_does_not_load_yet() {
         "{output}"
     );
     assert!(output.contains("ucserver.ca_file"), "{output}");
+}
+
+#[test]
+fn the_default_configuration_file_is_the_system_one_for_root_else_the_users() {
+    let root = LoadContext::with_vars([("HOME", "/root")]).as_root(true);
+    assert_eq!(default_config_path(&root), Path::new(SYSTEM_CONFIG_PATH));
+    let xdg = LoadContext::with_vars([("XDG_CONFIG_HOME", "/cfg"), ("HOME", "/home/u")]);
+    assert_eq!(
+        default_config_path(&xdg),
+        Path::new("/cfg/ews-calendar-replicator/config.toml")
+    );
+    let home = LoadContext::with_vars([("HOME", "/home/u")]);
+    assert_eq!(
+        default_config_path(&home),
+        Path::new("/home/u/.config/ews-calendar-replicator/config.toml")
+    );
 }

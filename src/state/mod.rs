@@ -28,6 +28,7 @@ pub const CYCLES_KEPT: u64 = 7000;
 pub struct SqliteStateStore {
     path: PathBuf,
     connection: Mutex<Connection>,
+    cycles_kept: u64,
 }
 
 impl std::fmt::Debug for SqliteStateStore {
@@ -78,9 +79,16 @@ impl SqliteStateStore {
         let store = SqliteStateStore {
             path: path.to_owned(),
             connection: Mutex::new(connection),
+            cycles_kept: CYCLES_KEPT,
         };
         store.prepare().map_err(|e| store.describe(e))?;
         Ok(store)
+    }
+
+    /// Keeps the newest `cycles` cycle summaries instead of [`CYCLES_KEPT`].
+    pub fn with_cycles_kept(mut self, cycles: u64) -> SqliteStateStore {
+        self.cycles_kept = cycles.max(1);
+        self
     }
 
     /// The database file.
@@ -297,7 +305,7 @@ impl StateStore for SqliteStateStore {
             }
             transaction.execute(
                 "DELETE FROM cycles WHERE id <= ?1 - ?2",
-                params![cycle_id, CYCLES_KEPT as i64],
+                params![cycle_id, self.cycles_kept as i64],
             )?;
             transaction.commit()
         })();
@@ -462,6 +470,30 @@ mod tests {
         assert_eq!(starts, vec![at(8), at(6), at(4)]);
         assert_eq!(store.recent_cycles(100).unwrap().len(), 5);
         assert!(store.recent_cycles(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn old_cycles_and_their_failures_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let store = SqliteStateStore::open(&path).unwrap().with_cycles_kept(2);
+        for minute in 0..4 {
+            store
+                .record_cycle(&cycle(minute * 2, &[("u", "r")]))
+                .unwrap();
+        }
+        let starts: Vec<_> = store
+            .recent_cycles(10)
+            .unwrap()
+            .iter()
+            .map(|c| c.started_at)
+            .collect();
+        assert_eq!(starts, vec![at(6), at(4)]);
+        let failures: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM cycle_failures", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(failures, 2);
     }
 
     #[test]
