@@ -318,6 +318,9 @@ fn translate_toml_error(
     let mut message = error
         .message()
         .trim()
+        .lines()
+        .collect::<Vec<_>>()
+        .join("; ")
         .replace("unknown field", "unknown key")
         .replace("expected one of", "expected one of the keys");
     if key.as_deref().is_some_and(|k| k.ends_with(".password"))

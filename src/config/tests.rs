@@ -384,6 +384,7 @@ fn invalid_values_are_refused_with_the_key_line_and_expectation() {
     assert!(!err.to_string().contains("31415926"), "{err}");
     let err = error_of("[ucserver\nurl = 1");
     assert_eq!(err.line, Some(1), "{err}");
+    assert!(!err.message.contains('\n'), "{err}");
 }
 
 #[test]
