@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use tracing::Metadata;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -135,20 +136,28 @@ pub enum LoggingError {
     AlreadyInstalled(String),
 }
 
-/// Installs the global subscriber for `settings`. Call once, early.
+/// Installs the global subscriber for `settings`: stderr (coloured on a
+/// terminal), the log files, syslog. Call once, early.
 pub fn init(settings: &LoggingSettings) -> Result<(), LoggingError> {
-    init_with_syslog_socket(settings, Path::new(SYSLOG_SOCKET))
+    init_with(
+        settings,
+        Path::new(SYSLOG_SOCKET),
+        BoxMakeWriter::new(io::stderr),
+        io::IsTerminal::is_terminal(&io::stderr()),
+    )
 }
 
-/// [`init`] with another syslog socket path.
-pub fn init_with_syslog_socket(
+/// [`init`] with another syslog socket and console writer (tests).
+pub fn init_with(
     settings: &LoggingSettings,
     syslog_socket: &Path,
+    console: BoxMakeWriter,
+    console_ansi: bool,
 ) -> Result<(), LoggingError> {
     let directives = settings.level.filter_directives();
     let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
-        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_writer(console)
+        .with_ansi(console_ansi)
         .with_filter(EnvFilter::new(&directives));
 
     let file_layer = match &settings.directory {
@@ -546,9 +555,15 @@ mod tests {
             syslog: true,
             ..LoggingSettings::default()
         };
-        let err = init_with_syslog_socket(&settings, &dir.path().join("no-such-socket"))
-            .unwrap_err()
-            .to_string();
+        let console = BoxMakeWriter::new(tracing_subscriber::fmt::TestWriter::new());
+        let err = init_with(
+            &settings,
+            &dir.path().join("no-such-socket"),
+            console,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("no-such-socket"), "{err}");
         assert!(err.contains("syslog = false"), "{err}");
     }
