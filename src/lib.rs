@@ -10,10 +10,14 @@ pub mod config;
 #[cfg(feature = "directory")]
 pub mod directory;
 #[cfg(feature = "replicator")]
+pub mod logging;
+#[cfg(feature = "replicator")]
 pub mod replication;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(feature = "replicator")]
 pub mod state;
+#[cfg(feature = "replicator")]
+pub mod systemd;
 #[cfg(feature = "ucserver")]
 pub mod ucserver;

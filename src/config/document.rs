@@ -1,0 +1,349 @@
+//! The commented configuration file: every section and key with its
+//! documentation. `config.example.toml` and the file `config init` writes
+//! are both rendered from here, so they carry the same comments.
+
+/// One key: its documentation and an example value (a TOML literal).
+pub struct KeyDoc {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub example: &'static str,
+    /// Set (not commented out) in `config.example.toml`.
+    pub in_example: bool,
+}
+
+pub struct SectionDoc {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub keys: &'static [KeyDoc],
+}
+
+const fn key(
+    name: &'static str,
+    doc: &'static str,
+    example: &'static str,
+    in_example: bool,
+) -> KeyDoc {
+    KeyDoc {
+        name,
+        doc,
+        example,
+        in_example,
+    }
+}
+
+const PASSWORD_DOC: &str =
+    "The account's password. Set exactly ONE of password (here, in this file:\n\
+keep the file readable only by the service, chmod 600), password_file or\n\
+password_env.";
+const PASSWORD_FILE_DOC: &str =
+    "A file holding only the password (one trailing newline is ignored).\n\
+Relative paths are relative to this configuration file.";
+const PASSWORD_ENV_DOC: &str =
+    "The name of an environment variable holding the password (under systemd:\n\
+Environment= or EnvironmentFile= in the unit). Unset is an error.";
+
+/// The file's header comment.
+pub const HEADER: &str = "# ews-calendar-replicator configuration.
+#
+# Replicates calendar availability from Exchange (EWS) into the estos UCServer
+# for users whose ProCall client is not logged on. Check this file with
+#   ews-calendar-replicator check --config FILE
+# Keys shown commented out (# key = ...) are optional or alternatives; the
+# value shown is an example. Unknown keys are an error.";
+
+pub const SECTIONS: &[SectionDoc] = &[
+    SectionDoc {
+        name: "ucserver",
+        doc: "The estos UCServer the appointments are written to (its web service).",
+        keys: &[
+            key(
+                "url",
+                "https://host:7225 (TLS) or http://host:7224. Without a port, 7225 (https) or\n7224 (http) is used.",
+                "\"https://ucserver.example.com:7225\"",
+                true,
+            ),
+            key(
+                "username",
+                "A UCServer administrator account: it lists the users and writes their\nappointments.",
+                "\"Administrator\"",
+                true,
+            ),
+            key("password", PASSWORD_DOC, "\"change-me\"", true),
+            key("password_file", PASSWORD_FILE_DOC, "\"/etc/ews-calendar-replicator/ucserver.password\"", false),
+            key("password_env", PASSWORD_ENV_DOC, "\"UCSERVER_PASSWORD\"", false),
+            key(
+                "ca_file",
+                "(optional) PEM file with the CA certificate(s) that issued the UCServer's\ncertificate, trusted besides the public roots (an internal CA, or the\nUCServer's self-signed certificate).",
+                "\"/etc/ews-calendar-replicator/ucserver-ca.pem\"",
+                false,
+            ),
+        ],
+    },
+    SectionDoc {
+        name: "directory",
+        doc: "Where the UCServer users' mailboxes are looked up: Active Directory over LDAP,\nor a static list for sites without AD.",
+        keys: &[
+            key(
+                "kind",
+                "\"ad\" (default): Active Directory; \"static\": a file of user-to-mailbox rows\n(then only `file` below applies).",
+                "\"ad\"",
+                true,
+            ),
+            key(
+                "url",
+                "(ad) The domain controller: ldap://dc.example.com (port 389) or\nldaps://dc.example.com (port 636).",
+                "\"ldap://dc1.corp.example.com\"",
+                true,
+            ),
+            key(
+                "starttls",
+                "(ad, optional) true: upgrade an ldap:// connection with StartTLS. Default\nfalse; without TLS the bind password travels readable.",
+                "true",
+                true,
+            ),
+            key(
+                "bind_user",
+                "(ad) The account that reads the directory, in UPN form\n(svc-replicator@corp.example.com); DOMAIN\\user is accepted too.",
+                "\"svc-replicator@corp.example.com\"",
+                true,
+            ),
+            key("password", PASSWORD_DOC, "\"change-me\"", false),
+            key("password_file", PASSWORD_FILE_DOC, "\"/etc/ews-calendar-replicator/ldap.password\"", false),
+            key("password_env", PASSWORD_ENV_DOC, "\"LDAP_BIND_PASSWORD\"", true),
+            key(
+                "base_dn",
+                "(ad, optional) Where users are searched. Default: the whole domain (the\nRootDSE's defaultNamingContext).",
+                "\"OU=Staff,DC=corp,DC=example,DC=com\"",
+                false,
+            ),
+            key(
+                "user_filter",
+                "(ad, optional) LDAP filter selecting users. Default: enabled person accounts,\n(&(objectCategory=person)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+                "\"(&(objectCategory=person)(objectClass=user))\"",
+                false,
+            ),
+            key(
+                "include_group",
+                "(ad, optional) Only members of this group (its DN; nested membership counts).",
+                "\"CN=Calendar Replication,OU=Groups,DC=corp,DC=example,DC=com\"",
+                false,
+            ),
+            key(
+                "exclude_group",
+                "(ad, optional) Nobody who is a member of this group (its DN; nested\nmembership counts).",
+                "\"CN=No Calendar Replication,OU=Groups,DC=corp,DC=example,DC=com\"",
+                false,
+            ),
+            key(
+                "ca_file",
+                "(ad, optional) PEM file with the CA that issued the domain controllers'\ncertificates, trusted besides the public roots.",
+                "\"/etc/ews-calendar-replicator/corp-ca.pem\"",
+                false,
+            ),
+            key(
+                "file",
+                "(static) The file of user-to-mailbox rows: each row maps a UCServer user to\nthe mailbox address whose calendar is replicated. Relative paths are\nrelative to this configuration file.",
+                "\"/etc/ews-calendar-replicator/users.csv\"",
+                false,
+            ),
+        ],
+    },
+    SectionDoc {
+        name: "exchange",
+        doc: "The on-premises Exchange server, read over EWS.",
+        keys: &[
+            key(
+                "url",
+                "(optional) The EWS endpoint. Without it, the endpoint is found by\nautodiscover from the mailboxes' domain.",
+                "\"https://mail.corp.example.com/EWS/Exchange.asmx\"",
+                true,
+            ),
+            key(
+                "version",
+                "The EWS schema version requested: Exchange2007_SP1, Exchange2010,\nExchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1 (default),\nExchange2016 (also for Exchange 2019).",
+                "\"Exchange2013_SP1\"",
+                true,
+            ),
+            key(
+                "username",
+                "The account that reads availability: DOMAIN\\user or user@domain.",
+                "'CORP\\svc-replicator'",
+                true,
+            ),
+            key("password", PASSWORD_DOC, "\"change-me\"", false),
+            key("password_file", PASSWORD_FILE_DOC, "\"exchange.password\"", true),
+            key("password_env", PASSWORD_ENV_DOC, "\"EXCHANGE_PASSWORD\"", false),
+            key(
+                "auth",
+                "HTTP authentication: \"ntlm\" (default), \"negotiate\" (NTLM inside Negotiate) or\n\"basic\" (only over https).",
+                "\"ntlm\"",
+                true,
+            ),
+            key(
+                "impersonation",
+                "true: act as each mailbox through Exchange impersonation (the account needs\nthe ApplicationImpersonation role). false (default): read free/busy with the\naccount's own rights.",
+                "false",
+                true,
+            ),
+            key(
+                "ca_file",
+                "(optional) PEM file with the CA that issued Exchange's certificate, trusted\nbesides the public roots.",
+                "\"/etc/ews-calendar-replicator/corp-ca.pem\"",
+                false,
+            ),
+            key(
+                "max_concurrency",
+                "Requests to Exchange at the same time (1 to 64, default 4); each asks for up\nto 100 mailboxes.",
+                "4",
+                true,
+            ),
+        ],
+    },
+    SectionDoc {
+        name: "replication",
+        doc: "What is replicated, and how often.",
+        keys: &[
+            key(
+                "interval_minutes",
+                "Minutes from the start of one cycle to the start of the next (1 to 1440,\ndefault 15). Cycles never overlap.",
+                "15",
+                true,
+            ),
+            key(
+                "only_offline_users",
+                "true (default): only users whose ProCall client is not logged on (a logged-on\nclient replicates its own calendar). false: all users.",
+                "true",
+                true,
+            ),
+            key(
+                "window_days",
+                "Days from now that are replicated (1 to 366, default 30, the UCServer's\nrecommendation).",
+                "30",
+                true,
+            ),
+            key(
+                "private_appointments",
+                "Private appointments: \"skip\" (default: not sent at all), \"times_only\" (sent as\nbusy blocks marked private, without subject, location or text) or \"full\"\n(sent like any other, subject included).",
+                "\"skip\"",
+                true,
+            ),
+            key(
+                "busy_type_map",
+                "How Exchange busy types the UCServer has no state for are shown. Keys: an\nExchange busy type (WorkingElsewhere, or a newer one) or `unknown` (any other\nunrecognised value). Values: \"free\", \"tentative\", \"busy\", \"out_of_office\".\nFree, Tentative, Busy and OOF always map to themselves; NoData is never\nwritten. Default: { WorkingElsewhere = \"free\", unknown = \"free\" }.",
+                "{ WorkingElsewhere = \"free\", unknown = \"free\" }",
+                true,
+            ),
+        ],
+    },
+    SectionDoc {
+        name: "logging",
+        doc: "Log output. Messages always go to stderr (the journal, under systemd).",
+        keys: &[
+            key(
+                "level",
+                "\"error\", \"warn\", \"info\" (default), \"debug\" or \"trace\".",
+                "\"info\"",
+                true,
+            ),
+            key(
+                "directory",
+                "(optional) Directory for log files. Default: $LOGS_DIRECTORY when set\n(systemd's LogsDirectory=), otherwise no log files.",
+                "\"/var/log/ews-calendar-replicator\"",
+                false,
+            ),
+            key(
+                "max_file_size_mb",
+                "A log file is rotated before it grows beyond this many megabytes (default 10).",
+                "10",
+                true,
+            ),
+            key(
+                "max_files",
+                "Log files kept, the current one included (default 5).",
+                "5",
+                true,
+            ),
+            key(
+                "syslog",
+                "true: warnings and errors also go to the system journal/syslog (/dev/log),\nas the estos service writes to the event log. Default false.",
+                "false",
+                true,
+            ),
+        ],
+    },
+    SectionDoc {
+        name: "state",
+        doc: "The state database (SQLite): per user what was last written, and the cycle\nhistory that `status` shows.",
+        keys: &[key(
+            "path",
+            "(optional) The database file. Default: $STATE_DIRECTORY/state.sqlite under\nsystemd (StateDirectory=), /var/lib/ews-calendar-replicator/state.sqlite as\nroot, otherwise $XDG_DATA_HOME (or ~/.local/share)/ews-calendar-replicator/\nstate.sqlite. Relative paths are relative to this configuration file.",
+            "\"/var/lib/ews-calendar-replicator/state.sqlite\"",
+            false,
+        )],
+    },
+];
+
+/// Every key as `section.key`.
+pub fn all_keys() -> impl Iterator<Item = String> {
+    SECTIONS
+        .iter()
+        .flat_map(|s| s.keys.iter().map(move |k| format!("{}.{}", s.name, k.name)))
+}
+
+/// The documentation of `section.key`.
+pub fn key_doc(dotted: &str) -> Option<&'static KeyDoc> {
+    let (section, name) = dotted.split_once('.')?;
+    SECTIONS
+        .iter()
+        .find(|s| s.name == section)?
+        .keys
+        .iter()
+        .find(|k| k.name == name)
+}
+
+fn comment(out: &mut String, text: &str) {
+    for line in text.lines() {
+        if line.is_empty() {
+            out.push_str("#\n");
+        } else {
+            out.push_str("# ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+}
+
+/// The commented file. `value(section, key)` gives the TOML literal of a
+/// key that is set; the others are written commented out with their example.
+pub fn render(value: &dyn Fn(&str, &str) -> Option<String>) -> String {
+    let mut out = String::new();
+    out.push_str(HEADER);
+    out.push('\n');
+    for section in SECTIONS {
+        out.push('\n');
+        out.push_str("# ");
+        out.push_str(&"-".repeat(76));
+        out.push('\n');
+        comment(&mut out, section.doc);
+        out.push('[');
+        out.push_str(section.name);
+        out.push_str("]\n");
+        for key in section.keys {
+            out.push('\n');
+            comment(&mut out, key.doc);
+            match value(section.name, key.name) {
+                Some(literal) => out.push_str(&format!("{} = {literal}\n", key.name)),
+                None => out.push_str(&format!("# {} = {}\n", key.name, key.example)),
+            }
+        }
+    }
+    out
+}
+
+/// `config.example.toml`.
+pub fn render_example() -> String {
+    render(&|section, name| {
+        let doc = key_doc(&format!("{section}.{name}"))?;
+        doc.in_example.then(|| doc.example.to_owned())
+    })
+}

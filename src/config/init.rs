@@ -1,0 +1,441 @@
+//! `config init`: asks for the essential values and writes the commented
+//! configuration file (the same comments as `config.example.toml`; what was
+//! not asked stays commented out with its example).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use super::{document, LoadContext};
+
+/// Why `config init` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{} already exists; pass --force to overwrite it, or give another path", .0.display())]
+    Exists(PathBuf),
+    #[error("the input ended before all questions were answered; nothing was written")]
+    InputEnded,
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("terminal input/output failed: {0}")]
+    Terminal(#[from] io::Error),
+}
+
+/// Turns terminal echo off while a password is typed; echo is restored
+/// when dropped.
+pub struct EchoOff {
+    original: libc::termios,
+}
+
+impl EchoOff {
+    /// `None` when stdin is no terminal (echo is then no concern).
+    pub fn stdin() -> Option<EchoOff> {
+        // SAFETY: tcgetattr/tcsetattr only read/write the termios struct we
+        // own; fd 0 stays open for the life of the process.
+        unsafe {
+            let mut term: libc::termios = std::mem::zeroed();
+            if libc::isatty(0) != 1 || libc::tcgetattr(0, &mut term) != 0 {
+                return None;
+            }
+            let original = term;
+            term.c_lflag &= !libc::ECHO;
+            term.c_lflag |= libc::ECHONL;
+            if libc::tcsetattr(0, libc::TCSANOW, &term) != 0 {
+                return None;
+            }
+            Some(EchoOff { original })
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings read in `stdin()`.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &self.original);
+        }
+    }
+}
+
+/// Questions and answers over any reader and writer.
+pub struct Prompter<R, W> {
+    input: R,
+    output: W,
+    hide_echo: fn() -> Option<EchoOff>,
+}
+
+impl<R: BufRead, W: Write> Prompter<R, W> {
+    /// Passwords are read like any other line (tests, pipes).
+    pub fn new(input: R, output: W) -> Self {
+        Prompter {
+            input,
+            output,
+            hide_echo: || None,
+        }
+    }
+
+    fn read_line(&mut self) -> Result<String, InitError> {
+        let mut line = String::new();
+        if self.input.read_line(&mut line)? == 0 {
+            return Err(InitError::InputEnded);
+        }
+        Ok(line.trim().to_owned())
+    }
+
+    fn say(&mut self, text: &str) -> Result<(), InitError> {
+        writeln!(self.output, "{text}")?;
+        Ok(())
+    }
+
+    /// Asks until the answer passes `check`; an empty answer takes
+    /// `default`, or is refused when there is none.
+    fn ask(
+        &mut self,
+        question: &str,
+        default: Option<&str>,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Result<String, InitError> {
+        loop {
+            match default {
+                Some(default) => write!(self.output, "{question} [{default}]: ")?,
+                None => write!(self.output, "{question}: ")?,
+            }
+            self.output.flush()?;
+            let answer = self.read_line()?;
+            let answer = match (answer.is_empty(), default) {
+                (true, Some(default)) => default.to_owned(),
+                (true, None) => {
+                    self.say("  an answer is needed")?;
+                    continue;
+                }
+                (false, _) => answer,
+            };
+            match check(&answer) {
+                Ok(()) => return Ok(answer),
+                Err(problem) => self.say(&format!("  {problem}"))?,
+            }
+        }
+    }
+
+    /// An optional value: empty means not set.
+    fn ask_optional(&mut self, question: &str) -> Result<Option<String>, InitError> {
+        write!(self.output, "{question} (empty: none): ")?;
+        self.output.flush()?;
+        let answer = self.read_line()?;
+        Ok((!answer.is_empty()).then_some(answer))
+    }
+
+    fn choose(
+        &mut self,
+        question: &str,
+        choices: &[&str],
+        default: &str,
+    ) -> Result<String, InitError> {
+        let listed = choices.join("/");
+        self.ask(
+            &format!("{question} ({listed})"),
+            Some(default),
+            &|answer| {
+                if choices.contains(&answer) {
+                    Ok(())
+                } else {
+                    Err(format!("answer one of {listed}"))
+                }
+            },
+        )
+    }
+
+    fn yes_no(&mut self, question: &str, default: bool) -> Result<bool, InitError> {
+        let answer = self.choose(question, &["yes", "no"], if default { "yes" } else { "no" })?;
+        Ok(answer == "yes")
+    }
+
+    fn ask_secret(&mut self, question: &str) -> Result<String, InitError> {
+        loop {
+            write!(self.output, "{question} (not shown): ")?;
+            self.output.flush()?;
+            let guard = (self.hide_echo)();
+            let mut line = String::new();
+            let read = self.input.read_line(&mut line);
+            drop(guard);
+            if read? == 0 {
+                return Err(InitError::InputEnded);
+            }
+            // Only the line ending is removed: spaces may be part of a password.
+            let password = line.trim_end_matches(['\n', '\r']).to_owned();
+            if password.is_empty() {
+                self.say("  the password must not be empty")?;
+                continue;
+            }
+            return Ok(password);
+        }
+    }
+}
+
+impl Prompter<io::StdinLock<'static>, io::Stdout> {
+    /// The process's terminal; passwords are not echoed.
+    pub fn terminal() -> Self {
+        Prompter {
+            input: io::stdin().lock(),
+            output: io::stdout(),
+            hide_echo: EchoOff::stdin,
+        }
+    }
+}
+
+/// A TOML string literal.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+fn check_url(
+    schemes: &'static [&'static str],
+    example: &'static str,
+) -> impl Fn(&str) -> Result<(), String> {
+    move |answer| match url::Url::parse(answer) {
+        Ok(url)
+            if schemes.contains(&url.scheme()) && url.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("expected a URL like {example}")),
+    }
+}
+
+fn check_number(min: u32, max: u32) -> impl Fn(&str) -> Result<(), String> {
+    move |answer| match answer.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(()),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+fn no_check(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// The answers as TOML literals by `(section, key)`.
+type Values = BTreeMap<(&'static str, &'static str), String>;
+
+/// Asks where a section's password comes from, and for it.
+fn ask_password<R: BufRead, W: Write>(
+    prompter: &mut Prompter<R, W>,
+    values: &mut Values,
+    section: &'static str,
+    what: &str,
+) -> Result<(), InitError> {
+    let source = prompter.choose(
+        &format!("How does the replicator get the {what} password: in this file, from a file, or from an environment variable?"),
+        &["inline", "file", "env"],
+        "inline",
+    )?;
+    match source.as_str() {
+        "file" => {
+            let path = prompter.ask(
+                &format!("File holding only the {what} password"),
+                None,
+                &no_check,
+            )?;
+            values.insert((section, "password_file"), quoted(&path));
+        }
+        "env" => {
+            let name = prompter.ask(
+                &format!("Environment variable holding the {what} password"),
+                None,
+                &|answer: &str| {
+                    if answer
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        Ok(())
+                    } else {
+                        Err("expected a variable name (letters, digits, _)".into())
+                    }
+                },
+            )?;
+            values.insert((section, "password_env"), quoted(&name));
+        }
+        _ => {
+            let password = prompter.ask_secret(&format!("{what} password"))?;
+            values.insert((section, "password"), quoted(&password));
+        }
+    }
+    Ok(())
+}
+
+/// Asks the questions and writes the commented configuration file to
+/// `target` (mode 0600: it may hold passwords). An existing file is only
+/// replaced with `force`. Afterwards the file is loaded with `context` and
+/// the result reported on the prompter's output.
+pub fn init<R: BufRead, W: Write>(
+    prompter: &mut Prompter<R, W>,
+    target: &Path,
+    force: bool,
+    context: &LoadContext,
+) -> Result<PathBuf, InitError> {
+    if target.exists() && !force {
+        return Err(InitError::Exists(target.to_owned()));
+    }
+    prompter.say(&format!(
+        "Writing a configuration to {}. Press Enter to take the value in [brackets].",
+        target.display()
+    ))?;
+    let mut values = Values::new();
+
+    prompter.say("\nUCServer (where appointments are written)")?;
+    let url = prompter.ask(
+        "UCServer web service URL",
+        None,
+        &check_url(
+            &["https", "http"],
+            "https://ucserver.example.com:7225 or http://ucserver.example.com:7224",
+        ),
+    )?;
+    values.insert(("ucserver", "url"), quoted(&url));
+    let username = prompter.ask("UCServer administrator user name", None, &no_check)?;
+    values.insert(("ucserver", "username"), quoted(&username));
+    ask_password(prompter, &mut values, "ucserver", "UCServer administrator")?;
+    if let Some(ca) = prompter.ask_optional("PEM file with the CA of the UCServer's certificate")? {
+        values.insert(("ucserver", "ca_file"), quoted(&ca));
+    }
+
+    prompter.say("\nDirectory (where users' mailboxes are found)")?;
+    let kind = prompter.choose("Directory kind", &["ad", "static"], "ad")?;
+    values.insert(("directory", "kind"), quoted(&kind));
+    if kind == "static" {
+        let file = prompter.ask("File of user-to-mailbox rows", None, &no_check)?;
+        values.insert(("directory", "file"), quoted(&file));
+    } else {
+        let url = prompter.ask(
+            "Domain controller URL",
+            None,
+            &check_url(
+                &["ldap", "ldaps"],
+                "ldap://dc1.corp.example.com or ldaps://dc1.corp.example.com",
+            ),
+        )?;
+        values.insert(("directory", "url"), quoted(&url));
+        if url.starts_with("ldap://") {
+            let starttls = prompter.yes_no("Protect the connection with StartTLS", true)?;
+            values.insert(("directory", "starttls"), starttls.to_string());
+        }
+        let bind_user = prompter.ask(
+            "Bind user (UPN, e.g. svc-replicator@corp.example.com)",
+            None,
+            &|answer: &str| {
+                if answer.contains('@') || answer.contains('\\') {
+                    Ok(())
+                } else {
+                    Err("expected user@domain or DOMAIN\\user".into())
+                }
+            },
+        )?;
+        values.insert(("directory", "bind_user"), quoted(&bind_user));
+        ask_password(prompter, &mut values, "directory", "bind user")?;
+        if let Some(base_dn) =
+            prompter.ask_optional("Search base DN (default: the whole domain)")?
+        {
+            values.insert(("directory", "base_dn"), quoted(&base_dn));
+        }
+        if let Some(group) = prompter.ask_optional("Replicate only members of group (DN)")? {
+            values.insert(("directory", "include_group"), quoted(&group));
+        }
+    }
+
+    prompter.say("\nExchange (where calendars are read)")?;
+    if let Some(url) = prompter.ask_optional(
+        "EWS URL, e.g. https://mail.corp.example.com/EWS/Exchange.asmx (empty: autodiscover)",
+    )? {
+        let check = check_url(
+            &["https", "http"],
+            "https://mail.corp.example.com/EWS/Exchange.asmx",
+        );
+        let url = match check(&url) {
+            Ok(()) => url,
+            Err(problem) => {
+                prompter.say(&format!("  {problem}"))?;
+                prompter.ask("EWS URL", None, &check)?
+            }
+        };
+        values.insert(("exchange", "url"), quoted(&url));
+    }
+    let username = prompter.ask(
+        "Exchange account (DOMAIN\\user or user@domain)",
+        None,
+        &|answer: &str| {
+            crate::ews::transport::Credentials::new(answer, "x", Default::default())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )?;
+    values.insert(("exchange", "username"), quoted(&username));
+    ask_password(prompter, &mut values, "exchange", "Exchange account")?;
+    let auth = prompter.choose("Authentication", &["ntlm", "negotiate", "basic"], "ntlm")?;
+    values.insert(("exchange", "auth"), quoted(&auth));
+
+    prompter.say("\nReplication")?;
+    let interval = prompter.ask("Minutes between cycles", Some("15"), &check_number(1, 1440))?;
+    values.insert(("replication", "interval_minutes"), interval);
+    let offline = prompter.yes_no("Only users whose ProCall client is not logged on", true)?;
+    values.insert(("replication", "only_offline_users"), offline.to_string());
+    let private = prompter.choose(
+        "Private appointments",
+        &["skip", "times_only", "full"],
+        "skip",
+    )?;
+    values.insert(("replication", "private_appointments"), quoted(&private));
+
+    let text = document::render(&|section, key| {
+        values
+            .iter()
+            .find(|((s, k), _)| *s == section && *k == key)
+            .map(|(_, v)| v.clone())
+    });
+    write_file(target, &text, force)?;
+    prompter.say(&format!("\nWrote {}.", target.display()))?;
+    match super::load_with(target, context) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                prompter.say(&format!("warning: {warning}"))?;
+            }
+            prompter.say(&format!(
+                "Check the connections with: ews-calendar-replicator check --config {}",
+                target.display()
+            ))?;
+        }
+        Err(error) => prompter.say(&format!("note: the file does not load yet: {error}"))?,
+    }
+    Ok(target.to_owned())
+}
+
+fn write_file(target: &Path, text: &str, force: bool) -> Result<(), InitError> {
+    let error = |source| InitError::Write {
+        path: target.to_owned(),
+        source,
+    };
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(error)?;
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        // Refuses a file that appeared while the questions were answered.
+        options.create_new(true);
+    }
+    let mut file = options.open(target).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            InitError::Exists(target.to_owned())
+        } else {
+            error(e)
+        }
+    })?;
+    file.write_all(text.as_bytes()).map_err(error)?;
+    file.sync_all().map_err(error)
+}

@@ -1,0 +1,759 @@
+use std::collections::BTreeSet;
+use std::io::Cursor;
+
+use super::init::{init, InitError, Prompter};
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../config.example.toml");
+
+const MINIMAL: &str = r#"
+[ucserver]
+url = "https://uc.example.com:7225"
+username = "Administrator"
+password = "uc-secret-1"
+
+[directory]
+url = "ldaps://dc1.corp.example.com"
+bind_user = "svc@corp.example.com"
+password = "ldap-secret-2"
+
+[exchange]
+username = 'CORP\svc'
+password = "ews-secret-3"
+"#;
+
+fn context() -> LoadContext {
+    LoadContext::with_vars([("HOME", "/home/tester")])
+}
+
+fn parse_text(text: &str) -> Result<Config, ConfigError> {
+    parse(text, Path::new("/etc/replicator/config.toml"), &context())
+}
+
+fn error_of(text: &str) -> ConfigError {
+    parse_text(text).expect_err("the configuration should be refused")
+}
+
+/// `MINIMAL` with `line` appended to `[section]` (TOML allows a section's
+/// keys anywhere after its header, so the section is reopened at the end
+/// only when it is not one of MINIMAL's).
+fn with_key(section: &str, line: &str) -> String {
+    let header = format!("[{section}]\n");
+    if MINIMAL.contains(&header) {
+        MINIMAL.replace(&header, &format!("{header}{line}\n"))
+    } else {
+        format!("{MINIMAL}\n{header}{line}\n")
+    }
+}
+
+#[test]
+fn the_example_file_is_rendered_from_the_key_documentation() {
+    let rendered = document::render_example();
+    if std::env::var_os("UPDATE_CONFIG_EXAMPLE").is_some() {
+        fs::write(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"),
+            &rendered,
+        )
+        .unwrap();
+        return;
+    }
+    assert!(
+        EXAMPLE == rendered,
+        "config.example.toml differs from src/config/document.rs; regenerate it with \
+         UPDATE_CONFIG_EXAMPLE=1 cargo test --lib config::tests::the_example_file"
+    );
+}
+
+#[test]
+fn the_example_file_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    fs::write(&file, EXAMPLE).unwrap();
+    fs::write(dir.path().join("exchange.password"), "ews-pass\n").unwrap();
+    let context =
+        LoadContext::with_vars([("LDAP_BIND_PASSWORD", "ldap-pass"), ("HOME", "/home/t")]);
+    let config = load_with(&file, &context).unwrap();
+    assert_eq!(
+        config.ucserver.base_url.as_str(),
+        "https://ucserver.example.com:7225/"
+    );
+    assert_eq!(config.ucserver.admin_password, "change-me");
+    let DirectoryConfig::ActiveDirectory(directory) = &config.directory else {
+        panic!("expected Active Directory: {:?}", config.directory);
+    };
+    assert_eq!(directory.bind_password.expose(), "ldap-pass");
+    assert!(directory.starttls);
+    assert_eq!(config.exchange.version, ExchangeVersion::Exchange2013Sp1);
+    assert_eq!(
+        config.exchange.credentials.username(),
+        "CORP\\svc-replicator"
+    );
+    assert_eq!(config.exchange.credentials.password(), "ews-pass");
+    assert_eq!(
+        config.exchange.url.as_ref().map(Url::as_str),
+        Some("https://mail.corp.example.com/EWS/Exchange.asmx")
+    );
+    assert_eq!(config.replication, ReplicationSettings::default());
+    assert_eq!(config.logging, LoggingSettings::default());
+    assert_eq!(
+        config.state_path,
+        Path::new("/home/t/.local/share/ews-calendar-replicator/state.sqlite")
+    );
+}
+
+/// The keys serde accepts in `section`, from its unknown-key error.
+fn schema_keys(section: &str) -> BTreeSet<String> {
+    let text = with_key(section, "zz_not_a_key = 1");
+    let message = error_of(&text).message;
+    let listed = message
+        .split(", expected")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no key list in {message:?}"));
+    listed
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_key_of_the_schema_is_documented_in_the_example() {
+    for section in document::SECTIONS {
+        let documented: BTreeSet<String> = section.keys.iter().map(|k| k.name.to_owned()).collect();
+        assert_eq!(schema_keys(section.name), documented, "[{}]", section.name);
+    }
+    let top_level = error_of(&format!("{MINIMAL}\n[zz_section]\n")).message;
+    let sections: BTreeSet<&str> = document::SECTIONS.iter().map(|s| s.name).collect();
+    for section in &sections {
+        assert!(top_level.contains(&format!("`{section}`")), "{top_level}");
+    }
+    // Each key appears in its section of the example, set or commented out.
+    let mut current = "";
+    let mut seen = BTreeSet::new();
+    for line in EXAMPLE.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name;
+            continue;
+        }
+        let line = line.trim_start_matches("# ");
+        if let Some((key, _)) = line.split_once(" = ") {
+            seen.insert(format!("{current}.{key}"));
+        }
+    }
+    for key in document::all_keys() {
+        assert!(
+            seen.contains(&key),
+            "{key} is missing from config.example.toml"
+        );
+    }
+}
+
+#[test]
+fn a_minimal_file_gets_the_documented_defaults() {
+    let config = parse_text(MINIMAL).unwrap();
+    assert_eq!(config.replication.interval, Duration::from_secs(15 * 60));
+    assert!(config.replication.only_offline_users);
+    assert_eq!(config.replication.window_days, 30);
+    assert_eq!(
+        config.replication.private_appointments,
+        PrivateAppointments::Skip
+    );
+    assert_eq!(config.replication.busy_type_map, BusyTypeMap::default());
+    assert_eq!(config.exchange.url, None);
+    assert_eq!(config.exchange.version, ExchangeVersion::Exchange2013Sp1);
+    assert_eq!(config.exchange.credentials.scheme(), AuthScheme::Ntlm);
+    assert!(!config.exchange.impersonation);
+    assert_eq!(config.exchange.max_concurrency, 4);
+    assert_eq!(config.exchange.transport.max_connections_per_host, 4);
+    assert!(!config.exchange.transport.allow_plain_http);
+    let transport = config.exchange.http_transport().unwrap();
+    assert_eq!(transport.config().max_connections_per_host, 4);
+    assert_eq!(
+        config.exchange.request_headers().version,
+        ExchangeVersion::Exchange2013Sp1
+    );
+    assert_eq!(config.logging.level, LogLevel::Info);
+    assert_eq!(config.logging.directory, None);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(
+        config.state_path,
+        Path::new("/home/tester/.local/share/ews-calendar-replicator/state.sqlite")
+    );
+}
+
+#[test]
+fn the_state_path_defaults_follow_systemd_root_and_xdg() {
+    let file = Path::new("/etc/x/config.toml");
+    let systemd = LoadContext::with_vars([
+        ("STATE_DIRECTORY", "/var/lib/ecr:/var/lib/other"),
+        ("HOME", "/root"),
+    ])
+    .as_root(true);
+    assert_eq!(
+        parse(MINIMAL, file, &systemd).unwrap().state_path,
+        Path::new("/var/lib/ecr/state.sqlite")
+    );
+    let root = LoadContext::with_vars([("HOME", "/root")]).as_root(true);
+    assert_eq!(
+        parse(MINIMAL, file, &root).unwrap().state_path,
+        Path::new("/var/lib/ews-calendar-replicator/state.sqlite")
+    );
+    let xdg = LoadContext::with_vars([("XDG_DATA_HOME", "/data"), ("HOME", "/home/u")]);
+    assert_eq!(
+        parse(MINIMAL, file, &xdg).unwrap().state_path,
+        Path::new("/data/ews-calendar-replicator/state.sqlite")
+    );
+    let nothing = LoadContext::with_vars(Vec::<(String, String)>::new());
+    let err = parse(MINIMAL, file, &nothing).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("state.path"));
+    let logs = LoadContext::with_vars([("LOGS_DIRECTORY", "/var/log/ecr"), ("HOME", "/h")]);
+    assert_eq!(
+        parse(MINIMAL, file, &logs).unwrap().logging.directory,
+        Some(PathBuf::from("/var/log/ecr"))
+    );
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_configuration_file() {
+    let text = with_key("state", "path = \"data/state.sqlite\"");
+    let config = parse(&text, Path::new("/nonexistent-dir/config.toml"), &context()).unwrap();
+    assert_eq!(
+        config.state_path,
+        Path::new("/nonexistent-dir/data/state.sqlite")
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_file_line_key_and_the_valid_keys() {
+    let text = MINIMAL.replace(
+        "username = \"Administrator\"",
+        "usrname = \"Administrator\"",
+    );
+    let err = error_of(&text);
+    assert_eq!(err.file, Path::new("/etc/replicator/config.toml"));
+    assert_eq!(err.line, Some(4));
+    assert_eq!(err.key.as_deref(), Some("ucserver.usrname"));
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("/etc/replicator/config.toml:4: ucserver.usrname: unknown key `usrname`"),
+        "{shown}"
+    );
+    assert!(shown.contains("`username`"), "{shown}");
+}
+
+#[test]
+fn a_missing_required_key_names_it_and_what_is_expected() {
+    let err = error_of(&MINIMAL.replace("username = \"Administrator\"\n", ""));
+    assert_eq!(err.key.as_deref(), Some("ucserver.username"));
+    assert!(
+        err.message
+            .starts_with("missing; expected: A UCServer administrator account"),
+        "{err}"
+    );
+    let err = error_of(&MINIMAL.replace("url = \"ldaps://dc1.corp.example.com\"\n", ""));
+    assert_eq!(err.key.as_deref(), Some("directory.url"));
+    assert!(err.message.contains("ldap://dc.example.com"), "{err}");
+    let err = error_of("[ucserver]\nurl = \"https://uc\"\n");
+    assert_eq!(err.line, Some(1), "{err}");
+    assert_eq!(err.key.as_deref(), Some("ucserver.username"), "{err}");
+    let err = error_of("[directory]\nkind = \"static\"\nfile = \"u.csv\"\n");
+    assert_eq!(err.key.as_deref(), Some("ucserver"), "{err}");
+    assert!(err.message.contains("missing section [ucserver]"), "{err}");
+    let err = error_of(&MINIMAL.replace("[exchange]", "[exchange_]"));
+    assert_eq!(err.key.as_deref(), Some("exchange_"));
+}
+
+#[test]
+fn invalid_values_are_refused_with_the_key_line_and_expectation() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "exchange",
+            "auth = \"kerberos\"",
+            "exchange.auth",
+            "`ntlm`, `negotiate`",
+        ),
+        (
+            "exchange",
+            "version = \"Exchange2003\"",
+            "exchange.version",
+            "Exchange2013_SP1",
+        ),
+        (
+            "exchange",
+            "max_concurrency = 0",
+            "exchange.max_concurrency",
+            "1 to 64",
+        ),
+        (
+            "exchange",
+            "url = \"ftp://mail.example.com/EWS\"",
+            "exchange.url",
+            "https://mail.example.com/EWS/Exchange.asmx",
+        ),
+        (
+            "replication",
+            "interval_minutes = 0",
+            "replication.interval_minutes",
+            "1 to 1440",
+        ),
+        (
+            "replication",
+            "interval_minutes = \"15\"",
+            "replication.interval_minutes",
+            "invalid type: string",
+        ),
+        (
+            "replication",
+            "window_days = 400",
+            "replication.window_days",
+            "1 to 366",
+        ),
+        (
+            "replication",
+            "private_appointments = \"hide\"",
+            "replication.private_appointments",
+            "`times_only`",
+        ),
+        (
+            "replication",
+            "busy_type_map = { Busy = \"free\" }",
+            "replication.busy_type_map",
+            "always maps to its own",
+        ),
+        (
+            "replication",
+            "busy_type_map = { NoData = \"busy\" }",
+            "replication.busy_type_map",
+            "never written",
+        ),
+        (
+            "replication",
+            "busy_type_map = { WorkingElsewhere = \"away\" }",
+            "replication.busy_type_map.WorkingElsewhere",
+            "`out_of_office`",
+        ),
+        ("logging", "level = \"verbose\"", "logging.level", "`trace`"),
+        ("logging", "max_files = 0", "logging.max_files", "1 to 1000"),
+        (
+            "directory",
+            "include_group = \"Calendar Users\"",
+            "directory.include_group",
+            "not a distinguished name",
+        ),
+        (
+            "directory",
+            "kind = \"novell\"",
+            "directory.kind",
+            "`static`",
+        ),
+        (
+            "directory",
+            "file = \"users.csv\"",
+            "directory.file",
+            "kind = \"static\" only",
+        ),
+        (
+            "ucserver",
+            "ca_file = \"/nonexistent/ca.pem\"",
+            "ucserver.ca_file",
+            "PEM file",
+        ),
+    ];
+    for (section, line, key, expected) in cases {
+        let text = with_key(section, line);
+        let err = error_of(&text);
+        assert_eq!(err.key.as_deref(), Some(*key), "{line}: {err}");
+        assert!(
+            err.message.contains(expected),
+            "{line}: {err} should contain {expected:?}"
+        );
+        let line_number = text.lines().position(|l| l == *line).unwrap() + 1;
+        assert_eq!(err.line, Some(line_number), "{line}: {err}");
+    }
+    let err = error_of(&MINIMAL.replace("ldaps://dc1", "http://dc1"));
+    assert_eq!(err.key.as_deref(), Some("directory.url"));
+    assert!(err.message.contains("ldaps://dc.example.com"), "{err}");
+    let err = error_of(&MINIMAL.replace("svc@corp.example.com", "svc"));
+    assert_eq!(err.key.as_deref(), Some("directory.bind_user"));
+    let err = error_of(&MINIMAL.replace("https://uc.example.com:7225", "ws://uc"));
+    assert_eq!(err.key.as_deref(), Some("ucserver.url"));
+    assert!(err.message.contains("https://host:7225"), "{err}");
+    let err = error_of(&MINIMAL.replace("\"uc-secret-1\"", "31415926"));
+    assert_eq!(err.key.as_deref(), Some("ucserver.password"));
+    assert!(!err.to_string().contains("31415926"), "{err}");
+    let err = error_of("[ucserver\nurl = 1");
+    assert_eq!(err.line, Some(1), "{err}");
+    assert!(!err.message.contains('\n'), "{err}");
+}
+
+#[test]
+fn the_ucserver_url_gets_the_ucserver_default_ports() {
+    for (given, expected) in [
+        ("https://uc.example.com", "https://uc.example.com:7225/"),
+        ("http://uc.example.com", "http://uc.example.com:7224/"),
+        (
+            "https://uc.example.com:8443",
+            "https://uc.example.com:8443/",
+        ),
+        ("https://uc.example.com:443", "https://uc.example.com/"),
+        ("https://[::1]", "https://[::1]:7225/"),
+        ("https://[::1]:9000/", "https://[::1]:9000/"),
+    ] {
+        let config = parse_text(&MINIMAL.replace("https://uc.example.com:7225", given)).unwrap();
+        assert_eq!(config.ucserver.base_url.as_str(), expected, "{given}");
+    }
+    let config =
+        parse_text(&MINIMAL.replace("https://uc.example.com:7225", "http://uc.example.com"))
+            .unwrap();
+    assert!(
+        config.warnings.iter().any(|w| w.key == "ucserver.url"),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn exactly_one_password_source_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let write_and_load = |text: &str, context: &LoadContext| {
+        fs::write(&file, text).unwrap();
+        load_with(&file, context)
+    };
+
+    let none = MINIMAL.replace("password = \"uc-secret-1\"\n", "");
+    let err = write_and_load(&none, &context()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("ucserver"));
+    assert!(
+        err.message
+            .contains("exactly one of ucserver.password, ucserver.password_file"),
+        "{err}"
+    );
+
+    let two = MINIMAL.replace(
+        "password = \"uc-secret-1\"",
+        "password = \"a\"\npassword_env = \"UC_PW\"",
+    );
+    let err = write_and_load(&two, &context()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("ucserver.password_env"));
+    assert!(
+        err.message
+            .contains("ucserver.password and ucserver.password_env are both set"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("uc-secret-1"));
+
+    fs::write(dir.path().join("uc.pw"), "from file \n").unwrap();
+    let from_file = MINIMAL.replace("password = \"uc-secret-1\"", "password_file = \"uc.pw\"");
+    let config = write_and_load(&from_file, &context()).unwrap();
+    assert_eq!(config.ucserver.admin_password, "from file ");
+
+    fs::write(dir.path().join("uc.pw"), "crlf\r\n").unwrap();
+    assert_eq!(
+        write_and_load(&from_file, &context())
+            .unwrap()
+            .ucserver
+            .admin_password,
+        "crlf"
+    );
+
+    let missing_file = MINIMAL.replace("password = \"uc-secret-1\"", "password_file = \"nope.pw\"");
+    let err = write_and_load(&missing_file, &context()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("ucserver.password_file"));
+    assert!(err.message.contains("nope.pw"), "{err}");
+
+    let from_env = MINIMAL.replace("password = \"ews-secret-3\"", "password_env = \"EWS_PW\"");
+    let err = write_and_load(&from_env, &context()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("exchange.password_env"));
+    assert!(err.message.contains("EWS_PW is not set"), "{err}");
+    let with_var = LoadContext::with_vars([("EWS_PW", "env-secret"), ("HOME", "/h")]);
+    let config = write_and_load(&from_env, &with_var).unwrap();
+    assert_eq!(config.exchange.credentials.password(), "env-secret");
+}
+
+#[test]
+fn a_readable_file_with_an_inline_password_gets_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    fs::write(&file, MINIMAL).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let config = load_with(&file, &context()).unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("chmod 600")),
+        "{:?}",
+        config.warnings
+    );
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(load_with(&file, &context()).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn a_missing_file_points_to_config_init() {
+    let err = load_with(Path::new("/nonexistent/config.toml"), &context()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("config init /nonexistent/config.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_static_directory_takes_only_its_file() {
+    let text = MINIMAL.replace(
+        "url = \"ldaps://dc1.corp.example.com\"\nbind_user = \"svc@corp.example.com\"\npassword = \"ldap-secret-2\"",
+        "kind = \"static\"\nfile = \"users.csv\"",
+    );
+    let config = parse_text(&text).unwrap();
+    let DirectoryConfig::Static { file } = &config.directory else {
+        panic!("{:?}", config.directory);
+    };
+    assert_eq!(file, Path::new("/etc/replicator/users.csv"));
+    let err = error_of(&text.replace(
+        "file = \"users.csv\"",
+        "file = \"users.csv\"\nurl = \"ldap://dc\"",
+    ));
+    assert_eq!(err.key.as_deref(), Some("directory.url"));
+    assert!(err.message.contains("kind = \"ad\" only"), "{err}");
+    let err = error_of(&text.replace("file = \"users.csv\"\n", ""));
+    assert_eq!(err.key.as_deref(), Some("directory.file"));
+}
+
+#[test]
+fn the_busy_type_map_overrides_the_defaults_key_by_key() {
+    let text = with_key(
+        "replication",
+        "busy_type_map = { unknown = \"busy\", Away = \"oof\" }",
+    );
+    let map = parse_text(&text).unwrap().replication.busy_type_map;
+    assert_eq!(map.unknown, AppointmentStatus::Busy);
+    assert_eq!(
+        map.overrides.get("WorkingElsewhere"),
+        Some(&AppointmentStatus::Free)
+    );
+    assert_eq!(
+        map.overrides.get("Away"),
+        Some(&AppointmentStatus::OutOfOffice)
+    );
+}
+
+#[test]
+fn debug_output_and_log_lines_never_show_a_password() {
+    let config = parse_text(MINIMAL).unwrap();
+    let debug = format!("{config:?}");
+    for secret in ["uc-secret-1", "ldap-secret-2", "ews-secret-3"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("svc@corp.example.com"), "{debug}");
+
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || WriterHandle(writer.clone()))
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(?config, "configuration loaded");
+    });
+    let logged = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("configuration loaded"), "{logged}");
+    assert!(logged.contains("CORP"), "{logged}");
+    for secret in ["uc-secret-1", "ldap-secret-2", "ews-secret-3"] {
+        assert!(!logged.contains(secret), "{secret} in {logged}");
+    }
+}
+
+struct WriterHandle(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl io::Write for WriterHandle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_short_interval_with_many_users_warns_with_the_request_rate() {
+    let every = |minutes: u64| ReplicationSettings {
+        interval: Duration::from_secs(minutes * 60),
+        ..ReplicationSettings::default()
+    };
+    let warning = load_warning(&every(2), 450).unwrap();
+    // 5 batches of 100 per cycle, 30 cycles per hour.
+    assert!(
+        warning.contains("about 150 availability requests per hour"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("batched 100 mailboxes at a time"),
+        "{warning}"
+    );
+    let long_window = ReplicationSettings {
+        window_days: 60,
+        ..every(2)
+    };
+    assert!(load_warning(&long_window, 450)
+        .unwrap()
+        .contains("about 300 availability requests per hour"));
+    assert_eq!(load_warning(&every(2), 200), None);
+    assert_eq!(load_warning(&every(5), 5000), None);
+}
+
+fn run_init(answers: &str, target: &Path, force: bool) -> (Result<PathBuf, InitError>, String) {
+    let mut output = Vec::new();
+    let result = {
+        let mut prompter = Prompter::new(Cursor::new(answers.as_bytes().to_vec()), &mut output);
+        init(&mut prompter, target, force, &context())
+    };
+    (result, String::from_utf8(output).unwrap())
+}
+
+const INIT_ANSWERS: &str = "\
+ftp://wrong
+https://uc.example.com:7225
+Administrator
+inline
+ uc pass 
+/nonexistent/ca.pem
+
+ldap://dc1.corp.example.com
+yes
+svc@corp.example.com
+env
+LDAP_PW
+
+
+https://mail.example.com/EWS/Exchange.asmx
+CORP\\svc
+file
+exchange.pw
+ntlm
+0
+10
+no
+times_only
+";
+
+#[test]
+fn config_init_writes_a_commented_file_that_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("etc/config.toml");
+    let (result, output) = run_init(
+        &INIT_ANSWERS.replace("/nonexistent/ca.pem", ""),
+        &target,
+        false,
+    );
+    assert_eq!(result.unwrap(), target);
+    assert!(
+        output.contains("expected a URL like https://ucserver.example.com:7225"),
+        "{output}"
+    );
+    assert!(
+        output.contains("expected a whole number from 1 to 1440"),
+        "{output}"
+    );
+    let text = fs::read_to_string(&target).unwrap();
+    assert!(text.starts_with(document::HEADER), "{text}");
+    for section in document::SECTIONS {
+        assert!(text.contains(&format!("[{}]", section.name)));
+        for key in section.keys {
+            assert!(
+                text.contains(key.doc.lines().next().unwrap()),
+                "doc of {} missing",
+                key.name
+            );
+        }
+    }
+    assert_eq!(
+        fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    fs::write(dir.path().join("etc/exchange.pw"), "ews\n").unwrap();
+    let context = LoadContext::with_vars([("LDAP_PW", "ldap"), ("HOME", "/h")]);
+    let config = load_with(&target, &context).unwrap();
+    assert_eq!(
+        config.ucserver.base_url.as_str(),
+        "https://uc.example.com:7225/"
+    );
+    assert_eq!(config.ucserver.admin_password, " uc pass ");
+    let DirectoryConfig::ActiveDirectory(directory) = &config.directory else {
+        panic!("{:?}", config.directory);
+    };
+    assert!(directory.starttls);
+    assert_eq!(directory.bind_password.expose(), "ldap");
+    assert_eq!(directory.base_dn, None);
+    assert_eq!(config.exchange.credentials.username(), "CORP\\svc");
+    assert_eq!(config.exchange.credentials.password(), "ews");
+    assert_eq!(config.replication.interval, Duration::from_secs(600));
+    assert!(!config.replication.only_offline_users);
+    assert_eq!(
+        config.replication.private_appointments,
+        PrivateAppointments::TimesOnly
+    );
+}
+
+#[test]
+fn config_init_refuses_to_overwrite_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("config.toml");
+    fs::write(&target, "keep me").unwrap();
+    let (result, output) = run_init(INIT_ANSWERS, &target, false);
+    assert!(matches!(result, Err(InitError::Exists(_))), "{result:?}");
+    assert!(
+        output.is_empty(),
+        "asked questions before refusing: {output}"
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
+
+    let answers = INIT_ANSWERS.replace("/nonexistent/ca.pem", "");
+    let (result, _) = run_init(&answers, &target, true);
+    result.unwrap();
+    assert!(fs::read_to_string(&target).unwrap().contains("[ucserver]"));
+}
+
+#[test]
+fn config_init_stops_without_writing_when_the_input_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("config.toml");
+    let (result, _) = run_init("https://uc.example.com\nAdministrator\n", &target, false);
+    assert!(matches!(result, Err(InitError::InputEnded)), "{result:?}");
+    assert!(!target.exists());
+}
+
+#[test]
+fn config_init_reports_a_file_that_does_not_load_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("config.toml");
+    // The CA file does not exist: the file is written, the note says why it
+    // does not load.
+    let (result, output) = run_init(INIT_ANSWERS, &target, false);
+    result.unwrap();
+    assert!(
+        output.contains("note: the file does not load yet"),
+        "{output}"
+    );
+    assert!(output.contains("ucserver.ca_file"), "{output}");
+}
+
+#[test]
+fn the_default_configuration_file_is_the_system_one_for_root_else_the_users() {
+    let root = LoadContext::with_vars([("HOME", "/root")]).as_root(true);
+    assert_eq!(default_config_path(&root), Path::new(SYSTEM_CONFIG_PATH));
+    let xdg = LoadContext::with_vars([("XDG_CONFIG_HOME", "/cfg"), ("HOME", "/home/u")]);
+    assert_eq!(
+        default_config_path(&xdg),
+        Path::new("/cfg/ews-calendar-replicator/config.toml")
+    );
+    let home = LoadContext::with_vars([("HOME", "/home/u")]);
+    assert_eq!(
+        default_config_path(&home),
+        Path::new("/home/u/.config/ews-calendar-replicator/config.toml")
+    );
+}

@@ -1,0 +1,98 @@
+//! Schema versions of the state database. A new version appends a step to
+//! [`STEPS`]; steps already released are never edited.
+
+use rusqlite::{Connection, OptionalExtension as _};
+
+/// Step `n` (0-based) brings the schema from version `n` to `n + 1`.
+const STEPS: &[&str] = &[
+    // 1: users and cycles.
+    "CREATE TABLE users (
+        user_name TEXT PRIMARY KEY NOT NULL,
+        written_hash TEXT,
+        written_at TEXT,
+        last_error TEXT,
+        last_error_at TEXT
+    );
+    CREATE TABLE cycles (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        users_listed INTEGER NOT NULL,
+        written INTEGER NOT NULL,
+        unchanged INTEGER NOT NULL,
+        skipped INTEGER NOT NULL,
+        overran INTEGER NOT NULL,
+        error TEXT
+    );
+    CREATE TABLE cycle_failures (
+        cycle_id INTEGER NOT NULL REFERENCES cycles (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (cycle_id, position)
+    );",
+];
+
+/// The schema version this program writes.
+pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
+
+/// Start of the error message for a database of a newer program version.
+pub const NEWER_SCHEMA_PREFIX: &str = "the database has schema version";
+
+/// Brings the schema to [`CURRENT_VERSION`], each step in its own
+/// transaction together with the version it reaches.
+pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
+    let version: i64 = connection
+        .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    if version > CURRENT_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(format!(
+                "{NEWER_SCHEMA_PREFIX} {version}, but this program knows versions up to {CURRENT_VERSION}: \
+                 it was written by a newer ews-calendar-replicator; run that version, or set [state] path to a new file"
+            )),
+        ));
+    }
+    for (index, step) in STEPS.iter().enumerate().skip(version as usize) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(step)?;
+        transaction.execute("DELETE FROM schema_version", [])?;
+        transaction.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [index as i64 + 1],
+        )?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_keeps_the_version_and_the_data() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrate(&mut connection).unwrap();
+        connection
+            .execute("INSERT INTO users (user_name) VALUES ('alice')", [])
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let (version, rows): (i64, i64) = connection
+            .query_row(
+                "SELECT (SELECT version FROM schema_version), (SELECT COUNT(*) FROM schema_version)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((version, rows), (CURRENT_VERSION, 1));
+        let users: i64 = connection
+            .query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(users, 1);
+    }
+}

@@ -1,0 +1,176 @@
+//! systemd service notifications (`sd_notify`): `READY=1` once the service
+//! runs, `STATUS=…` for `systemctl status`, `STOPPING=1` on shutdown. Sent as
+//! datagrams to `$NOTIFY_SOCKET`; outside systemd (no variable) nothing is
+//! sent.
+
+use std::io;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::PathBuf;
+
+/// Where notifications go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifySocket {
+    /// A socket file.
+    Path(PathBuf),
+    /// A Linux abstract socket (`@name` in `$NOTIFY_SOCKET`).
+    Abstract(Vec<u8>),
+}
+
+/// Sends notifications to the service manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notifier {
+    socket: Option<NotifySocket>,
+}
+
+impl Notifier {
+    /// From `$NOTIFY_SOCKET`; without it (not started by systemd with
+    /// `Type=notify`), every notification is a no-op.
+    pub fn from_env() -> Notifier {
+        Notifier::from_value(std::env::var_os("NOTIFY_SOCKET").map(|v| v.into_encoded_bytes()))
+    }
+
+    /// From the value `$NOTIFY_SOCKET` would have.
+    pub fn from_value(value: Option<Vec<u8>>) -> Notifier {
+        let socket = value.filter(|v| !v.is_empty()).map(|v| {
+            if let Some(name) = v.strip_prefix(b"@") {
+                NotifySocket::Abstract(name.to_vec())
+            } else {
+                use std::os::unix::ffi::OsStringExt as _;
+                NotifySocket::Path(PathBuf::from(std::ffi::OsString::from_vec(v)))
+            }
+        });
+        Notifier { socket }
+    }
+
+    pub fn to(socket: NotifySocket) -> Notifier {
+        Notifier {
+            socket: Some(socket),
+        }
+    }
+
+    /// Whether a service manager listens.
+    pub fn is_enabled(&self) -> bool {
+        self.socket.is_some()
+    }
+
+    /// Sends `state` (newline-separated `KEY=value` lines). `Ok(false)`:
+    /// no socket configured, nothing sent.
+    pub fn notify(&self, state: &str) -> io::Result<bool> {
+        let Some(socket) = &self.socket else {
+            return Ok(false);
+        };
+        let address = match socket {
+            NotifySocket::Path(path) => SocketAddr::from_pathname(path)?,
+            NotifySocket::Abstract(name) => {
+                use std::os::linux::net::SocketAddrExt as _;
+                SocketAddr::from_abstract_name(name)?
+            }
+        };
+        let datagram = UnixDatagram::unbound()?;
+        datagram.send_to_addr(state.as_bytes(), &address)?;
+        Ok(true)
+    }
+
+    /// The service is up (after the configuration loaded and the state
+    /// database opened).
+    pub fn ready(&self) -> io::Result<bool> {
+        self.notify("READY=1")
+    }
+
+    /// The service is shutting down.
+    pub fn stopping(&self) -> io::Result<bool> {
+        self.notify("STOPPING=1")
+    }
+
+    /// A one-line status shown by `systemctl status`; line breaks become
+    /// spaces so the text stays one assignment.
+    pub fn status(&self, text: &str) -> io::Result<bool> {
+        let line: String = text
+            .chars()
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .collect();
+        self.notify(&format!("STATUS={line}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn receive(socket: &UnixDatagram) -> String {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn notifications_arrive_as_datagrams_on_the_socket_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let manager = UnixDatagram::bind(&path).unwrap();
+        let notifier = Notifier::from_value(Some(path.as_os_str().as_encoded_bytes().to_vec()));
+        assert!(notifier.is_enabled());
+        assert!(notifier.ready().unwrap());
+        assert!(notifier.status("cycle 3: 12 written,\n2 failed").unwrap());
+        assert!(notifier.stopping().unwrap());
+        assert_eq!(receive(&manager), "READY=1");
+        assert_eq!(receive(&manager), "STATUS=cycle 3: 12 written, 2 failed");
+        assert_eq!(receive(&manager), "STOPPING=1");
+    }
+
+    #[test]
+    fn an_abstract_socket_name_is_used_as_such() {
+        use std::os::linux::net::SocketAddrExt as _;
+        let name = format!("ews-calendar-replicator-test-{}", std::process::id());
+        let manager =
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
+        let notifier = Notifier::from_value(Some(format!("@{name}").into_bytes()));
+        assert!(notifier.ready().unwrap());
+        assert_eq!(receive(&manager), "READY=1");
+    }
+
+    #[test]
+    fn without_a_socket_nothing_is_sent() {
+        let notifier = Notifier::from_value(None);
+        assert!(!notifier.is_enabled());
+        assert!(!notifier.ready().unwrap());
+    }
+
+    #[test]
+    fn the_unit_file_matches_the_programs_paths_and_notifies() {
+        let unit = include_str!("../packaging/ews-calendar-replicator.service");
+        let lines: Vec<&str> = unit.lines().collect();
+        assert!(lines.contains(&"Type=notify"));
+        let exec = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart");
+        assert!(
+            exec.ends_with(&format!(
+                " run --config {}",
+                crate::config::SYSTEM_CONFIG_PATH
+            )),
+            "{exec}"
+        );
+        // $STATE_DIRECTORY is then the directory the root default also uses.
+        let state = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("StateDirectory="))
+            .expect("StateDirectory");
+        assert_eq!(
+            Path::new("/var/lib").join(state),
+            Path::new(crate::config::ROOT_STATE_DIRECTORY)
+        );
+        assert!(lines.iter().any(|l| l.starts_with("LogsDirectory=")));
+        assert!(lines.iter().any(|l| l.starts_with("User=")));
+    }
+
+    #[test]
+    fn a_socket_nobody_listens_on_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let notifier = Notifier::to(NotifySocket::Path(dir.path().join("gone.sock")));
+        assert!(notifier.ready().is_err());
+    }
+}
