@@ -224,7 +224,8 @@ fn parse_list(text: &str, name: &str) -> Result<Vec<DirectoryUser>, DirectoryErr
         users.push(DirectoryUser {
             object_guid,
             dn: dn.map(|d| d.0).unwrap_or_default(),
-            sam_account_name: sam.map(|s| s.0),
+            // As AD stores it: without a `DOMAIN\` prefix.
+            sam_account_name: sam.map(|s| sam_without_domain(&s.0).to_owned()),
             user_principal_name: None,
             smtp_addresses: smtp.iter().map(|s| s.0.clone()).collect(),
             primary_smtp: smtp.map(|s| s.0),

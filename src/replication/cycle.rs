@@ -72,7 +72,8 @@ impl CycleOptions {
 async fn shutdown_signal(shutdown: Option<watch::Receiver<bool>>) {
     match shutdown {
         Some(mut rx) => {
-            if rx.wait_for(|stop| *stop).await.is_err() {
+            let sender_gone = rx.wait_for(|stop| *stop).await.is_err();
+            if sender_gone {
                 // The sender is gone: no shutdown can be requested any more.
                 std::future::pending::<()>().await;
             }

@@ -69,8 +69,8 @@ where
         }
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
-            stop = wait.wait_for(|stop| *stop) => {
-                if stop.is_ok() {
+            requested = async { wait.wait_for(|stop| *stop).await.is_ok() } => {
+                if requested {
                     break;
                 }
                 // The sender is gone: no shutdown can come; keep the rhythm.
