@@ -71,6 +71,11 @@ pub enum DirectoryError {
         text: String,
     },
 
+    /// The static user list (`[directory] kind = "static"`) is unusable;
+    /// `location` is the file, with the line when known.
+    #[error("user list {location}: {message}")]
+    StaticList { location: String, message: String },
+
     #[error("LDAP connection to {address} failed during {operation}: {detail}")]
     Connection {
         address: String,

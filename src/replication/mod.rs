@@ -6,11 +6,26 @@
 //! the adapters for the real clients live next to them.
 
 mod adapters;
+pub mod cycle;
+pub mod diff;
+pub mod mapping;
+pub mod matching;
+pub mod memory_state;
 pub mod ports;
+pub mod privacy;
+pub mod report;
+pub mod scheduler;
 pub mod settings;
 
+pub use cycle::{CycleOptions, Engine};
+pub use memory_state::MemoryStateStore;
 pub use ports::{
     CalendarSource, CycleRecord, SourceError, StateError, StateStore, UcServerPort, UserFailure,
     UserRecord, WriteError,
 };
+pub use report::{
+    Counters, CycleReport, Durations, MatchedBy, PlannedAppointment, Progress, ProgressFn,
+    UserOutcome, UserReport,
+};
+pub use scheduler::{run_scheduled, ScheduleSummary};
 pub use settings::{BusyTypeMap, PrivateAppointments, ReplicationSettings};

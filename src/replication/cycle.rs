@@ -1,0 +1,453 @@
+//! One replication cycle: UCServer users -> directory users -> one calendar
+//! read for all mailboxes -> mapping and privacy -> write the lists that
+//! changed.
+//!
+//! Failure rules: a UCServer listing, directory or state-database read
+//! failure stops the cycle before anything is written. A user whose
+//! calendar could not be read keeps the list the UCServer has (a failed
+//! read never becomes an empty calendar). A failed write keeps the old
+//! hash, so the next cycle writes again. Writes are per user and recorded
+//! per user, so a cycle abandoned at shutdown leaves no half-written state.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use tokio::sync::watch;
+
+use crate::directory::{UserDirectory, UserIndex};
+use crate::ews::availability::MailboxAvailability;
+use crate::ucserver::UserFilter;
+
+use super::diff::{list_hash, needs_write};
+use super::mapping::map_calendar;
+use super::matching::match_user;
+use super::ports::{CalendarSource, StateStore, UcServerPort, UserRecord};
+use super::report::{
+    CycleReport, Durations, PlannedAppointment, Progress, ProgressFn, UserOutcome, UserReport,
+};
+use super::settings::ReplicationSettings;
+
+/// How a cycle runs.
+#[derive(Clone, Default)]
+pub struct CycleOptions {
+    /// Write nothing to the UCServer or the state; report what would be
+    /// written (the lists are kept in the report).
+    pub dry_run: bool,
+    /// Handle only these UCServer users (case-insensitive); empty: all.
+    pub only_users: Vec<String>,
+    /// Keep each user's computed list in the report even when not a dry run.
+    pub keep_appointments: bool,
+    pub progress: Option<ProgressFn>,
+    /// When it turns true the cycle stops at the next safe point (before
+    /// the calendar read completes, or between two users' writes).
+    pub shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl std::fmt::Debug for CycleOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CycleOptions")
+            .field("dry_run", &self.dry_run)
+            .field("only_users", &self.only_users)
+            .field("keep_appointments", &self.keep_appointments)
+            .field("progress", &self.progress.is_some())
+            .field("shutdown", &self.shutdown.is_some())
+            .finish()
+    }
+}
+
+impl CycleOptions {
+    fn shutdown_requested(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    fn report_progress(&self, step: Progress) {
+        if let Some(progress) = &self.progress {
+            progress(&step);
+        }
+    }
+}
+
+/// Resolves when shutdown is requested; never when there is no signal.
+async fn shutdown_signal(shutdown: Option<watch::Receiver<bool>>) {
+    match shutdown {
+        Some(mut rx) => {
+            let sender_gone = rx.wait_for(|stop| *stop).await.is_err();
+            if sender_gone {
+                // The sender is gone: no shutdown can be requested any more.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A user matched to a mailbox, waiting for its calendar.
+struct Pending {
+    /// Index into `report.users`.
+    slot: usize,
+    mailbox: String,
+}
+
+/// The replication engine: the UCServer, the directory, the calendar source
+/// and the state store, with the `[replication]` settings.
+pub struct Engine<U, D, C, S> {
+    ucserver: U,
+    directory: D,
+    calendars: C,
+    state: S,
+    settings: ReplicationSettings,
+}
+
+fn millis(since: Instant) -> u64 {
+    since.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+impl<U, D, C, S> Engine<U, D, C, S>
+where
+    U: UcServerPort,
+    D: UserDirectory,
+    C: CalendarSource,
+    S: StateStore,
+{
+    pub fn new(
+        ucserver: U,
+        directory: D,
+        calendars: C,
+        state: S,
+        settings: ReplicationSettings,
+    ) -> Self {
+        Engine {
+            ucserver,
+            directory,
+            calendars,
+            state,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &ReplicationSettings {
+        &self.settings
+    }
+
+    pub fn ucserver(&self) -> &U {
+        &self.ucserver
+    }
+
+    pub fn directory(&self) -> &D {
+        &self.directory
+    }
+
+    pub fn calendars(&self) -> &C {
+        &self.calendars
+    }
+
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// Runs one cycle with the calendar window `[now, now + window_days)`.
+    /// Never fails as a whole: a cycle-wide failure is `report.error`.
+    /// Unless a dry run, the cycle's summary is recorded in the state store.
+    pub async fn run_cycle(&self, now: DateTime<Utc>, options: &CycleOptions) -> CycleReport {
+        let clock = Instant::now();
+        let window_end = now + ChronoDuration::days(i64::from(self.settings.window_days));
+        let mut report = CycleReport {
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            window_start: now,
+            window_end,
+            dry_run: options.dry_run,
+            counters: Default::default(),
+            durations: Durations::default(),
+            overran: false,
+            abandoned: false,
+            error: None,
+            warnings: Vec::new(),
+            users: Vec::new(),
+        };
+        if let Err(error) = self.replicate(now, window_end, options, &mut report).await {
+            tracing::error!("replication cycle failed, nothing was written: {error}");
+            report.error = Some(error);
+        }
+        self.finish(clock, &mut report);
+        report
+    }
+
+    async fn replicate(
+        &self,
+        window_start: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+        options: &CycleOptions,
+        report: &mut CycleReport,
+    ) -> Result<(), String> {
+        let records: HashMap<String, UserRecord> = self
+            .state
+            .users()
+            .map_err(|e| format!("the state database cannot be read: {e}"))?
+            .into_iter()
+            .map(|r| (r.user_name.to_lowercase(), r))
+            .collect();
+
+        // 1. The UCServer's users.
+        let step = Instant::now();
+        let filter = if self.settings.only_offline_users {
+            UserFilter::OfflineOnly
+        } else {
+            UserFilter::All
+        };
+        let listed = self
+            .ucserver
+            .list_users(filter)
+            .await
+            .map_err(|e| format!("the UCServer did not list its users: {e}"))?;
+        report.durations.list_users_ms = millis(step);
+        report.counters.listed = listed.len();
+        let wanted: Vec<String> = options
+            .only_users
+            .iter()
+            .map(|n| n.trim().to_lowercase())
+            .collect();
+        let selected: Vec<_> = listed
+            .iter()
+            .filter(|p| wanted.is_empty() || wanted.contains(&p.user_name.to_lowercase()))
+            .collect();
+        options.report_progress(Progress::UsersListed {
+            listed: listed.len(),
+            selected: selected.len(),
+        });
+
+        // 2. Their directory users and mailboxes.
+        let step = Instant::now();
+        let directory_users = self
+            .directory
+            .users()
+            .await
+            .map_err(|e| format!("the directory could not be read: {e}"))?;
+        let index = UserIndex::new(directory_users);
+        report.durations.directory_ms = millis(step);
+
+        let mut pending = Vec::new();
+        for profile in &selected {
+            let mut user = UserReport {
+                user_name: profile.user_name.clone(),
+                mailbox: None,
+                matched_by: None,
+                outcome: UserOutcome::Abandoned,
+                appointment_count: None,
+                appointments: None,
+            };
+            match match_user(profile, &index) {
+                Err(reason) => user.outcome = UserOutcome::Skipped { reason },
+                Ok((directory_user, by)) => {
+                    user.matched_by = Some(by);
+                    match &directory_user.primary_smtp {
+                        None => {
+                            user.outcome = UserOutcome::Skipped {
+                                reason: format!(
+                                    "the directory user {} has no mailbox (no primary SMTP address in proxyAddresses or mail)",
+                                    directory_user.dn
+                                ),
+                            }
+                        }
+                        Some(mailbox) => {
+                            user.mailbox = Some(mailbox.clone());
+                            pending.push(Pending {
+                                slot: report.users.len(),
+                                mailbox: mailbox.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            report.users.push(user);
+        }
+        for name in &options.only_users {
+            let key = name.trim().to_lowercase();
+            if !listed.iter().any(|p| p.user_name.to_lowercase() == key) {
+                let why = if self.settings.only_offline_users {
+                    "the UCServer did not list this user: no such user, or the user is logged on (only offline users are replicated)"
+                } else {
+                    "the UCServer did not list this user: no such user"
+                };
+                report.users.push(UserReport {
+                    user_name: name.trim().to_owned(),
+                    mailbox: None,
+                    matched_by: None,
+                    outcome: UserOutcome::Skipped {
+                        reason: why.to_owned(),
+                    },
+                    appointment_count: None,
+                    appointments: None,
+                });
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+
+        // 3. One read for every mailbox.
+        let mut mailboxes: Vec<String> = Vec::new();
+        for p in &pending {
+            if !mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&p.mailbox)) {
+                mailboxes.push(p.mailbox.clone());
+            }
+        }
+        options.report_progress(Progress::ReadingCalendars {
+            mailboxes: mailboxes.len(),
+        });
+        if options.shutdown_requested() {
+            report.abandoned = true;
+            return Ok(());
+        }
+        let step = Instant::now();
+        let read = tokio::select! {
+            read = self.calendars.read_calendars(&mailboxes, window_start, window_end) => read,
+            () = shutdown_signal(options.shutdown.clone()) => {
+                report.abandoned = true;
+                return Ok(());
+            }
+        };
+        report.durations.read_calendars_ms = millis(step);
+        let answers: HashMap<String, &MailboxAvailability> = match &read {
+            Ok(answers) => answers
+                .iter()
+                .map(|a| (a.mailbox.trim().to_lowercase(), a))
+                .collect(),
+            Err(e) => {
+                let reason = format!(
+                    "Exchange could not be read ({e}); the UCServer keeps the user's previous appointments"
+                );
+                for p in &pending {
+                    self.fail(report, p.slot, reason.clone(), options.dry_run);
+                }
+                return Ok(());
+            }
+        };
+
+        // 4.-6. Map, compare, write.
+        let step = Instant::now();
+        let total = pending.len();
+        for (done, p) in pending.iter().enumerate() {
+            if options.shutdown_requested() {
+                report.abandoned = true;
+                break;
+            }
+            let user_name = report.users[p.slot].user_name.clone();
+            match answers.get(&p.mailbox.trim().to_lowercase()) {
+                None => self.fail(
+                    report,
+                    p.slot,
+                    format!("Exchange gave no answer for the mailbox {}; the UCServer keeps the user's previous appointments", p.mailbox),
+                    options.dry_run,
+                ),
+                Some(MailboxAvailability { result: Err(e), .. }) => self.fail(
+                    report,
+                    p.slot,
+                    format!("Exchange could not read the mailbox {} ({e}); the UCServer keeps the user's previous appointments", p.mailbox),
+                    options.dry_run,
+                ),
+                Some(MailboxAvailability {
+                    result: Ok(events), ..
+                }) => {
+                    let list = map_calendar(&p.mailbox, events, &self.settings);
+                    let hash = list_hash(&list);
+                    let record = records.get(&user_name.to_lowercase());
+                    let changed = needs_write(record, &hash);
+                    let user = &mut report.users[p.slot];
+                    user.appointment_count = Some(list.len());
+                    if options.dry_run || options.keep_appointments {
+                        user.appointments =
+                            Some(list.iter().map(PlannedAppointment::from).collect());
+                    }
+                    let outcome = match (changed, options.dry_run) {
+                        (false, _) => UserOutcome::Unchanged,
+                        (true, true) => UserOutcome::WouldWrite,
+                        (true, false) => {
+                            match self.ucserver.write_appointments(&user_name, &list).await {
+                                Ok(()) => {
+                                    if let Err(e) =
+                                        self.state.record_written(&user_name, &hash, Utc::now())
+                                    {
+                                        report.warnings.push(format!(
+                                            "{user_name}: written to the UCServer, but the state database did not record it ({e}); it will be written again next cycle"
+                                        ));
+                                    }
+                                    UserOutcome::Written
+                                }
+                                Err(e) => {
+                                    let reason = format!(
+                                        "the UCServer did not accept the appointment list ({e}); it is written again next cycle"
+                                    );
+                                    self.fail(report, p.slot, reason, false);
+                                    report.users[p.slot].outcome.clone()
+                                }
+                            }
+                        }
+                    };
+                    report.users[p.slot].outcome = outcome;
+                    let user = &report.users[p.slot];
+                    tracing::debug!(
+                        user = %user.user_name,
+                        appointments = list.len(),
+                        outcome = ?user.outcome,
+                        "user replicated"
+                    );
+                }
+            }
+            options.report_progress(Progress::UserDone {
+                done: done + 1,
+                total,
+                user_name,
+            });
+        }
+        report.durations.write_ms = millis(step);
+        Ok(())
+    }
+
+    /// Marks a user failed and records it (unless a dry run).
+    fn fail(&self, report: &mut CycleReport, slot: usize, reason: String, dry_run: bool) {
+        let user_name = report.users[slot].user_name.clone();
+        tracing::warn!(user = %user_name, "{reason}");
+        if !dry_run {
+            if let Err(e) = self.state.record_failure(&user_name, &reason, Utc::now()) {
+                report.warnings.push(format!(
+                    "{user_name}: the state database did not record the failure ({e})"
+                ));
+            }
+        }
+        report.users[slot].outcome = UserOutcome::Failed { reason };
+    }
+
+    fn finish(&self, clock: Instant, report: &mut CycleReport) {
+        report.finished_at = Utc::now();
+        report.durations.total_ms = millis(clock);
+        report.overran = clock.elapsed() > self.settings.interval;
+        report.count();
+        let c = &report.counters;
+        if report.error.is_none() {
+            tracing::info!(
+                listed = c.listed,
+                written = c.written,
+                would_write = c.would_write,
+                unchanged = c.unchanged,
+                skipped = c.skipped,
+                failed = c.failed,
+                abandoned = c.abandoned,
+                ms = report.durations.total_ms,
+                dry_run = report.dry_run,
+                "replication cycle finished"
+            );
+        }
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
+        if !report.dry_run {
+            if let Err(e) = self.state.record_cycle(&report.to_record()) {
+                let warning = format!("the state database did not record the cycle ({e})");
+                tracing::warn!("{warning}");
+                report.warnings.push(warning);
+            }
+        }
+    }
+}
