@@ -37,7 +37,7 @@ usage: ews_availability --url URL [options] MAILBOX...
   --concurrency N       requests at a time (default 4)
   --allow-http          allow a plain http:// URL";
 
-struct Args {
+pub(crate) struct Args {
     url: Url,
     user: Option<String>,
     password_env: Option<String>,
@@ -51,7 +51,8 @@ struct Args {
     mailboxes: Vec<String>,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Parses the command line (without the program name).
+pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut url = None;
     let mut user = None;
     let mut password_env = None;
@@ -63,7 +64,7 @@ fn parse_args() -> Result<Args, String> {
     let mut concurrency = 4;
     let mut allow_http = false;
     let mut mailboxes = Vec::new();
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -134,7 +135,10 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn credentials(args: &Args) -> Result<Option<Credentials>, String> {
+fn credentials(
+    args: &Args,
+    read_env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Credentials>, String> {
     let Some(user) = &args.user else {
         return Ok(None);
     };
@@ -143,7 +147,7 @@ fn credentials(args: &Args) -> Result<Option<Credentials>, String> {
             "--user {user:?} needs --password-env NAME (the environment variable holding the password)"
         ));
     };
-    let password = std::env::var(variable).map_err(|_| {
+    let password = read_env(variable).ok_or_else(|| {
         format!("the environment variable {variable} (from --password-env) is not set")
     })?;
     Credentials::new(user.clone(), password, args.scheme)
@@ -188,8 +192,13 @@ fn event_line(event: &CalendarEvent) -> String {
     line
 }
 
-async fn run(args: Args) -> Result<bool, String> {
-    let credentials = credentials(&args)?;
+/// Reads the mailboxes and returns the table, and whether every mailbox
+/// was read.
+pub(crate) async fn run(
+    args: Args,
+    read_env: impl Fn(&str) -> Option<String>,
+) -> Result<(String, bool), String> {
+    let credentials = credentials(&args, read_env)?;
     let config = TransportConfig {
         ca_file: args.ca_file.clone(),
         allow_plain_http: args.allow_http,
@@ -223,49 +232,54 @@ async fn run(args: Args) -> Result<bool, String> {
         .last_server_version()
         .map(|v| v.to_string())
         .unwrap_or_else(|| "unknown".to_owned());
-    println!("server {} version {server}", args.url);
-    println!(
-        "{:<32} {:<22} {:<22} {:<16} {:<30} {:<20} FLAGS",
+    let mut table = format!("server {} version {server}\n", args.url);
+    table.push_str(&format!(
+        "{:<32} {:<22} {:<22} {:<16} {:<30} {:<20} FLAGS\n",
         "MAILBOX", "START", "END", "BUSY", "SUBJECT", "LOCATION"
-    );
+    ));
     let mut all_read = true;
     for mailbox in &results {
+        let name = &mailbox.mailbox;
         match &mailbox.result {
-            Ok(events) if events.is_empty() => {
-                println!("{:<32} (no events)", mailbox.mailbox)
-            }
+            Ok(events) if events.is_empty() => table.push_str(&format!("{name:<32} (no events)\n")),
             Ok(events) => {
                 for event in events {
-                    println!("{:<32} {}", mailbox.mailbox, event_line(event));
+                    table.push_str(&format!("{name:<32} {}\n", event_line(event)));
                 }
             }
             Err(error) => {
                 all_read = false;
-                println!("{:<32} ERROR {error}", mailbox.mailbox);
+                table.push_str(&format!("{name:<32} ERROR {error}\n"));
             }
         }
     }
     let stats = reader.stats();
-    println!(
-        "{} requests, {} retries, {} busy answers, concurrency {}",
+    table.push_str(&format!(
+        "{} requests, {} retries, {} busy answers, concurrency {}\n",
         stats.requests_sent, stats.retries, stats.busy_answers, stats.concurrency
-    );
-    Ok(all_read)
+    ));
+    Ok((table, all_read))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
         }
     };
-    match run(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        // Some mailbox had an error: the table shows which.
-        Ok(false) => ExitCode::from(1),
+    match run(args, |name| std::env::var(name).ok()).await {
+        Ok((table, all_read)) => {
+            print!("{table}");
+            // A mailbox with an error (shown in the table) fails the run.
+            if all_read {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(1)
