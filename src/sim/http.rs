@@ -2,15 +2,21 @@
 //! (from [`super::tls`]) or plain, authentication by [`super::auth`] kept per
 //! connection (so NTLM authenticates the connection, as with IIS), and a
 //! handler that gets the authenticated user and the whole request body.
+//!
+//! A handler may break its own response for fault-injection tests by putting
+//! a [`ResponseFault`] into the response's extensions.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -122,8 +128,9 @@ async fn serve_connection<H, F>(
         let stats = stats.clone();
         async move {
             stats.requests.fetch_add(1, Ordering::Relaxed);
-            let response = handle(request, auth, connection_auth, handler).await;
-            Ok::<_, std::convert::Infallible>(response.map(Full::new))
+            let mut response = handle(request, auth, connection_auth, handler).await;
+            let fault = response.extensions_mut().remove::<ResponseFault>();
+            SimBody::for_response(response, fault)
         }
     });
     let builder = hyper::server::conn::http1::Builder::new();
@@ -194,6 +201,112 @@ where
     };
     let request = http::Request::from_parts(parts, body);
     handler(ServerRequest { request, user }).await
+}
+
+/// A deliberately broken response, for tests of a client's error handling:
+/// a handler inserts one into its response's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFault {
+    /// Close the connection without sending any response.
+    CloseConnection,
+    /// Announce the whole body (`Content-Length`), send only its first
+    /// `bytes`, then close the connection.
+    TruncateBody { bytes: usize },
+    /// Send the body in pieces of `chunk` bytes with `delay` between them.
+    SlowBody { chunk: usize, delay: Duration },
+}
+
+/// The response body the server sends: whole, cut short or trickled.
+struct SimBody {
+    data: Bytes,
+    sent: usize,
+    /// Bytes to send before ending (or failing, when `truncated`).
+    limit: usize,
+    truncated: bool,
+    chunk: usize,
+    delay: Duration,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SimBody {
+    fn for_response(
+        response: http::Response<Bytes>,
+        fault: Option<ResponseFault>,
+    ) -> Result<http::Response<SimBody>, std::io::Error> {
+        let (parts, data) = response.into_parts();
+        let len = data.len();
+        let mut body = SimBody {
+            data,
+            sent: 0,
+            limit: len,
+            truncated: false,
+            chunk: len.max(1),
+            delay: Duration::ZERO,
+            pause: None,
+        };
+        match fault {
+            None => {}
+            // An error from the service makes hyper drop the connection
+            // without writing a response.
+            Some(ResponseFault::CloseConnection) => {
+                return Err(std::io::Error::other(
+                    "connection closed by fault injection",
+                ))
+            }
+            Some(ResponseFault::TruncateBody { bytes }) => {
+                body.limit = bytes.min(len);
+                body.truncated = true;
+            }
+            Some(ResponseFault::SlowBody { chunk, delay }) => {
+                body.chunk = chunk.max(1);
+                body.delay = delay;
+            }
+        }
+        Ok(http::Response::from_parts(parts, body))
+    }
+}
+
+impl Body for SimBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if let Some(pause) = this.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.pause = None;
+        }
+        if this.sent >= this.limit {
+            if this.truncated {
+                // Failing the body makes hyper abort the connection short of
+                // the announced length.
+                return Poll::Ready(Some(Err(std::io::Error::other(
+                    "body truncated by fault injection",
+                ))));
+            }
+            return Poll::Ready(None);
+        }
+        let end = (this.sent + this.chunk).min(this.limit);
+        let frame = this.data.slice(this.sent..end);
+        this.sent = end;
+        if !this.delay.is_zero() && this.sent < this.limit {
+            this.pause = Some(Box::pin(tokio::time::sleep(this.delay)));
+        }
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.truncated && self.sent >= self.limit
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
+    }
 }
 
 /// A `text/plain` response.

@@ -3,6 +3,7 @@
 //! shared parts: a test PKI, server-side authentication and an HTTP server.
 
 pub mod auth;
+pub mod exchange;
 pub mod http;
 pub mod tls;
 pub mod ucserver;

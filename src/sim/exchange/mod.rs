@@ -1,0 +1,570 @@
+//! An Exchange simulator: `/EWS/Exchange.asmx` over real HTTP(S) on
+//! loopback, strict where Exchange is strict (SOAP 1.1 only, schema
+//! validation with the generated types, `RequestServerVersion`, the
+//! 100-mailbox and 42-day limits, impersonation rights, per-mailbox
+//! permissions), authenticated by [`super::auth`] (NTLMv2 with Extended
+//! Protection, Basic), and with knobs for tests and benchmarks (latency,
+//! concurrency limit and how it answers beyond it, injected faults) and
+//! counters to read.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ews_calendar_replicator::sim::exchange::{ExchangeSim, ExchangeSimConfig, SimAccount};
+//! let mut config = ExchangeSimConfig::generated(20, 10, 1);
+//! config.accounts = vec![SimAccount::new("CONTOSO", "svc-calendar", "S3cret!")];
+//! let sim = ExchangeSim::start(config).await?;
+//! println!("{} (CA: {} bytes)", sim.ews_url(), sim.ca_pem().unwrap().len());
+//! # Ok(()) }
+//! ```
+
+mod availability;
+mod items;
+pub mod mailbox;
+mod service;
+pub mod soap;
+mod zone;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+pub use mailbox::{
+    generate, GenerateSpec, MailboxFile, MailboxFileError, Occurrence, Permission, Recurrence,
+    SimBusyType, SimEvent, SimMailbox,
+};
+pub use soap::ServerVersionInfo;
+
+use super::auth::{Account, AuthCounters, AuthPolicy, Authenticator};
+use super::http::SimHttpServer;
+use super::tls::{TestPki, TestPkiError};
+
+/// The EWS path, as on every Exchange server.
+pub const EWS_PATH: &str = "/EWS/Exchange.asmx";
+
+/// An account that may log on. `Debug` hides the password.
+#[derive(Clone)]
+pub struct SimAccount {
+    /// NetBIOS domain (`CONTOSO`).
+    pub domain: String,
+    /// sAMAccountName (`svc-calendar`).
+    pub user: String,
+    password: String,
+    /// The account's own mailbox (FindItem/GetFolder without a mailbox).
+    pub smtp: Option<String>,
+    /// Holds the ApplicationImpersonation role.
+    pub impersonation: bool,
+}
+
+impl SimAccount {
+    pub fn new(
+        domain: impl Into<String>,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        SimAccount {
+            domain: domain.into(),
+            user: user.into(),
+            password: password.into(),
+            smtp: None,
+            impersonation: false,
+        }
+    }
+
+    pub fn with_impersonation(mut self) -> Self {
+        self.impersonation = true;
+        self
+    }
+
+    pub fn with_mailbox(mut self, smtp: impl Into<String>) -> Self {
+        self.smtp = Some(smtp.into());
+        self
+    }
+
+    fn auth_account(&self) -> Account {
+        Account::new(&self.domain, &self.user, &self.password)
+    }
+}
+
+impl std::fmt::Debug for SimAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimAccount")
+            .field("domain", &self.domain)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("smtp", &self.smtp)
+            .field("impersonation", &self.impersonation)
+            .finish()
+    }
+}
+
+/// How the server answers a request beyond [`Knobs::max_concurrent_requests`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyMode {
+    /// HTTP 500 with an `ErrorServerBusy` SOAP fault carrying
+    /// `BackOffMilliseconds` (Exchange 2013+).
+    SoapFault { back_off_ms: u64 },
+    /// HTTP 200 whose every mailbox answer is an `ErrorServerBusy` response
+    /// message with `BackOffMilliseconds` (GetUserAvailability; other
+    /// operations get the SOAP fault).
+    InnerError { back_off_ms: u64 },
+    /// A bare HTTP 503 (a load balancer or IIS queue limit).
+    Http503,
+    /// HTTP 500 with an `ErrorExceededConnectionCount` SOAP fault.
+    ExceededConnectionCount,
+}
+
+/// A fault for the next request(s), see [`ExchangeSim::inject`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// Close the connection without answering.
+    ConnectionReset,
+    /// Announce the whole body, send half of it, close the connection.
+    TruncatedBody,
+    /// A complete HTTP 200 whose XML stops half-way.
+    TruncatedXml,
+    /// A complete HTTP 200 whose XML is not well-formed.
+    MalformedXml,
+    /// The response body in 64-byte pieces with `delay` between them.
+    SlowBody { delay: Duration },
+    /// A bare HTTP status (e.g. 500, 502, 503) with a short text body.
+    HttpStatus(u16),
+    /// One answer as in the given busy mode.
+    Busy(BusyMode),
+}
+
+/// Runtime knobs; change them with [`ExchangeSim::set_knobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Knobs {
+    /// Added to every EWS request (after authentication).
+    pub request_latency: Duration,
+    /// Added per mailbox of a GetUserAvailability request.
+    pub per_mailbox_latency: Duration,
+    /// Requests in flight at once; beyond it, [`Knobs::busy_mode`].
+    pub max_concurrent_requests: Option<usize>,
+    pub busy_mode: BusyMode,
+    /// Mailboxes per GetUserAvailability; above it,
+    /// `ErrorMailboxDataArrayTooBig` (Exchange's own limit is 100; a lower
+    /// value tests a client that halves its chunks).
+    pub max_mailboxes_per_request: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            request_latency: Duration::ZERO,
+            per_mailbox_latency: Duration::ZERO,
+            max_concurrent_requests: None,
+            busy_mode: BusyMode::SoapFault { back_off_ms: 5000 },
+            max_mailboxes_per_request: availability::EXCHANGE_MAX_MAILBOXES,
+        }
+    }
+}
+
+/// How the simulator starts.
+#[derive(Debug, Clone)]
+pub struct ExchangeSimConfig {
+    /// `127.0.0.1:0` picks a free port.
+    pub bind: SocketAddr,
+    /// HTTPS with a generated test CA (else plain HTTP).
+    pub tls: bool,
+    /// Names for the leaf certificate besides `localhost` and `127.0.0.1`.
+    pub tls_names: Vec<String>,
+    pub accounts: Vec<SimAccount>,
+    pub ntlm: bool,
+    pub basic: bool,
+    /// NTLM over TLS must carry the channel binding of the certificate.
+    pub extended_protection: bool,
+    pub mailboxes: Vec<SimMailbox>,
+    pub server_version: ServerVersionInfo,
+    pub knobs: Knobs,
+}
+
+impl ExchangeSimConfig {
+    /// TLS, NTLM and Basic, Extended Protection off, Exchange 2019, one
+    /// account `CONTOSO\svc-calendar` (password `Passw0rd!`) and `mailboxes`.
+    pub fn new(mailboxes: Vec<SimMailbox>) -> Self {
+        ExchangeSimConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: true,
+            tls_names: Vec::new(),
+            accounts: vec![SimAccount::new("CONTOSO", "svc-calendar", "Passw0rd!")],
+            ntlm: true,
+            basic: true,
+            extended_protection: false,
+            mailboxes,
+            server_version: ServerVersionInfo::exchange_2019(),
+            knobs: Knobs::default(),
+        }
+    }
+
+    /// As [`new`](Self::new) with `users` generated mailboxes of `events`
+    /// events each around now, from `seed`, in `contoso.test`.
+    pub fn generated(users: usize, events: usize, seed: u64) -> Self {
+        Self::new(
+            generate(&GenerateSpec {
+                users,
+                events_per_user: events,
+                seed,
+                domain: "contoso.test".into(),
+                now: Utc::now(),
+            })
+            .mailboxes,
+        )
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeSimError {
+    #[error(transparent)]
+    Pki(#[from] TestPkiError),
+    #[error("cannot listen on {bind}: {source}")]
+    Listen {
+        bind: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid mailboxes: {0}")]
+    Mailboxes(String),
+}
+
+/// One EWS request as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub arrived: Instant,
+    /// `GetUserAvailability`, ..., or `-` when the body was not understood.
+    pub operation: String,
+    /// The mailboxes a GetUserAvailability asked for.
+    pub mailboxes: Vec<String>,
+    /// The window a GetUserAvailability asked for (UTC).
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The authenticated account (`DOMAIN\user`).
+    pub account: Option<String>,
+    /// What it got: `ok`, a response code (`ErrorServerBusy`), an injected
+    /// fault (`fault:ConnectionReset`), `http:503`.
+    pub outcome: String,
+}
+
+/// Counters a test or benchmark reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExchangeCounters {
+    /// EWS requests that reached the handler (authenticated).
+    pub requests: u64,
+    /// By operation name.
+    pub requests_by_operation: BTreeMap<String, u64>,
+    /// Mailboxes asked for in all GetUserAvailability requests.
+    pub mailboxes_requested: u64,
+    pub current_concurrent: usize,
+    pub peak_concurrent: usize,
+    /// Answers refused for concurrency or injected as busy.
+    pub busy_answers: u64,
+    pub faults_injected: u64,
+    /// TCP connections accepted.
+    pub connections: u64,
+    pub auth: AuthCounters,
+}
+
+struct State {
+    mailboxes: Vec<SimMailbox>,
+    /// Lower-case SMTP -> index in `mailboxes`.
+    index: HashMap<String, usize>,
+    knobs: Knobs,
+    faults: VecDeque<InjectedFault>,
+    counters: ExchangeCounters,
+    records: Vec<RequestRecord>,
+    /// Lower-case SMTP -> response code a GetUserAvailability answers for
+    /// that mailbox instead of its calendar.
+    mailbox_errors: HashMap<String, String>,
+}
+
+impl State {
+    fn reindex(&mut self) {
+        self.index = self
+            .mailboxes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.smtp.to_ascii_lowercase(), i))
+            .collect();
+    }
+
+    fn mailbox(&self, smtp: &str) -> Option<&SimMailbox> {
+        self.index
+            .get(&smtp.to_ascii_lowercase())
+            .map(|&i| &self.mailboxes[i])
+    }
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    accounts: Vec<SimAccount>,
+    server_version: ServerVersionInfo,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("exchange sim state lock")
+    }
+}
+
+/// A running simulated Exchange server; stops when dropped.
+pub struct ExchangeSim {
+    server: SimHttpServer,
+    shared: Arc<Shared>,
+    authenticator: Arc<Authenticator>,
+    pki: Option<TestPki>,
+    tls: bool,
+}
+
+impl ExchangeSim {
+    pub async fn start(config: ExchangeSimConfig) -> Result<ExchangeSim, ExchangeSimError> {
+        MailboxFile {
+            mailboxes: config.mailboxes.clone(),
+        }
+        .validate()
+        .map_err(ExchangeSimError::Mailboxes)?;
+        let pki = if config.tls {
+            let names: Vec<&str> = config.tls_names.iter().map(String::as_str).collect();
+            Some(TestPki::generate(&names)?)
+        } else {
+            None
+        };
+        let mut policy =
+            AuthPolicy::new(config.accounts.iter().map(|a| a.auth_account()).collect());
+        policy.ntlm = config.ntlm;
+        policy.basic = config.basic;
+        policy.extended_protection = config.extended_protection;
+        policy.server_certificate = pki.as_ref().map(|p| p.leaf_der().to_vec());
+        let authenticator = Arc::new(Authenticator::new(policy));
+        let mut state = State {
+            mailboxes: config.mailboxes,
+            index: HashMap::new(),
+            knobs: config.knobs,
+            faults: VecDeque::new(),
+            counters: ExchangeCounters::default(),
+            records: Vec::new(),
+            mailbox_errors: HashMap::new(),
+        };
+        state.reindex();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            accounts: config.accounts,
+            server_version: config.server_version,
+        });
+        let handler_shared = shared.clone();
+        let server = SimHttpServer::start(
+            &config.bind.to_string(),
+            pki.as_ref().map(TestPki::server_config),
+            Some(authenticator.clone()),
+            move |request| service::handle(handler_shared.clone(), request),
+        )
+        .await
+        .map_err(|source| ExchangeSimError::Listen {
+            bind: config.bind,
+            source,
+        })?;
+        Ok(ExchangeSim {
+            server,
+            shared,
+            authenticator,
+            tls: pki.is_some(),
+            pki,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// `https://127.0.0.1:PORT/EWS/Exchange.asmx` (or `http://`).
+    pub fn ews_url(&self) -> Url {
+        self.url_for_host("127.0.0.1")
+    }
+
+    /// The EWS URL with another host name (one of `tls_names`, `localhost`).
+    pub fn url_for_host(&self, host: &str) -> Url {
+        let scheme = if self.tls { "https" } else { "http" };
+        Url::parse(&format!(
+            "{scheme}://{host}:{}{EWS_PATH}",
+            self.local_addr().port()
+        ))
+        .expect("valid URL")
+    }
+
+    /// The test CA (PEM) to give a client as `ca_file`; `None` without TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.pki.as_ref().map(TestPki::ca_pem)
+    }
+
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.pki.as_ref()
+    }
+
+    /// Writes the CA PEM to `path`.
+    pub fn write_ca_pem(&self, path: &std::path::Path) -> Result<(), TestPkiError> {
+        match &self.pki {
+            Some(pki) => pki.write_ca_pem(path),
+            None => Err(TestPkiError::Write {
+                path: path.to_owned(),
+                source: std::io::Error::other("the simulator runs without TLS"),
+            }),
+        }
+    }
+
+    pub fn server_version(&self) -> &ServerVersionInfo {
+        &self.shared.server_version
+    }
+
+    pub fn counters(&self) -> ExchangeCounters {
+        let mut counters = self.shared.lock().counters.clone();
+        counters.connections = self.server.connections();
+        counters.auth = self.authenticator.counters();
+        counters
+    }
+
+    /// Every EWS request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().records.clone()
+    }
+
+    /// Forgets counters and request records (not knobs or faults).
+    pub fn reset_counters(&self) {
+        let mut state = self.shared.lock();
+        state.counters = ExchangeCounters::default();
+        state.records.clear();
+    }
+
+    pub fn knobs(&self) -> Knobs {
+        self.shared.lock().knobs.clone()
+    }
+
+    pub fn set_knobs(&self, knobs: Knobs) {
+        self.shared.lock().knobs = knobs;
+    }
+
+    /// Changes the knobs in place: `sim.update_knobs(|k| k.request_latency = ...)`.
+    pub fn update_knobs(&self, change: impl FnOnce(&mut Knobs)) {
+        change(&mut self.shared.lock().knobs);
+    }
+
+    /// The next `count` EWS requests (authenticated, any operation) get
+    /// `fault` instead of their normal answer; queued after earlier ones.
+    pub fn inject(&self, fault: InjectedFault, count: usize) {
+        let mut state = self.shared.lock();
+        state.faults.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// From now on GetUserAvailability answers `smtp` with the mailbox
+    /// error `code` (`ErrorProxyRequestProcessingFailed`,
+    /// `ErrorMailboxStoreUnavailable`, ...) instead of its calendar, as
+    /// Exchange does when that mailbox's server fails; `None` heals it.
+    pub fn set_mailbox_error(&self, smtp: &str, code: Option<&str>) {
+        let mut state = self.shared.lock();
+        match code {
+            Some(code) => {
+                state
+                    .mailbox_errors
+                    .insert(smtp.to_ascii_lowercase(), code.to_owned());
+            }
+            None => {
+                state.mailbox_errors.remove(&smtp.to_ascii_lowercase());
+            }
+        }
+    }
+
+    /// Faults still queued.
+    pub fn pending_faults(&self) -> usize {
+        self.shared.lock().faults.len()
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// A copy of all mailboxes.
+    pub fn mailboxes(&self) -> Vec<SimMailbox> {
+        self.shared.lock().mailboxes.clone()
+    }
+
+    pub fn mailbox(&self, smtp: &str) -> Option<SimMailbox> {
+        self.shared.lock().mailbox(smtp).cloned()
+    }
+
+    /// Replaces a mailbox's events; `false` when there is no such mailbox.
+    pub fn set_calendar(&self, smtp: &str, events: Vec<SimEvent>) -> bool {
+        self.mailbox_mut(smtp, |m| m.events = events).is_some()
+    }
+
+    /// Changes one mailbox in place (events, permission, name); `None` when
+    /// there is no such mailbox. Its address must stay the same.
+    pub fn mailbox_mut<T>(
+        &self,
+        smtp: &str,
+        change: impl FnOnce(&mut SimMailbox) -> T,
+    ) -> Option<T> {
+        let mut state = self.shared.lock();
+        let index = *state.index.get(&smtp.to_ascii_lowercase())?;
+        let result = change(&mut state.mailboxes[index]);
+        state.reindex();
+        Some(result)
+    }
+
+    /// Adds a mailbox, or replaces the one with the same address.
+    pub fn upsert_mailbox(&self, mailbox: SimMailbox) {
+        let mut state = self.shared.lock();
+        match state.index.get(&mailbox.smtp.to_ascii_lowercase()) {
+            Some(&i) => state.mailboxes[i] = mailbox,
+            None => state.mailboxes.push(mailbox),
+        }
+        state.reindex();
+    }
+
+    /// Removes a mailbox (it becomes unknown: `ErrorMailRecipientNotFound`).
+    pub fn remove_mailbox(&self, smtp: &str) -> bool {
+        let mut state = self.shared.lock();
+        let before = state.mailboxes.len();
+        state
+            .mailboxes
+            .retain(|m| !m.smtp.eq_ignore_ascii_case(smtp));
+        state.reindex();
+        state.mailboxes.len() != before
+    }
+
+    /// Forgets authenticated connections: the next request on each needs a
+    /// new handshake (an app pool recycle).
+    pub fn forget_connections(&self) {
+        self.authenticator.forget_connections();
+    }
+
+    /// Stops accepting connections.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl std::fmt::Debug for ExchangeSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeSim")
+            .field("addr", &self.local_addr())
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `address` looks like an SMTP address Exchange would accept:
+/// `local@domain` with a dotted domain, no spaces or angle brackets.
+pub fn is_valid_smtp(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else {
+        return false;
+    };
+    let bad = |c: char| c.is_whitespace() || "<>()[],;:\\\"@".contains(c);
+    !local.is_empty()
+        && !domain.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !local.chars().any(bad)
+        && !domain.chars().any(bad)
+}
