@@ -755,3 +755,37 @@ async fn the_example_prints_availability_from_the_command_line() {
     let error = example::run(no_password, |_| None).await.unwrap_err();
     assert!(error.contains("--password-env"), "{error}");
 }
+
+#[tokio::test]
+async fn an_unreachable_server_fails_the_read_after_the_retries() {
+    // A port nobody listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}/EWS/Exchange.asmx");
+    let client = EwsClient::new(transport(None, PASSWORD), url.parse().unwrap());
+    let reader = reader(
+        client,
+        AvailabilityReaderConfig {
+            max_transient_retries: 2,
+            ..quick()
+        },
+    );
+    let (start, end) = week();
+    let asked = ["a@contoso.test".to_owned(), "b@contoso.test".to_owned()];
+    let error = reader.read(&asked, start, end).await.unwrap_err();
+
+    assert!(
+        matches!(error.transport(), Some(TransportError::Connect { .. })),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert_eq!(reader.stats().retries, 2);
+}

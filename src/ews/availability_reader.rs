@@ -23,6 +23,7 @@ use super::availability::{
     MAX_WINDOW_DAYS,
 };
 use super::client::{EwsClient, EwsError};
+use super::transport::TransportError;
 
 /// The code of the error a mailbox gets when its request failed as a whole
 /// without an Exchange response code (connection, HTTP, invalid answer); the
@@ -40,7 +41,8 @@ pub struct AvailabilityReaderConfig {
     /// Mailboxes per request, 1 to 100.
     pub max_mailboxes_per_request: usize,
     /// Requests in flight at once, at least 1; far below Exchange's
-    /// `EWSMaxConcurrency` (10 on 2010, 27 on 2013+) by default.
+    /// `EWSMaxConcurrency` (10 on 2010, 27 on 2013+) by default. The
+    /// transport's `max_connections_per_host` is a second, fixed bound.
     pub concurrency: usize,
     pub view: AvailabilityView,
     /// Retries of one request after a timeout or a dropped connection.
@@ -237,7 +239,7 @@ impl AvailabilityReader {
     /// One entry per distinct mailbox, in the order given, with the events
     /// overlapping `[start, end)` or the mailbox's error. `Err` only when no
     /// mailbox can be read at all (authentication refused, TLS not trusted,
-    /// configuration), with the reason.
+    /// server unreachable after the retries, configuration), with the reason.
     pub async fn read(
         &self,
         mailboxes: &[String],
@@ -429,7 +431,14 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                 }
                 busy_retries += 1;
                 shared.retry();
-                client.pause_for(shared.back_off(asked));
+                let pause = shared.back_off(asked);
+                tracing::warn!(
+                    server = client.server(),
+                    mailboxes = busy.len(),
+                    pause_ms = pause.as_millis() as u64,
+                    "Exchange is busy for some mailboxes (ErrorServerBusy); pausing all requests"
+                );
+                client.pause_for(pause);
                 pending = busy.into_iter().map(|(m, _)| m).collect();
                 continue;
             }
@@ -439,9 +448,12 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
         if error.affects_every_request() {
             return Outcome::Fatal(error);
         }
+        tracing::debug!(server = client.server(), mailboxes = pending.len(), %error, "GetUserAvailability failed");
         match error.fault_code() {
             Some(DATA_ARRAY_TOO_BIG) if pending.len() > 1 => {
                 shared.chunk_splits.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(server = client.server(), mailboxes = pending.len(),
+                    "Exchange refused the request as too big (ErrorMailboxDataArrayTooBig); splitting it in two");
                 let second = pending.split_off(pending.len() / 2);
                 let half = |mailboxes| Task {
                     mailboxes,
@@ -459,6 +471,8 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                 busy_retries += 1;
                 shared.retry();
                 shared.limiter.lower();
+                tracing::warn!(server = client.server(), concurrency = shared.limiter.limit(),
+                    "Exchange counts too many connections (ErrorExceededConnectionCount); fewer requests at a time");
                 // Only this request waits: the others already in flight
                 // hold connections the server counted and may finish.
                 tokio::time::sleep(doubled(
@@ -476,7 +490,10 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
             if busy_retries < config.max_busy_retries {
                 busy_retries += 1;
                 shared.retry();
-                client.pause_for(shared.back_off(error.back_off()));
+                let pause = shared.back_off(error.back_off());
+                tracing::warn!(server = client.server(), pause_ms = pause.as_millis() as u64, %error,
+                    "Exchange is busy; pausing all requests");
+                client.pause_for(pause);
                 continue;
             }
         } else if error.is_retryable() && transient_retries < config.max_transient_retries {
@@ -490,9 +507,20 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
             .await;
             continue;
         }
+        if is_unreachable(&error) {
+            // Connecting failed every time: the server is down or the URL
+            // is wrong, which no other mailbox escapes either.
+            return Outcome::Fatal(error);
+        }
+        tracing::warn!(server = client.server(), mailboxes = pending.len(), %error,
+            "giving up on these mailboxes for this read");
         results.extend(fail_all(pending, &mailbox_error(&error)));
         return Outcome::Done { window, results };
     }
+}
+
+fn is_unreachable(error: &EwsError) -> bool {
+    matches!(error.transport(), Some(TransportError::Connect { .. }))
 }
 
 /// A concurrency limit that can be lowered while requests are in flight.
