@@ -1155,3 +1155,48 @@ async fn the_merged_only_view_has_the_merged_string_and_no_events() {
             .unwrap();
     assert_eq!(answers[0].result.as_ref().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn a_slow_mailbox_holds_only_the_requests_that_ask_for_it() {
+    let setup = start().await;
+    setup
+        .sim
+        .set_mailbox_latency("alice.meier@contoso.test", Duration::from_secs(60));
+    let transport = setup.transport();
+    let slow = {
+        let transport = transport.clone();
+        let url = setup.sim.ews_url();
+        let body = gua_body(
+            &names(&["alice.meier@contoso.test"]),
+            at(2, 0, 0),
+            at(3, 0, 0),
+        );
+        tokio::spawn(async move {
+            transport
+                .post_soap(
+                    &url,
+                    GetUserAvailability::SOAP_ACTION,
+                    body,
+                    HeaderMap::new(),
+                )
+                .await
+        })
+    };
+    until_in_flight(&setup.sim, 1).await;
+    let answers = setup
+        .availability(
+            &names(&["dave.costa@contoso.test"]),
+            at(2, 0, 0),
+            at(3, 0, 0),
+            AvailabilityView::Detailed,
+        )
+        .await;
+    assert!(answers[0].result.is_ok());
+    assert_eq!(
+        setup.sim.counters().current_concurrent,
+        1,
+        "alice's request still waits"
+    );
+    assert!(!slow.is_finished());
+    slow.abort();
+}

@@ -539,4 +539,44 @@ mod tests {
             "{error}"
         );
     }
+
+    #[cfg(feature = "replicator")]
+    #[test]
+    fn a_toml_file_loads_like_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailboxes.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[mailboxes]]
+smtp = "a@contoso.test"
+display_name = "A"
+permission = "free_busy"
+
+[[mailboxes.events]]
+id = "x"
+start = "2026-03-02T09:00:00Z"
+end = "2026-03-02T10:00:00Z"
+busy_type = "OOF"
+private = true
+recurrence = { every_days = 7, count = 4 }
+"#,
+        )
+        .unwrap();
+        let file = MailboxFile::load(&path).unwrap();
+        let mailbox = &file.mailboxes[0];
+        assert_eq!(mailbox.permission, Permission::FreeBusy);
+        assert_eq!(mailbox.events[0].busy_type, SimBusyType::OutOfOffice);
+        assert_eq!(
+            mailbox.events[0].recurrence,
+            Some(Recurrence {
+                every_days: 7,
+                count: 4
+            })
+        );
+        let unknown = dir.path().join("mailboxes.yaml");
+        std::fs::write(&unknown, "").unwrap();
+        let error = MailboxFile::load(&unknown).unwrap_err().to_string();
+        assert!(error.contains("use .json or .toml"), "{error}");
+    }
 }

@@ -278,6 +278,9 @@ struct State {
     /// Lower-case SMTP -> response code a GetUserAvailability answers for
     /// that mailbox instead of its calendar.
     mailbox_errors: HashMap<String, String>,
+    /// Lower-case SMTP -> latency added when a GetUserAvailability asks for
+    /// that mailbox (a slow mailbox server).
+    mailbox_latency: HashMap<String, Duration>,
 }
 
 impl State {
@@ -346,6 +349,7 @@ impl ExchangeSim {
             counters: ExchangeCounters::default(),
             records: Vec::new(),
             mailbox_errors: HashMap::new(),
+            mailbox_latency: HashMap::new(),
         };
         state.reindex();
         let shared = Arc::new(Shared {
@@ -474,6 +478,19 @@ impl ExchangeSim {
         }
     }
 
+    /// Latency added to every GetUserAvailability that asks for `smtp`
+    /// (on top of [`Knobs::per_mailbox_latency`]); zero removes it.
+    pub fn set_mailbox_latency(&self, smtp: &str, latency: Duration) {
+        let mut state = self.shared.lock();
+        if latency.is_zero() {
+            state.mailbox_latency.remove(&smtp.to_ascii_lowercase());
+        } else {
+            state
+                .mailbox_latency
+                .insert(smtp.to_ascii_lowercase(), latency);
+        }
+    }
+
     /// Faults still queued.
     pub fn pending_faults(&self) -> usize {
         self.shared.lock().faults.len()
@@ -567,4 +584,35 @@ pub fn is_valid_smtp(address: &str) -> bool {
         && !domain.ends_with('.')
         && !local.chars().any(bad)
         && !domain.chars().any(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let mut config = ExchangeSimConfig::generated(2, 1, 1);
+        config.accounts =
+            vec![SimAccount::new("CONTOSO", "svc", "Very-S3cret").with_impersonation()];
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("Very-S3cret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn smtp_addresses_are_checked_like_exchange_does() {
+        assert!(is_valid_smtp("alice.meier@contoso.test"));
+        for bad in [
+            "alice",
+            "alice@",
+            "@contoso.test",
+            "a b@contoso.test",
+            "a@contoso",
+            "a@@b.c",
+            "<a@b.c>",
+        ] {
+            assert!(!is_valid_smtp(bad), "{bad}");
+        }
+    }
 }

@@ -286,8 +286,17 @@ fn busy(
 fn extra_latency(shared: &Shared, request: &EwsRequest) -> Duration {
     match request {
         EwsRequest::GetUserAvailability(r, _) => {
-            let per = shared.lock().knobs.per_mailbox_latency;
-            per * r.mailbox_data_array.mailbox_data.len() as u32
+            let state = shared.lock();
+            let mailboxes = &r.mailbox_data_array.mailbox_data;
+            let specific: Duration = mailboxes
+                .iter()
+                .filter_map(|m| {
+                    state
+                        .mailbox_latency
+                        .get(&m.email.address.trim().to_ascii_lowercase())
+                })
+                .sum();
+            state.knobs.per_mailbox_latency * mailboxes.len() as u32 + specific
         }
         _ => Duration::ZERO,
     }
