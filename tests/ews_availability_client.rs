@@ -789,3 +789,38 @@ async fn an_unreachable_server_fails_the_read_after_the_retries() {
     );
     assert_eq!(reader.stats().retries, 2);
 }
+
+#[tokio::test]
+async fn a_malformed_answer_fails_its_mailboxes_and_not_the_others() {
+    let env = start(generated(4, 1, 9)).await;
+    env.sim.inject(InjectedFault::MalformedXml, 1);
+    let reader = reader(
+        client(&env),
+        AvailabilityReaderConfig {
+            max_mailboxes_per_request: 2,
+            concurrency: 1,
+            ..quick()
+        },
+    );
+    let (start, end) = week();
+    let asked = addresses(&env);
+    let results = reader.read(&asked, start, end).await.unwrap();
+
+    // Requests go one at a time, so the first chunk got the broken answer.
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.result.is_err())
+        .map(|r| r.mailbox.as_str())
+        .collect();
+    assert_eq!(failed, [asked[0].as_str(), asked[1].as_str()]);
+    for mailbox in &results[..2] {
+        let error = mailbox.result.as_ref().unwrap_err();
+        assert_eq!(error.code, REQUEST_FAILED);
+        let message = error.message.as_deref().unwrap();
+        assert!(
+            message.contains("invalid answer from 127.0.0.1"),
+            "{message}"
+        );
+    }
+    assert_all_read(&results[2..]);
+}
