@@ -3,13 +3,18 @@
 //! * `types`, `operation`: generated from the WSDL/XSD at build time;
 //! * `envelope`, `filter`, `fault`: the SOAP layer every operation shares;
 //! * `transport`: HTTP(S) with NTLM/Negotiate/Basic and channel binding;
+//! * `client`: one server's endpoint, version, impersonation and errors;
+//!   `availability_reader`: any number of mailboxes and any window, batched,
+//!   split and throttled;
 //! * one module per operation with plain Rust types: `availability`
 //!   (GetUserAvailability), `calendar_view` (FindItem), `folder` (GetFolder),
 //!   `resolve_names`, `streaming` (Subscribe, GetStreamingEvents, Unsubscribe).
 
 pub mod autodiscover;
 pub mod availability;
+pub mod availability_reader;
 pub mod calendar_view;
+pub mod client;
 pub mod envelope;
 pub mod fault;
 pub mod filter;
@@ -22,6 +27,8 @@ pub mod transport;
 pub mod types;
 pub mod version;
 
+pub use availability_reader::{AvailabilityReader, AvailabilityReaderConfig, AvailabilityStats};
+pub use client::{EwsClient, EwsError};
 pub use envelope::{EnvelopeError, RequestHeaders, Response, ServerVersion};
 pub use fault::SoapFault;
 pub use operation::{Operation, QName};

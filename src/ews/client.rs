@@ -1,0 +1,614 @@
+//! `EwsClient`: one Exchange server as the rest of the program sees it. It
+//! owns the transport, the EWS URL, the requested schema version and the
+//! optional impersonation, sends any operation, turns every way a request can
+//! fail into one typed [`EwsError`], remembers the `ServerVersionInfo` the
+//! server last answered with, and holds the server-wide pause that throttling
+//! (`ErrorServerBusy`) asks for.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::StatusCode;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use url::Url;
+use xsd_parser_types::quick_xml::{DeserializeSync, ErrorReader, SliceReader, WithSerializer};
+
+use super::availability::{self, AvailabilityError, AvailabilityView, MailboxAvailability};
+use super::envelope::{
+    read_response, write_request, EnvelopeError, RequestHeaders, Response, ServerVersion, SOAP_NS,
+};
+use super::fault::{read_fault, SoapFault};
+use super::operation::{GetUserAvailability, Operation};
+use super::response_message::OperationError;
+use super::transport::{HttpTransport, TransportError};
+use super::version::ExchangeVersion;
+
+/// Routes a request to the impersonated mailbox's server (Exchange 2013+
+/// needs it with `ExchangeImpersonation`).
+pub const ANCHOR_MAILBOX_HEADER: &str = "x-anchormailbox";
+
+/// Response codes that mean "the server is overloaded, send it again later".
+const BUSY_CODES: [&str; 2] = ["ErrorServerBusy", "ErrorTooManyObjectsOpened"];
+/// Response codes that mean "this failed now, the same request may succeed".
+const TRANSIENT_CODES: [&str; 4] = [
+    "ErrorExceededConnectionCount",
+    "ErrorInternalServerTransientError",
+    "ErrorTimeoutExpired",
+    "ErrorMailboxStoreUnavailable",
+];
+
+/// Why a request to Exchange failed. Every message names the server and,
+/// where there is one, the fix; none contains credentials.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EwsError {
+    /// The client is configured wrongly (no request was sent).
+    #[error("{0}")]
+    Config(String),
+    /// Connecting, TLS, authentication or HTTP failed.
+    #[error(transparent)]
+    Transport(Arc<TransportError>),
+    /// Exchange refused the whole request with a SOAP fault.
+    #[error("{server} answered with a SOAP fault: {fault}{}", fault_hint(.fault))]
+    Fault {
+        server: String,
+        fault: Box<SoapFault>,
+    },
+    /// HTTP 503: the server (or a load balancer before it) is overloaded.
+    #[error("{server} answered HTTP 503 Service Unavailable{}; the request is retried after a pause", retry_after_text(.retry_after))]
+    ServiceUnavailable {
+        server: String,
+        /// `Retry-After`, when the answer had one.
+        retry_after: Option<Duration>,
+    },
+    /// Another non-success HTTP status without a SOAP fault.
+    #[error("{server} answered HTTP {status}{}: {body_excerpt}", status_hint(*.status))]
+    Http {
+        server: String,
+        status: StatusCode,
+        body_excerpt: String,
+    },
+    /// The answer is not a valid EWS response.
+    #[error("invalid answer from {server}: {source}")]
+    Envelope {
+        server: String,
+        source: Box<EnvelopeError>,
+    },
+    /// The answer is valid but says the operation failed (or makes no sense).
+    #[error("{server}: {message}")]
+    Response { server: String, message: String },
+}
+
+fn fault_hint(fault: &SoapFault) -> &'static str {
+    match fault.code() {
+        "ErrorInvalidServerVersion" | "ErrorIncorrectSchemaVersion" | "ErrorSchemaValidation" => {
+            "; the server does not accept this request for the configured Exchange version: configure the version the server runs (e.g. Exchange2010_SP2 for Exchange 2010)"
+        }
+        "ErrorImpersonateUserDenied" | "ErrorImpersonationDenied" => {
+            "; grant the service account the ApplicationImpersonation role, or turn impersonation off"
+        }
+        "ErrorNonExistentMailbox" => "; the impersonated mailbox does not exist: check the impersonation address",
+        "ErrorServerBusy" => "; the server is throttling this account",
+        "ErrorExceededConnectionCount" => "; lower the number of concurrent requests",
+        "ErrorMailboxDataArrayTooBig" => "; lower the number of mailboxes per request",
+        _ => "",
+    }
+}
+
+fn retry_after_text(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(" (Retry-After {} s)", d.as_secs()),
+        None => String::new(),
+    }
+}
+
+fn status_hint(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => " (check the EWS URL; it normally ends in /EWS/Exchange.asmx)",
+        403 => " (the account may not use EWS, or the URL requires a client certificate)",
+        _ => "",
+    }
+}
+
+impl From<TransportError> for EwsError {
+    fn from(e: TransportError) -> Self {
+        EwsError::Transport(Arc::new(e))
+    }
+}
+
+impl EwsError {
+    /// Whether the same request may succeed when sent again (after a pause
+    /// for [`EwsError::is_busy`] answers).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EwsError::Transport(e) => e.is_retryable(),
+            EwsError::Fault { fault, .. } => {
+                BUSY_CODES.contains(&fault.code()) || TRANSIENT_CODES.contains(&fault.code())
+            }
+            EwsError::ServiceUnavailable { .. } => true,
+            EwsError::Http { status, .. } => matches!(status.as_u16(), 502 | 504),
+            EwsError::Config(_) | EwsError::Envelope { .. } | EwsError::Response { .. } => false,
+        }
+    }
+
+    /// The server is overloaded and asked (or is assumed to ask) for a pause
+    /// of all requests: `ErrorServerBusy` or HTTP 503.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            EwsError::Fault { fault, .. } => BUSY_CODES.contains(&fault.code()),
+            EwsError::ServiceUnavailable { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The pause the server asked for (`BackOffMilliseconds`, `Retry-After`).
+    pub fn back_off(&self) -> Option<Duration> {
+        match self {
+            EwsError::Fault { fault, .. } => fault.back_off(),
+            EwsError::ServiceUnavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The Exchange response code of a SOAP fault.
+    pub fn fault_code(&self) -> Option<&str> {
+        match self {
+            EwsError::Fault { fault, .. } => Some(fault.code()),
+            _ => None,
+        }
+    }
+
+    /// Whether every further request to this server would fail the same way
+    /// (authentication refused, TLS not trusted, configuration): retrying or
+    /// trying other mailboxes is pointless.
+    pub fn affects_every_request(&self) -> bool {
+        match self {
+            EwsError::Config(_) => true,
+            EwsError::Transport(e) => matches!(
+                **e,
+                TransportError::Auth { .. }
+                    | TransportError::Tls { .. }
+                    | TransportError::Config(_)
+            ),
+            EwsError::Fault { fault, .. } => matches!(
+                fault.code(),
+                "ErrorInvalidServerVersion"
+                    | "ErrorIncorrectSchemaVersion"
+                    | "ErrorImpersonateUserDenied"
+                    | "ErrorImpersonationDenied"
+                    | "ErrorAccessDenied"
+            ),
+            _ => false,
+        }
+    }
+
+    /// The transport error, when that is what failed.
+    pub fn transport(&self) -> Option<&TransportError> {
+        match self {
+            EwsError::Transport(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One Exchange server's EWS endpoint. Share it (`Arc`) between everything
+/// that talks to that server: the throttling pause is kept here.
+pub struct EwsClient {
+    transport: Arc<HttpTransport>,
+    url: Url,
+    version: ExchangeVersion,
+    impersonate: Option<String>,
+    last_server_version: Mutex<Option<ServerVersion>>,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for EwsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The transport's Debug redacts the password.
+        f.debug_struct("EwsClient")
+            .field("url", &self.url.as_str())
+            .field("version", &self.version)
+            .field("impersonate", &self.impersonate)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EwsClient {
+    /// A client for the EWS endpoint `url` (`https://mail.contoso.com/EWS/Exchange.asmx`),
+    /// asking for the default version (`Exchange2013_SP1`), not impersonating.
+    pub fn new(transport: Arc<HttpTransport>, url: Url) -> EwsClient {
+        EwsClient {
+            transport,
+            url,
+            version: ExchangeVersion::default(),
+            impersonate: None,
+            last_server_version: Mutex::new(None),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// The `RequestServerVersion` every request carries.
+    pub fn with_version(mut self, version: ExchangeVersion) -> EwsClient {
+        self.version = version;
+        self
+    }
+
+    /// Act as `smtp_address` (`ExchangeImpersonation` + `X-AnchorMailbox`);
+    /// the account needs the ApplicationImpersonation role.
+    pub fn with_impersonation(mut self, smtp_address: &str) -> Result<EwsClient, EwsError> {
+        let address = smtp_address.trim();
+        let valid = address
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && !domain.is_empty())
+            && HeaderValue::from_str(address).is_ok();
+        if !valid {
+            return Err(EwsError::Config(format!(
+                "impersonation address {smtp_address:?} is not an SMTP address; write it as user@domain"
+            )));
+        }
+        self.impersonate = Some(address.to_owned());
+        Ok(self)
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The host of the EWS URL, as error messages name it.
+    pub fn server(&self) -> &str {
+        self.url.host_str().unwrap_or("the Exchange server")
+    }
+
+    pub fn version(&self) -> ExchangeVersion {
+        self.version
+    }
+
+    pub fn impersonation(&self) -> Option<&str> {
+        self.impersonate.as_deref()
+    }
+
+    pub fn transport(&self) -> &Arc<HttpTransport> {
+        &self.transport
+    }
+
+    /// The SOAP headers of every request.
+    pub fn request_headers(&self) -> RequestHeaders {
+        RequestHeaders {
+            version: self.version,
+            impersonate: self.impersonate.clone(),
+            time_zone_id: None,
+        }
+    }
+
+    /// The `ServerVersionInfo` of the last response that had one.
+    pub fn last_server_version(&self) -> Option<ServerVersion> {
+        self.last_server_version
+            .lock()
+            .expect("version lock")
+            .clone()
+    }
+
+    fn record_server_version(&self, version: Option<&ServerVersion>) {
+        if let Some(version) = version {
+            *self.last_server_version.lock().expect("version lock") = Some(version.clone());
+        }
+    }
+
+    /// Holds every request to this server back for `pause` from now (a
+    /// longer pause already in force is kept).
+    pub fn pause_for(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        let mut paused = self.paused_until.lock().expect("pause lock");
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// When the current pause ends, if one is in force.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
+            .lock()
+            .expect("pause lock")
+            .filter(|until| *until > Instant::now())
+    }
+
+    async fn wait_while_paused(&self) {
+        // A pause may be extended while waiting: look again after each sleep.
+        while let Some(until) = self.paused_until() {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+
+    /// Sends a request envelope of `Op` (made with this client's
+    /// [`request_headers`](Self::request_headers)) and returns the body of
+    /// a successful HTTP answer. Waits out a throttling pause first.
+    pub async fn send<Op: Operation>(&self, envelope: Vec<u8>) -> Result<Bytes, EwsError> {
+        self.wait_while_paused().await;
+        let mut headers = HeaderMap::new();
+        if let Some(address) = &self.impersonate {
+            let value = HeaderValue::from_str(address).map_err(|_| {
+                EwsError::Config(format!("invalid impersonation address {address:?}"))
+            })?;
+            headers.insert(HeaderName::from_static(ANCHOR_MAILBOX_HEADER), value);
+        }
+        let response = self
+            .transport
+            .post_soap(&self.url, Op::SOAP_ACTION, envelope, headers)
+            .await?;
+        let server = self.server().to_owned();
+        if response.status.is_success() {
+            return Ok(response.body);
+        }
+        let fault = find_fault(&response.body);
+        if response.status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry_after = retry_after(&response.headers, Utc::now())
+                .or_else(|| fault.as_ref().and_then(SoapFault::back_off));
+            return Err(EwsError::ServiceUnavailable {
+                server,
+                retry_after,
+            });
+        }
+        if let Some(fault) = fault {
+            return Err(EwsError::Fault {
+                server,
+                fault: Box::new(fault),
+            });
+        }
+        Err(EwsError::Http {
+            server,
+            status: response.status,
+            body_excerpt: String::from_utf8_lossy(&response.body)
+                .chars()
+                .take(300)
+                .collect(),
+        })
+    }
+
+    /// Turns an envelope-layer failure into an [`EwsError`] (a fault inside a
+    /// 200 answer becomes [`EwsError::Fault`]).
+    pub fn envelope_error(&self, error: EnvelopeError) -> EwsError {
+        let server = self.server().to_owned();
+        match error {
+            EnvelopeError::Fault(fault) => EwsError::Fault {
+                server,
+                fault: Box::new(fault),
+            },
+            source @ (EnvelopeError::Serialize { .. } | EnvelopeError::HeaderNotAllowed { .. }) => {
+                EwsError::Config(format!("cannot send to {server}: {source}"))
+            }
+            source => EwsError::Envelope {
+                server,
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// Turns a typed operation's failure into an [`EwsError`].
+    pub fn operation_error(&self, error: OperationError) -> EwsError {
+        match error {
+            OperationError::Envelope(e) => self.envelope_error(e),
+            other => EwsError::Response {
+                server: self.server().to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// Sends any operation with its generated request type and reads the
+    /// generated response type.
+    pub async fn execute<Op>(&self, body: &Op::Request) -> Result<Response<Op::Response>, EwsError>
+    where
+        Op: Operation,
+        Op::Request: WithSerializer,
+        for<'a> Op::Response: DeserializeSync<'a, ErrorReader<SliceReader<'a>>>,
+        for<'a> <Op::Response as DeserializeSync<'a, ErrorReader<SliceReader<'a>>>>::Error:
+            std::fmt::Display,
+    {
+        let envelope = write_request::<Op>(&self.request_headers(), body)
+            .map_err(|e| self.envelope_error(e))?;
+        let answer = self.send::<Op>(envelope).await?;
+        let response = read_response::<Op>(&answer).map_err(|e| self.envelope_error(e))?;
+        self.record_server_version(response.server_version.as_ref());
+        Ok(response)
+    }
+
+    /// Sends an envelope made by one of the plain-type operation modules
+    /// (`resolve_names::request`, ...) and parses the answer with that
+    /// module's `parse_response`.
+    pub async fn call<Op: Operation, T>(
+        &self,
+        envelope: Result<Vec<u8>, EnvelopeError>,
+        parse: impl FnOnce(&[u8]) -> Result<T, OperationError>,
+    ) -> Result<T, EwsError> {
+        let envelope = envelope.map_err(|e| self.envelope_error(e))?;
+        let answer = self.send::<Op>(envelope).await?;
+        self.record_server_version(server_version_of(&answer).as_ref());
+        parse(&answer).map_err(|e| self.operation_error(e))
+    }
+
+    /// One `GetUserAvailability` request (at most 100 mailboxes, 42 days; see
+    /// [`AvailabilityReader`](super::availability_reader::AvailabilityReader)
+    /// for any number and window). Times are UTC.
+    pub async fn get_user_availability(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        view: AvailabilityView,
+    ) -> Result<Vec<MailboxAvailability>, EwsError> {
+        let envelope = availability::request(&self.request_headers(), mailboxes, start, end, view)
+            .map_err(|e| self.envelope_error(e))?;
+        let answer = self.send::<GetUserAvailability>(envelope).await?;
+        match availability::parse_response(
+            mailboxes,
+            &answer,
+            chrono::FixedOffset::east_opt(0).expect("zero offset"),
+        ) {
+            Ok((results, meta)) => {
+                self.record_server_version(meta.server_version.as_ref());
+                Ok(results)
+            }
+            Err(AvailabilityError::Envelope(e)) => Err(self.envelope_error(e)),
+            Err(other) => Err(EwsError::Response {
+                server: self.server().to_owned(),
+                message: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date (relative to `now`).
+fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The `soap:Fault` of a SOAP envelope, if it holds one.
+fn find_fault(xml: &[u8]) -> Option<SoapFault> {
+    let mut reader = NsReader::from_reader(xml);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(ref e) => {
+                let (ns, local) = reader.resolver().resolve_element(e.name());
+                let is_fault = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == SOAP_NS.as_bytes())
+                    && local.as_ref() == b"Fault";
+                if is_fault {
+                    return read_fault(&mut reader).ok();
+                }
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The `ServerVersionInfo` header of a response, read on its own so that any
+/// operation's answer can be looked at without its types.
+fn server_version_of(xml: &[u8]) -> Option<ServerVersion> {
+    let mut reader = NsReader::from_reader(xml);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                if e.local_name().as_ref() != b"ServerVersionInfo" {
+                    if e.local_name().as_ref() == b"Body" {
+                        return None;
+                    }
+                    continue;
+                }
+                let mut version = ServerVersion::default();
+                for attribute in e.attributes().flatten() {
+                    let value = attribute
+                        .decode_and_unescape_value(reader.decoder())
+                        .map(|v| v.into_owned())
+                        .unwrap_or_default();
+                    let number = value.parse::<i32>().ok();
+                    match attribute.key.local_name().as_ref() {
+                        b"MajorVersion" => version.major = number,
+                        b"MinorVersion" => version.minor = number,
+                        b"MajorBuildNumber" => version.major_build = number,
+                        b"MinorBuildNumber" => version.minor_build = number,
+                        b"Version" => version.version = Some(value),
+                        _ => {}
+                    }
+                }
+                return Some(version);
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAULT: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
+<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:ErrorServerBusy</faultcode>
+<faultstring xml:lang="en-US">The server cannot service this request right now. Try again later.</faultstring>
+<detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorServerBusy</e:ResponseCode>
+<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">The server cannot service this request right now. Try again later.</e:Message>
+<t:MessageXml xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><t:Value Name="BackOffMilliseconds">1234</t:Value></t:MessageXml>
+</detail></s:Fault></s:Body></s:Envelope>"#;
+
+    #[test]
+    fn a_busy_fault_is_found_with_its_back_off() {
+        let fault = find_fault(FAULT.as_bytes()).expect("fault");
+        assert_eq!(fault.code(), "ErrorServerBusy");
+        assert_eq!(fault.back_off(), Some(Duration::from_millis(1234)));
+        let error = EwsError::Fault {
+            server: "mail.contoso.com".into(),
+            fault: Box::new(fault),
+        };
+        assert!(error.is_busy() && error.is_retryable());
+        assert!(error.to_string().contains("mail.contoso.com"), "{error}");
+    }
+
+    #[test]
+    fn no_fault_in_a_normal_body() {
+        assert!(find_fault(b"<html><body>Service Unavailable</body></html>").is_none());
+        assert!(find_fault(b"not xml at all <").is_none());
+    }
+
+    #[test]
+    fn retry_after_in_seconds_and_as_a_date() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Thu, 26 Nov 2026 10:00:30 GMT"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn server_version_from_any_answer() {
+        let xml = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>
+<h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" MinorBuildNumber="6" Version="V2017_07_11" xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types"/>
+</s:Header><s:Body/></s:Envelope>"#;
+        let version = server_version_of(xml).expect("version");
+        assert_eq!(version.to_string(), "15.1.2507.6 (V2017_07_11)");
+        assert!(server_version_of(b"<s:Envelope><s:Body/></s:Envelope>").is_none());
+    }
+
+    #[test]
+    fn impersonation_needs_an_smtp_address() {
+        let transport = Arc::new(
+            HttpTransport::new(super::super::transport::TransportConfig::default(), None).unwrap(),
+        );
+        let url = Url::parse("https://mail.contoso.com/EWS/Exchange.asmx").unwrap();
+        let err = EwsClient::new(transport.clone(), url.clone())
+            .with_impersonation("just-a-name")
+            .unwrap_err();
+        assert!(err.to_string().contains("user@domain"), "{err}");
+        let client = EwsClient::new(transport, url)
+            .with_impersonation("room1@contoso.com")
+            .unwrap();
+        assert_eq!(
+            client.request_headers().impersonate.as_deref(),
+            Some("room1@contoso.com")
+        );
+        assert_eq!(
+            client.request_headers().version,
+            ExchangeVersion::Exchange2013Sp1
+        );
+    }
+}
