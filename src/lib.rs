@@ -6,7 +6,14 @@ pub mod ews;
 pub mod tls;
 
 #[cfg(feature = "replicator")]
+pub mod app;
+#[cfg(feature = "replicator")]
+pub mod check;
+
+#[cfg(feature = "replicator")]
 pub mod config;
+#[cfg(feature = "replicator")]
+pub mod demo;
 #[cfg(feature = "directory")]
 pub mod directory;
 #[cfg(feature = "replicator")]

@@ -1,8 +1,29 @@
 //! The real clients behind the engine's ports.
 
+use chrono::{DateTime, Utc};
+
+use crate::ews::availability::MailboxAvailability;
+use crate::ews::AvailabilityReader;
 use crate::ucserver::{Appointment, UcError, UcServerClient, UserFilter, UserProfile};
 
-use super::ports::{UcServerPort, WriteError};
+use super::ports::{CalendarSource, SourceError, UcServerPort, WriteError};
+
+/// Exchange through the batched, throttling-aware availability reader. Its
+/// `Err` means no mailbox could be read; per-mailbox errors stay inside.
+impl CalendarSource for AvailabilityReader {
+    async fn read_calendars(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MailboxAvailability>, SourceError> {
+        self.read(mailboxes, start, end)
+            .await
+            .map_err(|e| SourceError {
+                message: e.to_string(),
+            })
+    }
+}
 
 impl From<UcError> for WriteError {
     fn from(error: UcError) -> Self {

@@ -131,3 +131,36 @@ pub trait StateStore: Send + Sync {
     /// The newest `limit` cycles, newest first.
     fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError>;
 }
+
+/// A shared store (the service keeps one and hands it to each engine it
+/// builds, e.g. after a reconnect).
+impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
+    fn user(&self, user_name: &str) -> Result<Option<UserRecord>, StateError> {
+        (**self).user(user_name)
+    }
+    fn users(&self) -> Result<Vec<UserRecord>, StateError> {
+        (**self).users()
+    }
+    fn record_written(
+        &self,
+        user_name: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        (**self).record_written(user_name, hash, at)
+    }
+    fn record_failure(
+        &self,
+        user_name: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        (**self).record_failure(user_name, reason, at)
+    }
+    fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError> {
+        (**self).record_cycle(cycle)
+    }
+    fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError> {
+        (**self).recent_cycles(limit)
+    }
+}

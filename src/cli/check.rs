@@ -1,0 +1,68 @@
+//! `check`: prints each step with PASS/WARN/FAIL/SKIP, what was found and
+//! the fix.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use ews_calendar_replicator::check::{self, CheckReport};
+
+use super::load_config;
+
+pub async fn check(path: &Path, json: bool) -> Result<ExitCode, String> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(message) => {
+            // A configuration error is the first failed step.
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "steps": [{
+                        "area": "configuration", "name": "file", "outcome": "fail",
+                        "detail": message, "fix": "correct the key named, see config.example.toml"
+                    }]})
+                );
+                return Ok(ExitCode::from(1));
+            }
+            return Err(message);
+        }
+    };
+    let report = check::run(&config).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print(&report);
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print(report: &CheckReport) {
+    for step in &report.steps {
+        println!(
+            "[{}] {:<13} {:<20} {}",
+            step.outcome.label(),
+            step.area,
+            step.name,
+            step.detail
+        );
+        if let Some(fix) = &step.fix {
+            println!("       fix: {fix}");
+        }
+    }
+    let failed = report
+        .steps
+        .iter()
+        .filter(|s| s.outcome == check::Outcome::Fail)
+        .count();
+    if failed == 0 {
+        println!("all checks passed");
+    } else {
+        println!("{failed} check(s) failed");
+    }
+}
