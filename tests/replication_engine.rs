@@ -468,3 +468,38 @@ async fn a_shutdown_while_waiting_ends_the_wait_at_once() {
     assert!(!summary.abandoned);
     assert_eq!(s.sim.total_writes(), 2);
 }
+
+#[tokio::test]
+async fn a_shutdown_between_writes_keeps_every_finished_user_and_touches_no_other() {
+    let s = setup().await;
+    let (stop, shutdown) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let trigger = stop.clone();
+    let options = CycleOptions {
+        shutdown: Some(shutdown),
+        // Shutdown requested as soon as the first user is done.
+        progress: Some(Arc::new(move |p: &Progress| {
+            if matches!(p, Progress::UserDone { done: 1, .. }) {
+                trigger.send(true).unwrap();
+            }
+        })),
+        ..CycleOptions::default()
+    };
+    let report = s.engine.run_cycle(now(), &options).await;
+    assert!(report.abandoned && !report.succeeded());
+    assert_eq!(outcome(&report, "alice"), &UserOutcome::Written);
+    assert_eq!(outcome(&report, "carol"), &UserOutcome::Abandoned);
+    assert_eq!((report.counters.written, report.counters.abandoned), (1, 1));
+    assert_eq!(
+        (s.sim.write_count("alice"), s.sim.write_count("carol")),
+        (1, 0)
+    );
+    let state = s.engine.state();
+    assert!(state.user("alice").unwrap().unwrap().written_hash.is_some());
+    assert_eq!(state.user("carol").unwrap(), None);
+
+    // The next cycle writes carol and leaves alice alone.
+    let next = cycle(&s).await;
+    assert_eq!(outcome(&next, "alice"), &UserOutcome::Unchanged);
+    assert_eq!(outcome(&next, "carol"), &UserOutcome::Written);
+}

@@ -260,6 +260,9 @@ where
                     }
                 }
             }
+            if let UserOutcome::Skipped { reason } = &user.outcome {
+                tracing::debug!(user = %user.user_name, "not replicated: {reason}");
+            }
             report.users.push(user);
         }
         for name in &options.only_users {

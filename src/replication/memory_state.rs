@@ -78,7 +78,7 @@ impl StateStore for MemoryStateStore {
 
     fn users(&self) -> Result<Vec<UserRecord>, StateError> {
         let mut users: Vec<UserRecord> = self.lock().users.values().cloned().collect();
-        users.sort_by(|a, b| a.user_name.to_lowercase().cmp(&b.user_name.to_lowercase()));
+        users.sort_by_key(|a| a.user_name.to_lowercase());
         Ok(users)
     }
 
