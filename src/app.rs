@@ -138,7 +138,10 @@ impl ExchangeCalendars {
         self.keep(found)
     }
 
-    fn keep(&self, found: Result<Discovery, AutodiscoverError>) -> Result<Discovery, DiscoverError> {
+    fn keep(
+        &self,
+        found: Result<Discovery, AutodiscoverError>,
+    ) -> Result<Discovery, DiscoverError> {
         match found {
             Ok(discovery) => {
                 *self.discovery.lock().expect("discovery lock") = Some(discovery.clone());

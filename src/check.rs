@@ -10,11 +10,12 @@ use serde::Serialize;
 
 use crate::app::{AnyDirectory, DiscoverError, ExchangeCalendars};
 use crate::config::{Config, DirectoryConfig};
-use crate::directory::{DirectoryError, UserDirectory};
+use crate::directory::{DirectoryError, DirectoryUser, UserDirectory, UserIndex};
 use crate::ews::availability_reader::{AvailabilityReader, AvailabilityReaderConfig};
 use crate::ews::client::EwsError;
 use crate::ews::transport::TransportError;
-use crate::ucserver::{UcError, UcServerClient, UserFilter};
+use crate::replication::matching::match_user;
+use crate::ucserver::{UcError, UcServerClient, UserFilter, UserProfile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,8 +101,10 @@ impl Step {
     }
 }
 
-/// Runs every check of `config`.
-pub async fn run(config: &Config) -> CheckReport {
+/// Runs every check of `config`. The test availability query asks for
+/// `mailbox`, or else for the mailbox of the first UCServer user (offline
+/// first) found in the directory: a mailbox the service will really read.
+pub async fn run(config: &Config, mailbox: Option<String>) -> CheckReport {
     let mut report = CheckReport::default();
     for warning in &config.warnings {
         let step = report.push("configuration", warning.key.clone(), Outcome::Warn);
@@ -113,10 +116,16 @@ pub async fn run(config: &Config) -> CheckReport {
         format!("{} loaded", config.file.display()),
     );
     let directory = check_directory(config, &mut report).await;
-    let mailbox = match &directory {
-        Some((_, users)) => users.first().cloned(),
-        None => None,
-    };
+    let profiles = check_ucserver(config, &mut report).await;
+    let mailbox = mailbox.or_else(|| {
+        let (_, users) = directory.as_ref()?;
+        let index = UserIndex::new(users.clone());
+        profiles
+            .iter()
+            .filter_map(|p| match_user(p, &index).ok())
+            .find_map(|(user, _)| user.primary_smtp.clone())
+            .or_else(|| users.iter().find_map(|u| u.primary_smtp.clone()))
+    });
     check_exchange(
         config,
         directory.as_ref().map(|(d, _)| d),
@@ -124,16 +133,15 @@ pub async fn run(config: &Config) -> CheckReport {
         &mut report,
     )
     .await;
-    check_ucserver(config, &mut report).await;
     report
 }
 
 /// The directory: reachable, TLS, bind, users found. Returns the opened
-/// directory and the mailboxes it found (for the Exchange test query).
+/// directory and its users (for the Exchange test query).
 async fn check_directory(
     config: &Config,
     report: &mut CheckReport,
-) -> Option<(AnyDirectory, Vec<String>)> {
+) -> Option<(AnyDirectory, Vec<DirectoryUser>)> {
     const AREA: &str = "directory";
     let target = match &config.directory {
         DirectoryConfig::ActiveDirectory(s) => {
@@ -167,8 +175,8 @@ async fn check_directory(
     };
     match directory.users().await {
         Ok(users) => {
-            let mailboxes: Vec<String> = users.iter().filter_map(|u| u.primary_smtp.clone()).collect();
-            if mailboxes.is_empty() {
+            let mailboxes = users.iter().filter(|u| u.primary_smtp.is_some()).count();
+            if mailboxes == 0 {
                 report.fail(
                     AREA,
                     "users found",
@@ -182,11 +190,11 @@ async fn check_directory(
                     format!(
                         "{} users in scope, {} with a mailbox",
                         users.len(),
-                        mailboxes.len()
+                        mailboxes
                     ),
                 );
             }
-            Some((directory, mailboxes))
+            Some((directory, users))
         }
         Err(error) => {
             let (_, fix) = directory_failure(&error);
@@ -261,7 +269,11 @@ async fn check_exchange(
                     report.pass(
                         AREA,
                         "autodiscover",
-                        format!("{} for {target}; steps: {}", found.ews_url, steps.join(" | ")),
+                        format!(
+                            "{} for {target}; steps: {}",
+                            found.ews_url,
+                            steps.join(" | ")
+                        ),
                     );
                     found.ews_url
                 }
@@ -427,8 +439,8 @@ fn mailbox_error_fix(code: &str) -> &'static str {
 }
 
 /// The UCServer: reachable, session, admin login, users and how many are
-/// offline.
-async fn check_ucserver(config: &Config, report: &mut CheckReport) {
+/// offline. Returns the users, offline ones first.
+async fn check_ucserver(config: &Config, report: &mut CheckReport) -> Vec<UserProfile> {
     const AREA: &str = "ucserver";
     let url = config.ucserver.base_url.to_string();
     let client = match UcServerClient::connect(config.ucserver.clone()).await {
@@ -449,7 +461,7 @@ async fn check_ucserver(config: &Config, report: &mut CheckReport) {
             let (name, fix) = ucserver_failure(&error);
             report.fail(AREA, name, format!("{url}: {error}"), fix);
             report.skip(AREA, "users", "not connected");
-            return;
+            return Vec::new();
         }
     };
     let all = client.users(UserFilter::All).await;
@@ -470,13 +482,19 @@ async fn check_ucserver(config: &Config, report: &mut CheckReport) {
                 step.detail = warning;
                 step.with_fix("raise `replication.interval_minutes` if Exchange is under load");
             }
+            let mut users = offline;
+            users.extend(all);
+            users
         }
-        (Err(e), _) | (_, Err(e)) => report.fail(
-            AREA,
-            "users",
-            e.to_string(),
-            "the administrator account must be allowed to list user profiles",
-        ),
+        (Err(e), _) | (_, Err(e)) => {
+            report.fail(
+                AREA,
+                "users",
+                e.to_string(),
+                "the administrator account must be allowed to list user profiles",
+            );
+            Vec::new()
+        }
     }
 }
 
@@ -490,10 +508,9 @@ fn ucserver_failure(error: &UcError) -> (&'static str, &'static str) {
             "TLS",
             "set `ucserver.ca_file` to the CA of the UCServer's certificate",
         ),
-        UcError::LogonFailed { .. } | UcError::SessionRefused { .. } | UcError::UnknownUcsid { .. } => (
-            "session",
-            "check `ucserver.username` and its password",
-        ),
+        UcError::LogonFailed { .. }
+        | UcError::SessionRefused { .. }
+        | UcError::UnknownUcsid { .. } => ("session", "check `ucserver.username` and its password"),
         UcError::NotAdministrator { .. } => (
             "admin login",
             "give the account administrative rights in the UCServer administration",

@@ -171,7 +171,10 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutco
         sim_users.len(),
         exchange.ews_url(),
         directory_users.len(),
-        directory_users.iter().filter(|u| u.primary_smtp.is_none()).count(),
+        directory_users
+            .iter()
+            .filter(|u| u.primary_smtp.is_none())
+            .count(),
         options.private_appointments,
     )
     .map_err(io)?;
@@ -191,7 +194,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutco
         },
         Some(
             Credentials::new(
-                &format!("{EWS_DOMAIN}\\{EWS_USER}"),
+                format!("{EWS_DOMAIN}\\{EWS_USER}"),
                 EWS_PASSWORD,
                 AuthScheme::Ntlm,
             )
@@ -322,7 +325,11 @@ fn print_cycle(
     }
     for (kind, users) in kinds {
         let shown: Vec<&str> = users.iter().take(4).copied().collect();
-        let more = if users.len() > shown.len() { ", ..." } else { "" };
+        let more = if users.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        };
         writeln!(
             out,
             "    {:>3} {kind} ({}{more})",

@@ -35,6 +35,8 @@ impl ConfigArg {
     }
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the service: a replication cycle every interval until SIGTERM or
@@ -51,6 +53,10 @@ enum Command {
         /// Print the steps as JSON.
         #[arg(long)]
         json: bool,
+        /// The mailbox of the test availability query (default: that of the
+        /// first UCServer user found in the directory).
+        #[arg(long)]
+        mailbox: Option<String>,
     },
     /// The last cycles and the users that failed, from the state database.
     Status {
@@ -99,7 +105,11 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(config) => cli::service::run(&config.path()).await,
         Command::Once(args) => cli::service::once(args).await,
-        Command::Check { config, json } => cli::check::check(&config.path(), json).await,
+        Command::Check {
+            config,
+            json,
+            mailbox,
+        } => cli::check::check(&config.path(), json, mailbox).await,
         Command::Status {
             config,
             json,
@@ -111,10 +121,14 @@ async fn main() -> ExitCode {
         Command::Demo(args) => cli::demo::demo(args).await,
         Command::Sim {
             server: SimServer::Ucserver(args),
-        } => cli::sim::sim_ucserver(args).await.map(|()| ExitCode::SUCCESS),
+        } => cli::sim::sim_ucserver(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Sim {
             server: SimServer::Exchange(args),
-        } => cli::sim::sim_exchange(args).await.map(|()| ExitCode::SUCCESS),
+        } => cli::sim::sim_exchange(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

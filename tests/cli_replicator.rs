@@ -18,7 +18,9 @@ use ews_calendar_replicator::sim::exchange::{
     ExchangeSim, ExchangeSimConfig, InjectedFault, Knobs, Permission, SimAccount, SimBusyType,
     SimEvent, SimMailbox,
 };
-use ews_calendar_replicator::sim::ucserver::{SimUser, UcServerSim, UcServerSimConfig, UserDatabase};
+use ews_calendar_replicator::sim::ucserver::{
+    SimUser, UcServerSim, UcServerSimConfig, UserDatabase,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
@@ -54,14 +56,24 @@ fn events(now: DateTime<Utc>, n: usize) -> Vec<SimEvent> {
         end: day + ChronoDuration::hours(hours + 1),
         busy_type: busy,
         subject: Some(subject.into()),
-        location: Some(if private { format!("{PRIVATE_MARKER} room") } else { "Room 1".into() }),
+        location: Some(if private {
+            format!("{PRIVATE_MARKER} room")
+        } else {
+            "Room 1".into()
+        }),
         private,
         meeting: true,
         all_day: false,
         recurrence: None,
     };
     vec![
-        event("busy", 0, SimBusyType::Busy, &format!("Planning {n}"), false),
+        event(
+            "busy",
+            0,
+            SimBusyType::Busy,
+            &format!("Planning {n}"),
+            false,
+        ),
         event("tentative", 2, SimBusyType::Tentative, "Maybe", false),
         event("private", 4, SimBusyType::Busy, PRIVATE_MARKER, true),
         event("oof", 30, SimBusyType::OutOfOffice, "Away", false),
@@ -93,7 +105,9 @@ impl Lab {
             Secret::new(dc["BIND_PASSWORD"].clone()),
         );
         settings.base_dn = Some(base.clone());
-        let directory = AdDirectory::connect(settings).await.expect("bind at the test DC");
+        let directory = AdDirectory::connect(settings)
+            .await
+            .expect("bind at the test DC");
         let mut people: Vec<DirectoryUser> = directory.users().await.expect("read users");
         people.sort_by(|a, b| a.sam_account_name.cmp(&b.sam_account_name));
         people.truncate(USERS);
@@ -115,7 +129,10 @@ impl Lab {
         }];
         let mut mailboxes = Vec::new();
         for (n, person) in people.iter().enumerate() {
-            let smtp = person.primary_smtp.clone().expect("generated users have mail");
+            let smtp = person
+                .primary_smtp
+                .clone()
+                .expect("generated users have mail");
             let sam = person.sam_account_name.clone().unwrap();
             users.push(SimUser {
                 user_name: sam.clone(),
@@ -138,10 +155,14 @@ impl Lab {
                 events: events(now, n),
             });
         }
-        let ucserver =
-            UcServerSim::start(UcServerSimConfig::new(UserDatabase { users: users.clone() }), None)
-                .await
-                .unwrap();
+        let ucserver = UcServerSim::start(
+            UcServerSimConfig::new(UserDatabase {
+                users: users.clone(),
+            }),
+            None,
+        )
+        .await
+        .unwrap();
         let mut exchange_config = ExchangeSimConfig::new(mailboxes);
         exchange_config.accounts = vec![SimAccount::new("CORP", "svc-ews", EWS_PASSWORD)];
         exchange_config.extended_protection = true;
@@ -224,7 +245,11 @@ path = "{state}"
     fn everything_written(&self, outputs: &[&Output]) -> String {
         let mut all = String::new();
         for user in &self.users {
-            for entry in self.ucserver.appointments(&user.user_name).unwrap_or_default() {
+            for entry in self
+                .ucserver
+                .appointments(&user.user_name)
+                .unwrap_or_default()
+            {
                 all.push_str(&format!("{entry:?}\n"));
             }
         }
@@ -290,12 +315,22 @@ async fn check_passes_every_step_against_the_three_servers() {
         "\"ucserver\"/\"admin login\"/\"pass\"",
         "\"ucserver\"/\"users\"/\"pass\"",
     ] {
-        assert!(names.contains(&expected.to_owned()), "{expected} in {names:#?}");
+        assert!(
+            names.contains(&expected.to_owned()),
+            "{expected} in {names:#?}"
+        );
     }
-    let users = steps.iter().find(|s| s["area"] == "ucserver" && s["name"] == "users").unwrap();
+    let users = steps
+        .iter()
+        .find(|s| s["area"] == "ucserver" && s["name"] == "users")
+        .unwrap();
     let detail = users["detail"].as_str().unwrap();
     assert!(
-        detail.contains(&format!("{} users, {} not logged on", USERS + 1, lab.offline().len())),
+        detail.contains(&format!(
+            "{} users, {} not logged on",
+            USERS + 1,
+            lab.offline().len()
+        )),
         "{detail}"
     );
     // No password anywhere in the output.
@@ -332,7 +367,11 @@ async fn dry_run_prints_the_lists_and_writes_nothing_anywhere() {
     let report = json(&output);
     assert_eq!(report["dry_run"], true);
     let users = report["users"].as_array().unwrap();
-    assert_eq!(users.len(), lab.offline().len(), "only offline users: {users:#?}");
+    assert_eq!(
+        users.len(),
+        lab.offline().len(),
+        "only offline users: {users:#?}"
+    );
     for user in users {
         assert_eq!(user["outcome"], "would_write", "{user}");
         // Busy, tentative, OOF; the private one is skipped by default.
@@ -356,7 +395,12 @@ async fn cycles_write_offline_users_once_then_only_changes_and_status_reports_th
         assert_eq!(lab.ucserver.appointments(&user.user_name).unwrap().len(), 3);
     }
     for user in lab.users.iter().filter(|u| u.online) {
-        assert_eq!(lab.ucserver.write_count(&user.user_name), 0, "{} is logged on", user.user_name);
+        assert_eq!(
+            lab.ucserver.write_count(&user.user_name),
+            0,
+            "{} is logged on",
+            user.user_name
+        );
     }
 
     // Nothing changed: nothing written (the state survived the process).
@@ -367,9 +411,13 @@ async fn cycles_write_offline_users_once_then_only_changes_and_status_reports_th
     // One calendar changes, one user logs on: one write, not to the latter.
     let changed = offline[0];
     let logs_on = offline[1];
-    lab.exchange.mailbox_mut(&changed.email, |m| m.events.remove(0)).unwrap();
+    lab.exchange
+        .mailbox_mut(&changed.email, |m| m.events.remove(0))
+        .unwrap();
     lab.ucserver.set_online(&logs_on.user_name, true);
-    lab.exchange.mailbox_mut(&logs_on.email, |m| m.events.remove(0)).unwrap();
+    lab.exchange
+        .mailbox_mut(&logs_on.email, |m| m.events.remove(0))
+        .unwrap();
     let third = lab.run(&["once"]).await;
     assert!(third.status.success(), "{}", text(&third));
     assert_eq!(lab.ucserver.total_writes(), offline.len() + 1);
@@ -386,7 +434,8 @@ async fn cycles_write_offline_users_once_then_only_changes_and_status_reports_th
     assert_eq!(cycles[2]["written"], offline.len());
 
     assert!(
-        !lab.everything_written(&[&first, &second, &third]).contains(PRIVATE_MARKER),
+        !lab.everything_written(&[&first, &second, &third])
+            .contains(PRIVATE_MARKER),
         "a private subject or location reached the UCServer, a log, the state or the output"
     );
 }
@@ -402,11 +451,17 @@ async fn exchange_down_for_a_cycle_leaves_the_ucserver_untouched_and_the_next_cy
         .collect();
 
     // A change that cannot be read: Exchange fails every request.
-    lab.exchange.mailbox_mut(&offline[0].email, |m| m.events.remove(0)).unwrap();
+    lab.exchange
+        .mailbox_mut(&offline[0].email, |m| m.events.remove(0))
+        .unwrap();
     lab.exchange.inject(InjectedFault::HttpStatus(500), 1000);
     let down = lab.run(&["once"]).await;
     assert_eq!(down.status.code(), Some(1), "{}", text(&down));
-    assert!(String::from_utf8_lossy(&down.stdout).contains("FAILED"), "{}", text(&down));
+    assert!(
+        String::from_utf8_lossy(&down.stdout).contains("FAILED"),
+        "{}",
+        text(&down)
+    );
     let during: Vec<_> = offline
         .iter()
         .map(|u| lab.ucserver.appointments(&u.user_name).unwrap())
@@ -418,7 +473,13 @@ async fn exchange_down_for_a_cycle_leaves_the_ucserver_untouched_and_the_next_cy
     let healthy = lab.run(&["once"]).await;
     assert!(healthy.status.success(), "{}", text(&healthy));
     assert_eq!(lab.ucserver.total_writes(), offline.len() + 1);
-    assert_eq!(lab.ucserver.appointments(&offline[0].user_name).unwrap().len(), 2);
+    assert_eq!(
+        lab.ucserver
+            .appointments(&offline[0].user_name)
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -450,7 +511,11 @@ async fn full_sends_private_subjects() {
 async fn a_configuration_error_names_the_file_line_and_key() {
     let lab = Lab::start().await;
     let config = std::fs::read_to_string(&lab.config).unwrap();
-    std::fs::write(&lab.config, config.replace("[replication]\n", "[replication]\ninterval_minuts = 5\n")).unwrap();
+    std::fs::write(
+        &lab.config,
+        config.replace("[replication]\n", "[replication]\ninterval_minuts = 5\n"),
+    )
+    .unwrap();
     let output = lab.run(&["once"]).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -467,7 +532,7 @@ async fn sigterm_during_a_cycle_stops_the_service_cleanly_with_intact_state() {
         request_latency: Duration::from_secs(20),
         ..lab.exchange.knobs()
     });
-    let mut child = tokio::process::Command::new(BIN)
+    let child = tokio::process::Command::new(BIN)
         .arg("run")
         .arg("--config")
         .arg(&lab.config)

@@ -17,7 +17,9 @@ async fn demo_writes_everything_then_nothing_then_only_the_changed_calendars() {
         ..DemoOptions::default()
     };
     let mut output = Vec::new();
-    let outcome = demo::run(&options, &mut output).await.expect("the demo runs");
+    let outcome = demo::run(&options, &mut output)
+        .await
+        .expect("the demo runs");
     let text = String::from_utf8(output).unwrap();
 
     assert_eq!(outcome.cycles.len(), 3);
@@ -54,7 +56,9 @@ async fn demo_skipping_private_appointments_writes_fewer_than_full() {
             ..DemoOptions::default()
         };
         let mut output = Vec::new();
-        let outcome = demo::run(&options, &mut output).await.expect("the demo runs");
+        let outcome = demo::run(&options, &mut output)
+            .await
+            .expect("the demo runs");
         counts.push(outcome.cycles[0].appointments_written);
     }
     assert!(

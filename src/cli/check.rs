@@ -8,7 +8,7 @@ use ews_calendar_replicator::check::{self, CheckReport};
 
 use super::load_config;
 
-pub async fn check(path: &Path, json: bool) -> Result<ExitCode, String> {
+pub async fn check(path: &Path, json: bool, mailbox: Option<String>) -> Result<ExitCode, String> {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(message) => {
@@ -26,7 +26,7 @@ pub async fn check(path: &Path, json: bool) -> Result<ExitCode, String> {
             return Err(message);
         }
     };
-    let report = check::run(&config).await;
+    let report = check::run(&config, mailbox).await;
     if json {
         println!(
             "{}",

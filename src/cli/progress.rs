@@ -21,7 +21,11 @@ pub fn terminal_bar() -> Option<ProgressFn> {
             }
             Progress::UserDone { done, total, .. } => {
                 let width = 30;
-                let filled = if *total == 0 { width } else { done * width / total };
+                let filled = if *total == 0 {
+                    width
+                } else {
+                    done * width / total
+                };
                 format!(
                     "[{}{}] {done}/{total} users",
                     "#".repeat(filled),

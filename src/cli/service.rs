@@ -39,15 +39,16 @@ pub struct OnceArgs {
 fn shutdown_on_signals() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = tokio::signal::ctrl_c().await;
-                let _ = tx.send(true);
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    let _ = tokio::signal::ctrl_c().await;
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping after the current step"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping after the current step"),
@@ -111,7 +112,8 @@ pub async fn run(path: &Path) -> Result<ExitCode, String> {
         log_cycle(report);
         if !warned_load {
             warned_load = true;
-            if let Some(warning) = config::load_warning(&config.replication, report.counters.listed) {
+            if let Some(warning) = config::load_warning(&config.replication, report.counters.listed)
+            {
                 tracing::warn!("{warning}");
             }
         }
@@ -184,7 +186,11 @@ async fn once_with<S: StateStore + Clone>(
         dry_run: args.dry_run,
         only_users: args.users.clone(),
         keep_appointments: args.dry_run,
-        progress: if args.json { None } else { progress::terminal_bar() },
+        progress: if args.json {
+            None
+        } else {
+            progress::terminal_bar()
+        },
         shutdown: Some(shutdown_on_signals()),
     };
     let report = engine.run_cycle(Utc::now(), &options).await;
