@@ -7,5 +7,6 @@ pub mod autodiscover;
 pub mod dns;
 pub mod exchange;
 pub mod http;
+mod rng;
 pub mod tls;
 pub mod ucserver;

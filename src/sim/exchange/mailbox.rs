@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::sim::rng::SplitMix64;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -430,24 +431,6 @@ pub fn generate(spec: &GenerateSpec) -> MailboxFile {
         });
     }
     MailboxFile { mailboxes }
-}
-
-/// Small deterministic generator (SplitMix64): a seed always gives the same
-/// calendars.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 #[cfg(test)]
