@@ -177,6 +177,7 @@ impl ExchangeCalendars {
                 let client = self.ews_client(url).map_err(|e| e.to_string())?;
                 let config = AvailabilityReaderConfig {
                     concurrency: self.settings.max_concurrency.max(1),
+                    impersonate_each_mailbox: self.settings.impersonation,
                     ..AvailabilityReaderConfig::default()
                 };
                 AvailabilityReader::new(Arc::new(client), config).map_err(|e| e.to_string())

@@ -313,6 +313,7 @@ async fn check_exchange(
         AvailabilityReaderConfig {
             max_transient_retries: 0,
             max_busy_retries: 1,
+            impersonate_each_mailbox: config.exchange.impersonation,
             ..AvailabilityReaderConfig::default()
         },
     ) {

@@ -824,3 +824,80 @@ async fn a_malformed_answer_fails_its_mailboxes_and_not_the_others() {
     }
     assert_all_read(&results[2..]);
 }
+
+/// `impersonate_each_mailbox`: one request per mailbox, each acting as that
+/// mailbox (header and X-AnchorMailbox), so a private item's subject, hidden
+/// from the service account, is visible to its owner.
+#[tokio::test]
+async fn impersonating_each_mailbox_asks_as_its_owner_and_sees_private_subjects() {
+    let (from, to) = week();
+    let mut private = event(
+        "private",
+        from + chrono::Duration::hours(3),
+        from + chrono::Duration::hours(4),
+    );
+    private.private = true;
+    let mut config = ExchangeSimConfig::new(vec![
+        mailbox(
+            "anna@contoso.test",
+            Permission::Details,
+            vec![private.clone()],
+        ),
+        mailbox("ben@contoso.test", Permission::Details, vec![private]),
+    ]);
+    config.accounts =
+        vec![SimAccount::new("CONTOSO", "svc-calendar", PASSWORD).with_impersonation()];
+    let env = start(config).await;
+    let (proxy, seen) = recording_proxy(&env).await;
+    let mailboxes = addresses(&env);
+    let subjects = |results: &[MailboxAvailability]| -> Vec<Option<String>> {
+        results
+            .iter()
+            .map(|m| {
+                let events = m.result.as_ref().expect("read");
+                events[0].details.as_ref().and_then(|d| d.subject.clone())
+            })
+            .collect()
+    };
+
+    let as_account = reader(proxied_client(&proxy), quick())
+        .read(&mailboxes, from, to)
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects(&as_account),
+        [None, None],
+        "the account sees no private subject"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "one request for both");
+
+    seen.lock().unwrap().clear();
+    let as_owner = reader(
+        proxied_client(&proxy),
+        AvailabilityReaderConfig {
+            impersonate_each_mailbox: true,
+            ..quick()
+        },
+    )
+    .read(&mailboxes, from, to)
+    .await
+    .unwrap();
+    assert_eq!(
+        subjects(&as_owner),
+        [
+            Some("subject private".to_owned()),
+            Some("subject private".to_owned())
+        ]
+    );
+    let mut anchors: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.anchor.clone().unwrap_or_default())
+        .collect();
+    anchors.sort();
+    assert_eq!(
+        anchors, mailboxes,
+        "one request per mailbox, each anchored to it"
+    );
+}

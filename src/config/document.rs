@@ -181,7 +181,7 @@ pub const SECTIONS: &[SectionDoc] = &[
             ),
             key(
                 "impersonation",
-                "true: act as each mailbox through Exchange impersonation (the account needs\nthe ApplicationImpersonation role). false (default): read free/busy with the\naccount's own rights.",
+                "true: read each mailbox as itself through Exchange impersonation (the account\nneeds the ApplicationImpersonation role): one request per mailbox instead of\nper 100, and the owner's view, so private items keep their subject (what\nprivate_appointments = \"full\" needs). false (default): read free/busy with\nthe account's own rights, 100 mailboxes per request.",
                 "false",
                 true,
             ),

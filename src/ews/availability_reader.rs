@@ -54,6 +54,11 @@ pub struct AvailabilityReaderConfig {
     pub initial_back_off: Duration,
     /// No pause is longer, whatever the server asks for.
     pub max_back_off: Duration,
+    /// Ask for each mailbox as that mailbox (`ExchangeImpersonation`; the
+    /// account needs the ApplicationImpersonation role): one mailbox per
+    /// request, and the owner's view of its calendar, private items
+    /// included. Costs one request per mailbox instead of per 100.
+    pub impersonate_each_mailbox: bool,
 }
 
 impl Default for AvailabilityReaderConfig {
@@ -66,6 +71,7 @@ impl Default for AvailabilityReaderConfig {
             max_busy_retries: 10,
             initial_back_off: Duration::from_secs(1),
             max_back_off: Duration::from_secs(300),
+            impersonate_each_mailbox: false,
         }
     }
 }
@@ -252,7 +258,12 @@ impl AvailabilityReader {
             )));
         }
         let windows = split_window(start, end);
-        let chunks = chunk_mailboxes(mailboxes, self.shared.config.max_mailboxes_per_request);
+        let per_request = if self.shared.config.impersonate_each_mailbox {
+            1
+        } else {
+            self.shared.config.max_mailboxes_per_request
+        };
+        let chunks = chunk_mailboxes(mailboxes, per_request);
         let order: Vec<String> = chunks.iter().flatten().cloned().collect();
         let mut by_mailbox: HashMap<String, Vec<Option<MailboxResult>>> = order
             .iter()
@@ -401,8 +412,14 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
         let answer = {
             let _permit = shared.limiter.acquire().await;
             shared.requests_sent.fetch_add(1, Ordering::Relaxed);
+            // Impersonation acts as the one mailbox of the request.
+            let acting_as = if config.impersonate_each_mailbox {
+                pending.first().map(String::as_str)
+            } else {
+                client.impersonation()
+            };
             client
-                .get_user_availability(&pending, start, end, config.view)
+                .get_user_availability_as(&pending, start, end, config.view, acting_as)
                 .await
         };
         let error = match answer {

@@ -278,9 +278,15 @@ impl EwsClient {
 
     /// The SOAP headers of every request.
     pub fn request_headers(&self) -> RequestHeaders {
+        self.request_headers_as(self.impersonate.as_deref())
+    }
+
+    /// The SOAP headers of a request that acts as `impersonate` (or as the
+    /// account itself when `None`), whatever the client's own setting.
+    pub fn request_headers_as(&self, impersonate: Option<&str>) -> RequestHeaders {
         RequestHeaders {
             version: self.version,
-            impersonate: self.impersonate.clone(),
+            impersonate: impersonate.map(str::to_owned),
             time_zone_id: None,
         }
     }
@@ -328,9 +334,21 @@ impl EwsClient {
     /// [`request_headers`](Self::request_headers)) and returns the body of
     /// a successful HTTP answer. Waits out a throttling pause first.
     pub async fn send<Op: Operation>(&self, envelope: Vec<u8>) -> Result<Bytes, EwsError> {
+        self.send_as::<Op>(envelope, self.impersonate.as_deref())
+            .await
+    }
+
+    /// [`send`](Self::send) of an envelope made with
+    /// [`request_headers_as`](Self::request_headers_as)`(impersonate)`: the
+    /// request is routed to that mailbox (`X-AnchorMailbox`).
+    pub async fn send_as<Op: Operation>(
+        &self,
+        envelope: Vec<u8>,
+        impersonate: Option<&str>,
+    ) -> Result<Bytes, EwsError> {
         self.wait_while_paused().await;
         let mut headers = HeaderMap::new();
-        if let Some(address) = &self.impersonate {
+        if let Some(address) = impersonate {
             let value = HeaderValue::from_str(address).map_err(|_| {
                 EwsError::Config(format!("invalid impersonation address {address:?}"))
             })?;
@@ -441,9 +459,27 @@ impl EwsClient {
         end: DateTime<Utc>,
         view: AvailabilityView,
     ) -> Result<Vec<MailboxAvailability>, EwsError> {
-        let envelope = availability::request(&self.request_headers(), mailboxes, start, end, view)
+        self.get_user_availability_as(mailboxes, start, end, view, self.impersonate.as_deref())
+            .await
+    }
+
+    /// [`get_user_availability`](Self::get_user_availability) acting as
+    /// `impersonate`: asked as its owner, a mailbox shows the details of its
+    /// own private items, which a service account never sees.
+    pub async fn get_user_availability_as(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        view: AvailabilityView,
+        impersonate: Option<&str>,
+    ) -> Result<Vec<MailboxAvailability>, EwsError> {
+        let headers = self.request_headers_as(impersonate);
+        let envelope = availability::request(&headers, mailboxes, start, end, view)
             .map_err(|e| self.envelope_error(e))?;
-        let answer = self.send::<GetUserAvailability>(envelope).await?;
+        let answer = self
+            .send_as::<GetUserAvailability>(envelope, impersonate)
+            .await?;
         match availability::parse_response(
             mailboxes,
             &answer,
