@@ -160,7 +160,9 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutco
         .write_ca_pem(&ca_file)
         .map_err(|e| err("writing the test CA")(&e))?;
 
-    let offline = sim_users.iter().filter(|u| !u.online).count();
+    // Counted as the UCServer lists them: the administrator account too.
+    let everyone = ucserver.users();
+    let offline = everyone.iter().filter(|u| !u.online).count();
     writeln!(
         out,
         "Simulated UCServer at {} with {} users ({offline} not logged on)\n\
@@ -168,7 +170,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutco
          Directory: a static list of {} users, {} without a mailbox\n\
          Private appointments: {:?}\n",
         ucserver.base_url(),
-        sim_users.len(),
+        everyone.len(),
         exchange.ews_url(),
         directory_users.len(),
         directory_users
