@@ -197,6 +197,18 @@ pub const SECTIONS: &[SectionDoc] = &[
                 "4",
                 true,
             ),
+            key(
+                "request_timeout_seconds",
+                "One request to Exchange (authentication included) may take this long\n(1 to 600 seconds, default 100); a slower answer counts as failed and is tried\nagain, at most three times.",
+                "100",
+                false,
+            ),
+            key(
+                "max_response_mb",
+                "The largest answer accepted from Exchange (1 to 1024 MB, default 64); a\nlarger one fails the mailboxes of that request.",
+                "64",
+                false,
+            ),
         ],
     },
     SectionDoc {

@@ -741,8 +741,24 @@ impl Builder<'_> {
                 format!("{max_concurrency} is out of range; expected 1 to {MAX_CONCURRENCY_LIMIT} (default 4)"),
             ));
         }
+        let request_timeout_seconds = raw.request_timeout_seconds.unwrap_or(100);
+        if !(1..=600).contains(&request_timeout_seconds) {
+            return Err(self.error(
+                "exchange.request_timeout_seconds",
+                format!("{request_timeout_seconds} is out of range; expected 1 to 600 seconds (default 100)"),
+            ));
+        }
+        let max_response_mb = raw.max_response_mb.unwrap_or(64);
+        if !(1..=1024).contains(&max_response_mb) {
+            return Err(self.error(
+                "exchange.max_response_mb",
+                format!("{max_response_mb} is out of range; expected 1 to 1024 MB (default 64)"),
+            ));
+        }
         let transport = TransportConfig {
             ca_file: self.ca_file("exchange.ca_file", raw.ca_file)?,
+            request_timeout: std::time::Duration::from_secs(request_timeout_seconds),
+            max_response_bytes: (max_response_mb as usize) * 1024 * 1024,
             max_connections_per_host: max_concurrency as usize,
             // An http:// URL written in the configuration is the explicit consent.
             allow_plain_http: plain_http,

@@ -92,6 +92,8 @@ pub(super) struct RawExchange {
     pub impersonation: Option<bool>,
     pub ca_file: Option<PathBuf>,
     pub max_concurrency: Option<u32>,
+    pub request_timeout_seconds: Option<u64>,
+    pub max_response_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -167,6 +167,14 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.exchange.max_concurrency, 4);
     assert_eq!(config.exchange.transport.max_connections_per_host, 4);
     assert!(!config.exchange.transport.allow_plain_http);
+    assert_eq!(
+        config.exchange.transport.request_timeout,
+        std::time::Duration::from_secs(100)
+    );
+    assert_eq!(
+        config.exchange.transport.max_response_bytes,
+        64 * 1024 * 1024
+    );
     let transport = config.exchange.http_transport().unwrap();
     assert_eq!(transport.config().max_connections_per_host, 4);
     assert_eq!(
@@ -284,6 +292,18 @@ fn invalid_values_are_refused_with_the_key_line_and_expectation() {
             "max_concurrency = 0",
             "exchange.max_concurrency",
             "1 to 64",
+        ),
+        (
+            "exchange",
+            "request_timeout_seconds = 0",
+            "exchange.request_timeout_seconds",
+            "1 to 600",
+        ),
+        (
+            "exchange",
+            "max_response_mb = 2048",
+            "exchange.max_response_mb",
+            "1 to 1024",
         ),
         (
             "exchange",
