@@ -364,7 +364,17 @@ where
                             Some(list.iter().map(PlannedAppointment::from).collect());
                     }
                     let outcome = match (changed, options.dry_run) {
-                        (false, _) => UserOutcome::Unchanged,
+                        (false, dry_run) => {
+                            // Read again after a failure: the user is fine now.
+                            if !dry_run && record.is_some_and(|r| r.last_error.is_some()) {
+                                if let Err(e) = self.state.clear_failure(&user_name) {
+                                    report.warnings.push(format!(
+                                        "{user_name}: the state database did not clear the last failure ({e})"
+                                    ));
+                                }
+                            }
+                            UserOutcome::Unchanged
+                        }
                         (true, true) => UserOutcome::WouldWrite,
                         (true, false) => {
                             match self.ucserver.write_appointments(&user_name, &list).await {

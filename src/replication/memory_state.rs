@@ -110,6 +110,14 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
+    fn clear_failure(&self, user_name: &str) -> Result<(), StateError> {
+        let mut inner = self.lock();
+        let record = Self::entry(&mut inner, user_name);
+        record.last_error = None;
+        record.last_error_at = None;
+        Ok(())
+    }
+
     fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError> {
         let mut inner = self.lock();
         inner.cycles.push_front(cycle.clone());

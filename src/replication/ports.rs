@@ -127,6 +127,9 @@ pub trait StateStore: Send + Sync {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StateError>;
+    /// The user was read and found unchanged: forget the last failure (the
+    /// written hash and time stay as they are).
+    fn clear_failure(&self, user_name: &str) -> Result<(), StateError>;
     fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError>;
     /// The newest `limit` cycles, newest first.
     fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError>;
@@ -156,6 +159,9 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
         at: DateTime<Utc>,
     ) -> Result<(), StateError> {
         (**self).record_failure(user_name, reason, at)
+    }
+    fn clear_failure(&self, user_name: &str) -> Result<(), StateError> {
+        (**self).clear_failure(user_name)
     }
     fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError> {
         (**self).record_cycle(cycle)

@@ -271,6 +271,17 @@ impl StateStore for SqliteStateStore {
         result.map_err(|e| self.describe(e))
     }
 
+    fn clear_failure(&self, user_name: &str) -> Result<(), StateError> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "UPDATE users SET last_error = NULL, last_error_at = NULL WHERE user_name = ?1",
+                params![user_name],
+            )
+            .map(|_| ())
+            .map_err(|e| self.describe(e))
+    }
+
     fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError> {
         let mut connection = self.lock();
         let result = (|| {
@@ -456,6 +467,24 @@ mod tests {
         assert_eq!(users.len(), 2);
         assert_eq!(users[1].user_name, "bob");
         assert_eq!(users[1].written_hash, None);
+    }
+
+    #[test]
+    fn clearing_a_failure_keeps_the_written_hash_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStateStore::open(&dir.path().join("state.sqlite")).unwrap();
+        store.record_written("alice", "hash-1", at(1)).unwrap();
+        store
+            .record_failure("alice", "Exchange down", at(2))
+            .unwrap();
+        store.clear_failure("alice").unwrap();
+        let record = store.user("alice").unwrap().unwrap();
+        assert_eq!((record.last_error, record.last_error_at), (None, None));
+        assert_eq!(record.written_hash.as_deref(), Some("hash-1"));
+        assert_eq!(record.written_at, Some(at(1)));
+        // Clearing a user never seen is not an error and creates nothing.
+        store.clear_failure("nobody").unwrap();
+        assert!(store.user("nobody").unwrap().is_none());
     }
 
     #[test]
