@@ -255,8 +255,8 @@ fn run_child(exe: &std::path::Path, args: &[&str]) -> String {
 /// `key=value` from a result line (the last one of that key), as a number.
 fn field(line: &str, key: &str) -> f64 {
     line.split_whitespace()
-        .filter_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .last()
+        .rev()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
         .unwrap_or_else(|| panic!("no {key} in {line}"))
         .parse()
         .unwrap_or_else(|_| panic!("{key} is not a number in {line}"))
