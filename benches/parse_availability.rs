@@ -318,6 +318,18 @@ fn main() {
     let mailboxes = mailbox_names();
     let (xml, expected) = generate(0x5EED_2026_0210);
     check_parse(&mailboxes, &xml, &expected);
+    // `--write-response PATH`: the same bytes for a peer parser
+    // (scripts/bench-peer-parse.sh), written after the check above.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--write-response")
+        .and_then(|i| args.get(i + 1))
+    {
+        std::fs::write(path, &xml).expect("writing the response");
+        println!("wrote {} bytes to {path}", xml.len());
+        return;
+    }
     let events = MAILBOXES * EVENTS_PER_MAILBOX;
     let xml_events = bare_scan(&xml);
     if !timing {
@@ -374,5 +386,14 @@ fn main() {
         "full parse / bare scan: {:.1}x (median), {:.1}x (min)",
         full.median.as_secs_f64() / scan.median.as_secs_f64(),
         full.min.as_secs_f64() / scan.min.as_secs_f64()
+    );
+    // for scripts (bench-peer-parse.sh, bench.sh)
+    println!(
+        "RESULT parse_median_us={:.0} parse_min_us={:.0} scan_median_us={:.1} scan_min_us={:.1} bytes={}",
+        full.median.as_secs_f64() * 1e6,
+        full.min.as_secs_f64() * 1e6,
+        scan.median.as_secs_f64() * 1e6,
+        scan.min.as_secs_f64() * 1e6,
+        xml.len()
     );
 }
