@@ -210,6 +210,22 @@ impl CalendarSource for ExchangeCalendars {
             .map_err(|message| SourceError { message })?;
         reader.read_calendars(mailboxes, start, end).await
     }
+
+    async fn read_calendars_each(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        ready: tokio::sync::mpsc::UnboundedSender<MailboxAvailability>,
+    ) -> Result<(), SourceError> {
+        let reader = self
+            .reader(mailboxes.first().map(String::as_str))
+            .await
+            .map_err(|message| SourceError { message })?;
+        reader
+            .read_calendars_each(mailboxes, start, end, ready)
+            .await
+    }
 }
 
 /// Autodiscover could not run, or ran without finding an EWS URL.

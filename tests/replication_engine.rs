@@ -16,7 +16,7 @@ use ews_calendar_replicator::ucserver::asn::{
     AsnRequestError, ADMIN_GET_USER_PROFILES, APPOINTMENT_SET_ENTRY_LIST,
 };
 use replication_support::*;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 // ------------------------------------------------------------------ cycles
 
@@ -471,7 +471,12 @@ async fn a_shutdown_while_waiting_ends_the_wait_at_once() {
 
 #[tokio::test]
 async fn a_shutdown_between_writes_keeps_every_finished_user_and_touches_no_other() {
-    let s = setup().await;
+    // One write at a time, so that "between two writes" exists.
+    let s = setup_with(ReplicationSettings {
+        write_concurrency: 1,
+        ..ReplicationSettings::default()
+    })
+    .await;
     let (stop, shutdown) = watch::channel(false);
     let stop = Arc::new(stop);
     let trigger = stop.clone();
@@ -502,4 +507,33 @@ async fn a_shutdown_between_writes_keeps_every_finished_user_and_touches_no_othe
     let next = cycle(&s).await;
     assert_eq!(outcome(&next, "alice"), &UserOutcome::Unchanged);
     assert_eq!(outcome(&next, "carol"), &UserOutcome::Written);
+}
+
+#[tokio::test]
+async fn a_calendar_is_written_while_the_others_are_still_being_read() {
+    let s = setup().await;
+    let gate = Arc::new(Semaphore::new(0));
+    *s.engine.calendars().stream_gate.lock().unwrap() = Some(gate.clone());
+    let written = || ["alice", "bob", "carol"].map(|u| s.sim.write_count(u)).iter().sum::<usize>();
+    // The source holds every answer after the first until a write reached
+    // the UCServer: an engine that waited for the whole read would never
+    // write, and the cycle would not finish.
+    let release_after_first_write = async {
+        while written() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let before_release = written();
+        gate.add_permits(10);
+        before_release
+    };
+    let (report, written_before_release) = tokio::time::timeout(
+        Duration::from_secs(20),
+        async { tokio::join!(cycle(&s), release_after_first_write) },
+    )
+    .await
+    .expect("the first calendar was not written while the others were held back");
+    assert_eq!(written_before_release, 1);
+    assert!(report.succeeded(), "{report:#?}");
+    assert!(report.counters.written >= 2, "{report:#?}");
+    assert_eq!(written(), report.counters.written);
 }

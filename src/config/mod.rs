@@ -839,6 +839,7 @@ impl Builder<'_> {
             window_days,
             private_appointments,
             busy_type_map,
+            write_concurrency: defaults.write_concurrency,
         })
     }
 

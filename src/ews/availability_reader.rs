@@ -252,6 +252,34 @@ impl AvailabilityReader {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<MailboxAvailability>, EwsError> {
+        let mut answers = Vec::with_capacity(mailboxes.len());
+        self.read_each(mailboxes, start, end, |answer| answers.push(answer))
+            .await?;
+        let position: HashMap<&str, usize> = mailboxes
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, m)| (m.as_str(), i))
+            .collect();
+        answers.sort_by_key(|a| position.get(a.mailbox.as_str()).copied());
+        Ok(answers)
+    }
+
+    /// Like [`Self::read`], but hands each distinct mailbox's answer to
+    /// `ready` as soon as every request covering it has answered (in no
+    /// particular order), so a caller can act on the first hundred calendars
+    /// while the rest are still being read. On `Err`, the mailboxes not
+    /// handed over yet were not read; those handed over are complete.
+    pub async fn read_each<F>(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        mut ready: F,
+    ) -> Result<(), EwsError>
+    where
+        F: FnMut(MailboxAvailability) + Send,
+    {
         if start >= end {
             return Err(EwsError::Config(format!(
                 "the availability window starts at {start} but ends at {end}; the start must be before the end"
@@ -264,9 +292,10 @@ impl AvailabilityReader {
             self.shared.config.max_mailboxes_per_request
         };
         let chunks = chunk_mailboxes(mailboxes, per_request);
-        let order: Vec<String> = chunks.iter().flatten().cloned().collect();
-        let mut by_mailbox: HashMap<String, Vec<Option<MailboxResult>>> = order
+        // Each mailbox's answer per sub-window, until all have arrived.
+        let mut by_mailbox: HashMap<String, Vec<Option<MailboxResult>>> = chunks
             .iter()
+            .flatten()
             .map(|m| (m.clone(), vec![None; windows.len()]))
             .collect();
 
@@ -282,10 +311,17 @@ impl AvailabilityReader {
                 running.spawn(run_task(self.shared.clone(), task));
             }
         }
+        drop(chunks);
         let mut store = |window: usize, results: Vec<(String, MailboxResult)>| {
             for (mailbox, result) in results {
-                if let Some(slots) = by_mailbox.get_mut(&mailbox) {
-                    slots[window] = Some(result);
+                let Some(slots) = by_mailbox.get_mut(&mailbox) else {
+                    continue;
+                };
+                slots[window] = Some(result);
+                if slots.iter().all(Option::is_some) {
+                    let slots = by_mailbox.remove(&mailbox).unwrap_or_default();
+                    let result = merge_windows(&windows, slots);
+                    ready(MailboxAvailability { mailbox, result });
                 }
             }
         };
@@ -311,15 +347,13 @@ impl AvailabilityReader {
                 }
             }
         }
-
-        Ok(order
-            .into_iter()
-            .map(|mailbox| {
-                let slots = by_mailbox.remove(&mailbox).unwrap_or_default();
-                let result = merge_windows(&windows, slots);
-                MailboxAvailability { mailbox, result }
-            })
-            .collect())
+        // Every request answered; a mailbox an answer left out gets the
+        // "no answer" error of its missing window.
+        for (mailbox, slots) in by_mailbox {
+            let result = merge_windows(&windows, slots);
+            ready(MailboxAvailability { mailbox, result });
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The real clients behind the engine's ports.
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::ews::availability::MailboxAvailability;
 use crate::ews::AvailabilityReader;
@@ -22,6 +23,23 @@ impl CalendarSource for AvailabilityReader {
             .map_err(|e| SourceError {
                 message: e.to_string(),
             })
+    }
+
+    async fn read_calendars_each(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        ready: UnboundedSender<MailboxAvailability>,
+    ) -> Result<(), SourceError> {
+        self.read_each(mailboxes, start, end, |answer| {
+            // A closed receiver means the cycle stopped listening.
+            let _ = ready.send(answer);
+        })
+        .await
+        .map_err(|e| SourceError {
+            message: e.to_string(),
+        })
     }
 }
 

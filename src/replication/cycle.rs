@@ -9,20 +9,23 @@
 //! hash, so the next cycle writes again. Writes are per user and recorded
 //! per user, so a cycle abandoned at shutdown leaves no half-written state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use tokio::sync::watch;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, watch};
 
 use crate::directory::{UserDirectory, UserIndex};
 use crate::ews::availability::MailboxAvailability;
-use crate::ucserver::UserFilter;
+use crate::ucserver::{Appointment, UserFilter};
 
 use super::diff::{list_hash, needs_write};
 use super::mapping::map_calendar;
 use super::matching::match_user;
-use super::ports::{CalendarSource, StateStore, UcServerPort, UserRecord};
+use super::ports::{
+    CalendarSource, SourceError, StateStore, UcServerPort, UserRecord, WriteError,
+};
 use super::report::{
     CycleReport, Durations, PlannedAppointment, Progress, ProgressFn, UserOutcome, UserReport,
 };
@@ -80,6 +83,20 @@ async fn shutdown_signal(shutdown: Option<watch::Receiver<bool>>) {
         }
         None => std::future::pending().await,
     }
+}
+
+/// A changed list on its way to the UCServer.
+struct WriteJob {
+    /// Index into `report.users`.
+    slot: usize,
+    user_name: String,
+    list: Vec<Appointment>,
+    hash: String,
+}
+
+/// Mailbox addresses compare case-insensitively.
+fn mailbox_key(mailbox: &str) -> String {
+    mailbox.trim().to_lowercase()
 }
 
 /// A user matched to a mailbox, waiting for its calendar.
@@ -289,12 +306,18 @@ where
             return Ok(());
         }
 
-        // 3. One read for every mailbox.
+        // 3.-6. Read, map, compare, write. Each calendar is mapped as soon
+        // as its request answers, and its write overlaps the reads still
+        // running, so a cycle takes about as long as its Exchange reads and
+        // holds only the calendars not written yet.
+        let mut waiting: HashMap<String, Vec<usize>> = HashMap::new();
         let mut mailboxes: Vec<String> = Vec::new();
-        for p in &pending {
-            if !mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&p.mailbox)) {
+        for (index, p) in pending.iter().enumerate() {
+            let users = waiting.entry(mailbox_key(&p.mailbox)).or_default();
+            if users.is_empty() {
                 mailboxes.push(p.mailbox.clone());
             }
+            users.push(index);
         }
         options.report_progress(Progress::ReadingCalendars {
             mailboxes: mailboxes.len(),
@@ -304,118 +327,211 @@ where
             return Ok(());
         }
         let step = Instant::now();
-        let read = tokio::select! {
-            read = self.calendars.read_calendars(&mailboxes, window_start, window_end) => read,
-            () = shutdown_signal(options.shutdown.clone()) => {
-                report.abandoned = true;
-                return Ok(());
-            }
-        };
-        report.durations.read_calendars_ms = millis(step);
-        let answers: HashMap<String, &MailboxAvailability> = match &read {
-            Ok(answers) => answers
-                .iter()
-                .map(|a| (a.mailbox.trim().to_lowercase(), a))
-                .collect(),
-            Err(e) => {
-                let reason = format!(
-                    "Exchange could not be read ({e}); the UCServer keeps the user's previous appointments"
-                );
-                for p in &pending {
-                    self.fail(report, p.slot, reason.clone(), options.dry_run);
-                }
-                return Ok(());
-            }
-        };
-
-        // 4.-6. Map, compare, write.
-        let step = Instant::now();
         let total = pending.len();
-        for (done, p) in pending.iter().enumerate() {
-            if options.shutdown_requested() {
+        let mut done = 0usize;
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+        let reading = self.calendars.read_calendars_each(
+            &mailboxes,
+            window_start,
+            window_end,
+            ready_tx,
+        );
+        tokio::pin!(reading);
+        let shutdown = shutdown_signal(options.shutdown.clone());
+        tokio::pin!(shutdown);
+        let mut read_result: Option<Result<(), SourceError>> = None;
+        let mut answers_open = true;
+        let mut stopping = false;
+        let mut queued: VecDeque<WriteJob> = VecDeque::new();
+        let mut writing = FuturesUnordered::new();
+        loop {
+            if !stopping && options.shutdown_requested() {
+                stopping = true;
                 report.abandoned = true;
+            }
+            while !stopping && writing.len() < self.settings.write_concurrency.max(1) {
+                let Some(job) = queued.pop_front() else { break };
+                writing.push(self.write(job));
+            }
+            let reads_finished = read_result.is_some() && !answers_open;
+            if writing.is_empty() && (stopping || (reads_finished && queued.is_empty())) {
                 break;
             }
-            let user_name = report.users[p.slot].user_name.clone();
-            match answers.get(&p.mailbox.trim().to_lowercase()) {
-                None => self.fail(
-                    report,
-                    p.slot,
-                    format!("Exchange gave no answer for the mailbox {}; the UCServer keeps the user's previous appointments", p.mailbox),
-                    options.dry_run,
-                ),
-                Some(MailboxAvailability { result: Err(e), .. }) => self.fail(
+            tokio::select! {
+                result = &mut reading, if read_result.is_none() && !stopping => {
+                    report.durations.read_calendars_ms = millis(step);
+                    read_result = Some(result);
+                }
+                answer = ready_rx.recv(), if answers_open && !stopping => {
+                    let Some(answer) = answer else {
+                        answers_open = false;
+                        continue;
+                    };
+                    let users = waiting.remove(&mailbox_key(&answer.mailbox)).unwrap_or_default();
+                    for index in users {
+                        let p = &pending[index];
+                        let job = self.handle_answer(p, &answer, &records, options, report);
+                        match job {
+                            Some(job) => queued.push_back(job),
+                            None => {
+                                done += 1;
+                                self.user_done(report, p.slot, done, total, options);
+                            }
+                        }
+                    }
+                }
+                Some((job, result)) = writing.next(), if !writing.is_empty() => {
+                    self.written(report, job.slot, &job.hash, result);
+                    done += 1;
+                    self.user_done(report, job.slot, done, total, options);
+                }
+                () = &mut shutdown, if !stopping => {
+                    // Writes in flight finish (each is a whole list); no new
+                    // read or write starts.
+                    stopping = true;
+                    report.abandoned = true;
+                }
+            }
+        }
+        if !stopping {
+            // Users whose mailbox got no answer keep the UCServer's list.
+            let read_error = match read_result {
+                Some(Err(e)) => Some(e),
+                _ => None,
+            };
+            for index in waiting.into_values().flatten() {
+                let p = &pending[index];
+                let reason = match &read_error {
+                    Some(e) => format!(
+                        "Exchange could not be read ({e}); the UCServer keeps the user's previous appointments"
+                    ),
+                    None => format!(
+                        "Exchange gave no answer for the mailbox {}; the UCServer keeps the user's previous appointments",
+                        p.mailbox
+                    ),
+                };
+                self.fail(report, p.slot, reason, options.dry_run);
+            }
+        }
+        if report.durations.read_calendars_ms == 0 {
+            report.durations.read_calendars_ms = millis(step);
+        }
+        report.durations.write_ms = millis(step);
+        Ok(())
+    }
+
+    /// Maps one user's calendar and decides: unchanged, would write (dry
+    /// run), failed, or a write to start (returned).
+    fn handle_answer(
+        &self,
+        p: &Pending,
+        answer: &MailboxAvailability,
+        records: &HashMap<String, UserRecord>,
+        options: &CycleOptions,
+        report: &mut CycleReport,
+    ) -> Option<WriteJob> {
+        let events = match &answer.result {
+            Ok(events) => events,
+            Err(e) => {
+                self.fail(
                     report,
                     p.slot,
                     format!("Exchange could not read the mailbox {} ({e}); the UCServer keeps the user's previous appointments", p.mailbox),
                     options.dry_run,
-                ),
-                Some(MailboxAvailability {
-                    result: Ok(events), ..
-                }) => {
-                    let list = map_calendar(&p.mailbox, events, &self.settings);
-                    let hash = list_hash(&list);
-                    let record = records.get(&user_name.to_lowercase());
-                    let changed = needs_write(record, &hash);
-                    let user = &mut report.users[p.slot];
-                    user.appointment_count = Some(list.len());
-                    if options.dry_run || options.keep_appointments {
-                        user.appointments =
-                            Some(list.iter().map(PlannedAppointment::from).collect());
-                    }
-                    let outcome = match (changed, options.dry_run) {
-                        (false, dry_run) => {
-                            // Read again after a failure: the user is fine now.
-                            if !dry_run && record.is_some_and(|r| r.last_error.is_some()) {
-                                if let Err(e) = self.state.clear_failure(&user_name) {
-                                    report.warnings.push(format!(
-                                        "{user_name}: the state database did not clear the last failure ({e})"
-                                    ));
-                                }
-                            }
-                            UserOutcome::Unchanged
-                        }
-                        (true, true) => UserOutcome::WouldWrite,
-                        (true, false) => {
-                            match self.ucserver.write_appointments(&user_name, &list).await {
-                                Ok(()) => {
-                                    if let Err(e) =
-                                        self.state.record_written(&user_name, &hash, Utc::now())
-                                    {
-                                        report.warnings.push(format!(
-                                            "{user_name}: written to the UCServer, but the state database did not record it ({e}); it will be written again next cycle"
-                                        ));
-                                    }
-                                    UserOutcome::Written
-                                }
-                                Err(e) => {
-                                    let reason = format!(
-                                        "the UCServer did not accept the appointment list ({e}); it is written again next cycle"
-                                    );
-                                    self.fail(report, p.slot, reason, false);
-                                    report.users[p.slot].outcome.clone()
-                                }
-                            }
-                        }
-                    };
-                    report.users[p.slot].outcome = outcome;
-                    let user = &report.users[p.slot];
-                    tracing::debug!(
-                        user = %user.user_name,
-                        appointments = list.len(),
-                        outcome = ?user.outcome,
-                        "user replicated"
-                    );
-                }
+                );
+                return None;
             }
-            options.report_progress(Progress::UserDone {
-                done: done + 1,
-                total,
-                user_name,
-            });
+        };
+        let user_name = report.users[p.slot].user_name.clone();
+        let list = map_calendar(&p.mailbox, events, &self.settings);
+        let hash = list_hash(&list);
+        let record = records.get(&user_name.to_lowercase());
+        let changed = needs_write(record, &hash);
+        let user = &mut report.users[p.slot];
+        user.appointment_count = Some(list.len());
+        if options.dry_run || options.keep_appointments {
+            user.appointments = Some(list.iter().map(PlannedAppointment::from).collect());
         }
-        report.durations.write_ms = millis(step);
-        Ok(())
+        user.outcome = match (changed, options.dry_run) {
+            (false, dry_run) => {
+                // Read again after a failure: the user is fine now.
+                if !dry_run && record.is_some_and(|r| r.last_error.is_some()) {
+                    if let Err(e) = self.state.clear_failure(&user_name) {
+                        report.warnings.push(format!(
+                            "{user_name}: the state database did not clear the last failure ({e})"
+                        ));
+                    }
+                }
+                UserOutcome::Unchanged
+            }
+            (true, true) => UserOutcome::WouldWrite,
+            (true, false) => {
+                return Some(WriteJob {
+                    slot: p.slot,
+                    user_name,
+                    list,
+                    hash,
+                })
+            }
+        };
+        None
+    }
+
+    async fn write(&self, job: WriteJob) -> (WriteJob, Result<(), WriteError>) {
+        let result = self
+            .ucserver
+            .write_appointments(&job.user_name, &job.list)
+            .await;
+        (job, result)
+    }
+
+    /// Records a finished write.
+    fn written(
+        &self,
+        report: &mut CycleReport,
+        slot: usize,
+        hash: &str,
+        result: Result<(), WriteError>,
+    ) {
+        let user_name = report.users[slot].user_name.clone();
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.state.record_written(&user_name, hash, Utc::now()) {
+                    report.warnings.push(format!(
+                        "{user_name}: written to the UCServer, but the state database did not record it ({e}); it will be written again next cycle"
+                    ));
+                }
+                report.users[slot].outcome = UserOutcome::Written;
+            }
+            Err(e) => {
+                let reason = format!(
+                    "the UCServer did not accept the appointment list ({e}); it is written again next cycle"
+                );
+                self.fail(report, slot, reason, false);
+            }
+        }
+    }
+
+    fn user_done(
+        &self,
+        report: &CycleReport,
+        slot: usize,
+        done: usize,
+        total: usize,
+        options: &CycleOptions,
+    ) {
+        let user = &report.users[slot];
+        tracing::debug!(
+            user = %user.user_name,
+            appointments = user.appointment_count,
+            outcome = ?user.outcome,
+            "user replicated"
+        );
+        options.report_progress(Progress::UserDone {
+            done,
+            total,
+            user_name: user.user_name.clone(),
+        });
     }
 
     /// Marks a user failed and records it (unless a dry run).

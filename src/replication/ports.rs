@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::ews::availability::MailboxAvailability;
 use crate::ucserver::{Appointment, UserFilter, UserProfile};
@@ -58,6 +59,27 @@ pub trait CalendarSource: Send + Sync {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<MailboxAvailability>, SourceError>> + Send;
+
+    /// Like [`Self::read_calendars`], but sends each mailbox's answer to
+    /// `ready` as soon as it is complete, so the engine maps and writes the
+    /// first calendars while the rest are still being read. On `Err` the
+    /// mailboxes not sent were not read. The default sends everything once
+    /// the whole read is done.
+    fn read_calendars_each(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        ready: UnboundedSender<MailboxAvailability>,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send {
+        async move {
+            for answer in self.read_calendars(mailboxes, start, end).await? {
+                // A closed receiver means the cycle stopped listening.
+                let _ = ready.send(answer);
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A state store failure (file unreadable, disk full).

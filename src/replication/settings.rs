@@ -50,6 +50,9 @@ pub struct ReplicationSettings {
     pub window_days: u32,
     pub private_appointments: PrivateAppointments,
     pub busy_type_map: BusyTypeMap,
+    /// UCServer writes in flight at once (over the one admin connection,
+    /// matched by invoke id), so the writes keep up with the reads.
+    pub write_concurrency: usize,
 }
 
 impl Default for ReplicationSettings {
@@ -60,6 +63,7 @@ impl Default for ReplicationSettings {
             window_days: 30,
             private_appointments: PrivateAppointments::Skip,
             busy_type_map: BusyTypeMap::default(),
+            write_concurrency: 8,
         }
     }
 }

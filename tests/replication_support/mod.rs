@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -19,7 +19,8 @@ use ews_calendar_replicator::replication::{
 };
 use ews_calendar_replicator::sim::ucserver::{SimUser, UcServerSim, UserDatabase};
 use ews_calendar_replicator::ucserver::UcServerClient;
-use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{Notify, Semaphore};
 
 #[path = "../ucserver_support/mod.rs"]
 mod ucserver_support;
@@ -137,6 +138,9 @@ pub struct ScriptedCalendars {
     pub delay: Mutex<Duration>,
     pub hold: AtomicBool,
     pub read_started: Notify,
+    /// When set, answers are handed over one at a time (streaming), each
+    /// after the first waiting for a permit.
+    pub stream_gate: Mutex<Option<Arc<Semaphore>>>,
 }
 
 impl ScriptedCalendars {
@@ -203,6 +207,24 @@ impl CalendarSource for ScriptedCalendars {
                 },
             })
             .collect())
+    }
+
+    async fn read_calendars_each(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        ready: UnboundedSender<MailboxAvailability>,
+    ) -> Result<(), SourceError> {
+        let answers = self.read_calendars(mailboxes, start, end).await?;
+        let gate = self.stream_gate.lock().unwrap().clone();
+        for (index, answer) in answers.into_iter().enumerate() {
+            if let (Some(gate), true) = (&gate, index > 0) {
+                gate.acquire().await.unwrap().forget();
+            }
+            let _ = ready.send(answer);
+        }
+        Ok(())
     }
 }
 
