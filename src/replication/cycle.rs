@@ -396,7 +396,7 @@ where
         if !stopping {
             // Users whose mailbox got no answer keep the UCServer's list.
             let read_error = match read_result {
-                Some(Err(e)) => Some(e),
+                Some(Err(ref e)) => Some(e),
                 _ => None,
             };
             for index in waiting.into_values().flatten() {
@@ -413,10 +413,11 @@ where
                 self.fail(report, p.slot, reason, options.dry_run);
             }
         }
-        if report.durations.read_calendars_ms == 0 {
-            report.durations.read_calendars_ms = millis(step);
+        let total_ms = millis(step);
+        if read_result.is_none() {
+            report.durations.read_calendars_ms = total_ms;
         }
-        report.durations.write_ms = millis(step);
+        report.durations.write_ms = total_ms.saturating_sub(report.durations.read_calendars_ms);
         Ok(())
     }
 

@@ -143,7 +143,10 @@ pub struct Durations {
     pub total_ms: u64,
     pub list_users_ms: u64,
     pub directory_ms: u64,
+    /// From the first Exchange request until the last answer (mapping and
+    /// writes run meanwhile).
     pub read_calendars_ms: u64,
+    /// The writes still running after the last answer.
     pub write_ms: u64,
 }
 
