@@ -12,9 +12,9 @@ mod fault_support;
 
 use std::time::Duration;
 
-use chrono::FixedOffset;
+use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, Utc};
 use ews_calendar_replicator::ews::availability;
-use ews_calendar_replicator::sim::exchange::{BusyMode, InjectedFault};
+use ews_calendar_replicator::sim::exchange::{BusyMode, InjectedFault, SimBusyType, SimEvent};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
 use ews_calendar_replicator::ucserver::asn::{AsnRequestError, APPOINTMENT_SET_ENTRY_LIST};
 use fault_support::*;
@@ -761,6 +761,286 @@ fn rusqlite_integrity(path: &std::path::Path) -> String {
     let db = rusqlite::Connection::open(path).unwrap();
     db.query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .unwrap()
+}
+
+// ------------------------------------------------- Process: clock jumps
+
+// A real clock jump steps the wall clock (NTP step, VM resume, `date -s`)
+// while the monotonic clock runs on; libfaketime does the same to the
+// binary alone (see `SteppedClock`). The scheduler waits on the monotonic
+// clock, so a step neither fires the next cycle at once nor delays it by
+// the step's length. What a step legitimately changes is the availability
+// window: it starts at the cycle's wall-clock `now`, so after a forward
+// step an appointment that now lies in the past drops out of the list the
+// UCServer should hold, and writing that shorter list is correct; after a
+// backward step the window starts earlier and nothing drops. The rows
+// compute the expected lists from each cycle's recorded start (= its
+// window start) and require exactly the users whose expected list changed,
+// plus the calendar changed in Exchange, to be written, once each.
+
+/// Cycles recorded in the state database so far (0 while it is not there
+/// or is busy).
+fn recorded_cycles(lab: &Lab) -> i64 {
+    let Ok(db) = rusqlite::Connection::open_with_flags(
+        &lab.state,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return 0;
+    };
+    db.query_row("SELECT COUNT(*) FROM cycles", [], |row| row.get(0))
+        .unwrap_or(0)
+}
+
+/// Polls until `condition` holds, panicking with `what` after `limit`.
+async fn wait_at_most(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The appointments of `user` the UCServer should hold for a window
+/// starting at `window_start` (private ones are skipped by default; every
+/// event lies well before the window's end).
+fn expected_count(lab: &Lab, email: &str, window_start: DateTime<Utc>) -> usize {
+    lab.exchange
+        .mailbox(email)
+        .unwrap()
+        .events
+        .iter()
+        .filter(|e| !e.private && e.end > window_start)
+        .count()
+}
+
+fn started_at(cycle: &serde_json::Value) -> DateTime<Utc> {
+    cycle["started_at"].as_str().unwrap().parse().unwrap()
+}
+
+/// `status` (text and JSON) after clock steps: every recorded duration is
+/// at least zero and the end is not before the start; the newest cycle
+/// (first) is the one recorded last, whatever its wall-clock start. Returns
+/// the JSON.
+async fn assert_status_sane(lab: &Lab, cycles: usize) -> serde_json::Value {
+    let status = lab.status().await;
+    let recorded = status["cycles"].as_array().unwrap();
+    assert_eq!(recorded.len(), cycles, "{status:#}");
+    for cycle in recorded {
+        assert!(cycle["duration_ms"].as_i64().unwrap() >= 0, "{status:#}");
+        let finished: DateTime<Utc> = cycle["finished_at"].as_str().unwrap().parse().unwrap();
+        assert!(finished >= started_at(cycle), "{status:#}");
+        assert!(cycle["error"].is_null(), "{status:#}");
+    }
+    let output = lab.run(&["status"]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    // Rows start with "YYYY-MM-DD HH:MM:SS", then the duration ("1.2s").
+    let rows: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.len() > 20 && l.as_bytes()[4] == b'-' && l.as_bytes()[13] == b':')
+        .collect();
+    assert_eq!(rows.len(), cycles, "{shown}");
+    for row in rows {
+        let duration = row.split_whitespace().nth(2).unwrap();
+        assert!(
+            duration.ends_with('s') && !duration.starts_with('-'),
+            "{row}"
+        );
+    }
+    assert!(!shown.contains("panicked"), "{shown}");
+    status
+}
+
+/// The service (`run`, interval 1 minute) does one cycle, the wall clock
+/// steps by `offset` (`step`) and a calendar changes in Exchange; then:
+/// no cycle in the first 20 s after the step (no burst), the second cycle
+/// within two minutes (no stall for the step's length), written exactly
+/// the changed calendar and the lists the moved window changed, and a
+/// further cycle at the stepped time writes nothing.
+async fn clock_step_between_cycles(offset: &str, step: ChronoDuration) {
+    let lab = Lab::start_with(LabOptions {
+        replication: "interval_minutes = 1".into(),
+        ..LabOptions::default()
+    })
+    .await;
+    // An appointment starting in half an hour: in the window before the
+    // step, in the past after a forward step of hours.
+    let soon_user = lab.offline()[1].clone();
+    let now = Utc::now();
+    lab.exchange
+        .mailbox_mut(&soon_user.email, |m| {
+            m.events.push(SimEvent {
+                id: "soon".into(),
+                start: now + ChronoDuration::minutes(30),
+                end: now + ChronoDuration::minutes(90),
+                busy_type: SimBusyType::Busy,
+                subject: Some("Soon".into()),
+                location: None,
+                private: false,
+                meeting: false,
+                all_day: false,
+                recurrence: None,
+            })
+        })
+        .unwrap();
+    let clock = SteppedClock::new(&lab);
+    let service = lab.spawn_service_with_clock(Some(&clock));
+    wait_at_most(Duration::from_secs(120), "the first cycle", || {
+        recorded_cycles(&lab) >= 1
+    })
+    .await;
+    let before = lab.ucserver_view();
+    assert_eq!(lab.ucserver.total_writes(), lab.offline().len());
+    let first = lab.status().await["cycles"][0].clone();
+
+    clock.step(offset);
+    let changed = lab.change_first_calendar();
+    // No burst: a scheduler on wall time would start the next cycle at
+    // once after a forward step (the next start looks overdue).
+    for _ in 0..80 {
+        assert_eq!(recorded_cycles(&lab), 1, "no cycle right after the step");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // No stall: a scheduler on wall time would wait the step's length
+    // more after a backward step.
+    wait_at_most(
+        Duration::from_secs(120),
+        "the second cycle one interval after the first",
+        || recorded_cycles(&lab) >= 2,
+    )
+    .await;
+    send_signal(service.id().unwrap(), "TERM");
+    let output = tokio::time::timeout(Duration::from_secs(60), service.wait_with_output())
+        .await
+        .expect("the service stops")
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains("panicked"), "{}", text(&output));
+    assert_eq!(recorded_cycles(&lab), 2, "one cycle per interval");
+
+    let status = assert_status_sane(&lab, 2).await;
+    let second = &status["cycles"][0];
+    // The binary saw the step (the preload works): the second cycle's
+    // recorded start is one interval (about a minute) plus the step after
+    // the first one's.
+    let apart = started_at(second) - started_at(&first);
+    assert!(
+        apart > step && apart < step + ChronoDuration::minutes(5),
+        "cycle starts {apart} apart after a step of {step}: {status:#}"
+    );
+    let mut expected_written = Vec::new();
+    for (user, (name, list, writes)) in lab.users.iter().zip(&lab.ucserver_view().0) {
+        let was = before.0.iter().find(|u| &u.0 == name).unwrap();
+        if user.online {
+            assert_eq!(*writes, 0, "{name}: logged on, never written");
+            continue;
+        }
+        let then = expected_count(&lab, &user.email, started_at(&first));
+        let now = expected_count(&lab, &user.email, started_at(second));
+        let stored = list.as_ref().expect("written in the first cycle");
+        assert_eq!(
+            stored.len(),
+            now,
+            "{name}: the list for the window after the step"
+        );
+        let moved = *name == changed || then != now;
+        assert_eq!(*writes, 1 + usize::from(moved), "{name}: writes");
+        if moved {
+            expected_written.push(name.clone());
+        } else {
+            assert_eq!(list, &was.1, "{name}: kept, not cleared");
+        }
+    }
+    // A forward step of hours moves "soon" into the past: a true change.
+    assert_eq!(
+        expected_written.contains(&soon_user.user_name),
+        step > ChronoDuration::hours(2),
+        "{expected_written:?}"
+    );
+    assert_eq!(second["written"], expected_written.len(), "{status:#}");
+    assert_eq!(status["users_failing"].as_array().unwrap().len(), 0);
+    assert_eq!(rusqlite_integrity(&lab.state), "ok");
+
+    // Converged: another cycle at the stepped time writes nothing.
+    let after = lab.ucserver_view();
+    let output = lab.run_with_clock(&["once"], Some(&clock)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(lab.ucserver_view(), after, "{}", text(&output));
+    let status = assert_status_sane(&lab, 3).await;
+    assert_eq!(status["cycles"][0]["written"], 0, "{status:#}");
+}
+
+#[tokio::test]
+async fn process_clock_steps_back_2h_between_cycles() {
+    clock_step_between_cycles("-2h", ChronoDuration::hours(-2)).await;
+}
+
+#[tokio::test]
+async fn process_clock_steps_forward_3h_between_cycles() {
+    clock_step_between_cycles("+3h", ChronoDuration::hours(3)).await;
+}
+
+#[tokio::test]
+async fn process_clock_steps_forward_a_day_between_cycles() {
+    clock_step_between_cycles("+1d", ChronoDuration::days(1)).await;
+}
+
+/// The wall clock steps back 2 h in the middle of a cycle's writes: the
+/// cycle completes, and its recorded duration is the time it took (the
+/// monotonic clock), not a negative one.
+#[tokio::test]
+async fn process_clock_steps_back_2h_during_a_cycle() {
+    let lab = Lab::start().await;
+    lab.first_cycle().await;
+    for user in lab.offline() {
+        lab.exchange
+            .mailbox_mut(&user.email, |m| m.events.remove(0))
+            .unwrap();
+    }
+    let clock = SteppedClock::new(&lab);
+    lab.ucserver.set_latency(Duration::from_millis(700));
+    let once = lab.run_with_clock(&["once", "--json"], Some(&clock));
+    let step = async {
+        wait_until("two users are written", || {
+            lab.ucserver.total_writes() >= lab.offline().len() + 2
+        })
+        .await;
+        clock.step("-2h");
+    };
+    let (output, ()) = tokio::join!(once, step);
+    lab.ucserver.set_latency(Duration::ZERO);
+    assert!(output.status.success(), "{}", text(&output));
+    let report = json(&output);
+    for user in lab.offline() {
+        assert_eq!(lab.ucserver.write_count(&user.user_name), 2);
+    }
+    let status = assert_status_sane(&lab, 2).await;
+    let cycle = &status["cycles"][0];
+    let measured = report["durations"]["total_ms"].as_i64().unwrap();
+    assert_eq!(cycle["duration_ms"], measured, "{status:#}");
+    assert_eq!(cycle["written"], lab.offline().len(), "{status:#}");
+    // The binary saw the step: users written after it carry a time about
+    // 2 h before the cycle's start.
+    let db = rusqlite::Connection::open(&lab.state).unwrap();
+    let mut query = db.prepare("SELECT written_at FROM users").unwrap();
+    let written: Vec<DateTime<Utc>> = query
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|t| t.unwrap().parse().unwrap())
+        .collect();
+    let start = started_at(cycle);
+    assert!(
+        written
+            .iter()
+            .any(|t| *t < start - ChronoDuration::minutes(100)),
+        "{written:?} against a start at {start}"
+    );
+    assert_eq!(rusqlite_integrity(&lab.state), "ok");
+    let view = lab.ucserver_view();
+    lab.assert_converges(&view, &[]).await;
 }
 
 // ----------------------------------------------------------------- Bad input

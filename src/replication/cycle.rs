@@ -550,9 +550,17 @@ where
     }
 
     fn finish(&self, clock: Instant, report: &mut CycleReport) {
-        report.finished_at = Utc::now();
+        let elapsed = clock.elapsed();
+        // The end is the start plus the time measured on the monotonic
+        // clock, not a second wall-clock reading: a wall-clock step during
+        // the cycle (NTP, VM resume, `date -s`) must not record a negative
+        // or hours-long duration.
+        report.finished_at = ChronoDuration::from_std(elapsed)
+            .ok()
+            .and_then(|d| report.started_at.checked_add_signed(d))
+            .unwrap_or(report.started_at);
         report.durations.total_ms = millis(clock);
-        report.overran = clock.elapsed() > self.settings.interval;
+        report.overran = elapsed > self.settings.interval;
         report.count();
         let c = &report.counters;
         if report.error.is_none() {

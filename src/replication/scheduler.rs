@@ -2,7 +2,9 @@
 //! after the previous one started, or right after it ended when it took
 //! longer (reported, and no burst of catch-up cycles). A shutdown request
 //! ends the wait at once, and a running cycle stops at its next safe point
-//! (see [`Engine::run_cycle`]).
+//! (see [`Engine::run_cycle`]). The waits use the monotonic clock, so a
+//! wall-clock step (NTP, VM resume, `date -s`) neither starts a cycle early
+//! nor delays one (the fault matrix's clock-jump rows check it).
 
 use chrono::Utc;
 use tokio::sync::watch;

@@ -288,12 +288,20 @@ path = "{state}"
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with_clock(args, None).await
+    }
+
+    /// As [`run`](Self::run), with the wall clock `clock` shows when given.
+    pub async fn run_with_clock(&self, args: &[&str], clock: Option<&SteppedClock>) -> Output {
         let mut command = tokio::process::Command::new(BIN);
         command
             .args(args)
             .arg("--config")
             .arg(&self.config)
             .stdin(Stdio::null());
+        if let Some(clock) = clock {
+            clock.apply(&mut command);
+        }
         tokio::time::timeout(Duration::from_secs(120), command.output())
             .await
             .expect("the command finishes")
@@ -302,7 +310,17 @@ path = "{state}"
 
     /// Starts `run` (the service) in the background.
     pub fn spawn_service(&self) -> tokio::process::Child {
-        tokio::process::Command::new(BIN)
+        self.spawn_service_with_clock(None)
+    }
+
+    /// As [`spawn_service`](Self::spawn_service), with the wall clock
+    /// `clock` shows when given.
+    pub fn spawn_service_with_clock(&self, clock: Option<&SteppedClock>) -> tokio::process::Child {
+        let mut command = tokio::process::Command::new(BIN);
+        if let Some(clock) = clock {
+            clock.apply(&mut command);
+        }
+        command
             .arg("run")
             .arg("--config")
             .arg(&self.config)
@@ -448,4 +466,49 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+/// libfaketime from Debian's `libfaketime` package (installed with `faketime`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A wall clock the test can step while the binary runs, as NTP, a VM
+/// resume or `date -s` step the real one: the binary is started with
+/// libfaketime preloaded, reading its offset from a file on every clock
+/// read (`FAKETIME_NO_CACHE`), and only `CLOCK_REALTIME` is faked
+/// (`FAKETIME_DONT_FAKE_MONOTONIC`): the monotonic clock runs on as on a
+/// real machine.
+pub struct SteppedClock {
+    file: PathBuf,
+}
+
+impl SteppedClock {
+    /// A clock showing the real time (offset `+0`), its file in `lab`.
+    pub fn new(lab: &Lab) -> SteppedClock {
+        assert!(
+            std::path::Path::new(LIBFAKETIME).exists(),
+            "the clock-jump rows need libfaketime at {LIBFAKETIME} (apt-get install faketime)"
+        );
+        let clock = SteppedClock {
+            file: lab.path("faketime.rc"),
+        };
+        clock.step("+0");
+        clock
+    }
+
+    /// Sets the offset from the real time, in libfaketime's syntax (`-2h`,
+    /// `+3h`, `+1d`). Written to a temporary file and renamed, so the
+    /// binary never reads a half-written offset.
+    pub fn step(&self, offset: &str) {
+        let next = self.file.with_extension("next");
+        std::fs::write(&next, format!("{offset}\n")).unwrap();
+        std::fs::rename(&next, &self.file).unwrap();
+    }
+
+    pub fn apply(&self, command: &mut tokio::process::Command) {
+        command
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME_TIMESTAMP_FILE", &self.file)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
 }
