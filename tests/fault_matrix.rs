@@ -662,6 +662,16 @@ async fn ucserver_user_logs_on_between_listing_and_writing() {
 
 // ------------------------------------------------------------------- Process
 
+/// The lab with writes sent one after the other, so that a signal lands
+/// between two users' writes (with several in flight, each of those
+/// finishes, or, on kill -9, may be repeated by the next cycle).
+fn one_write_at_a_time() -> LabOptions {
+    LabOptions {
+        replication: "ucserver_writes_in_flight = 1".into(),
+        ..LabOptions::default()
+    }
+}
+
 /// Starts `run` with a slow UCServer, waits until `written` users are
 /// written, then sends `signal`; returns the users written by then.
 async fn interrupt_while_writing(lab: &Lab, signal: &str) -> UcView {
@@ -715,7 +725,7 @@ async fn finishes_the_rest(lab: &Lab, interrupted: &UcView) {
 
 #[tokio::test]
 async fn process_sigterm_mid_cycle_keeps_finished_users_and_the_next_cycle_does_the_rest() {
-    let lab = Lab::start().await;
+    let lab = Lab::start_with(one_write_at_a_time()).await;
     let interrupted = interrupt_while_writing(&lab, "TERM").await;
     let log = std::fs::read_to_string(lab.path("logs/ews-calendar-replicator.log")).unwrap();
     assert!(log.contains("SIGTERM"), "{log}");
@@ -724,7 +734,7 @@ async fn process_sigterm_mid_cycle_keeps_finished_users_and_the_next_cycle_does_
 
 #[tokio::test]
 async fn process_kill_9_mid_cycle_and_restart() {
-    let lab = Lab::start().await;
+    let lab = Lab::start_with(one_write_at_a_time()).await;
     let interrupted = interrupt_while_writing(&lab, "KILL").await;
     // The state database survived a kill in the middle of the writes.
     let check = rusqlite_integrity(&lab.state);

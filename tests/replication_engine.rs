@@ -514,7 +514,12 @@ async fn a_calendar_is_written_while_the_others_are_still_being_read() {
     let s = setup().await;
     let gate = Arc::new(Semaphore::new(0));
     *s.engine.calendars().stream_gate.lock().unwrap() = Some(gate.clone());
-    let written = || ["alice", "bob", "carol"].map(|u| s.sim.write_count(u)).iter().sum::<usize>();
+    let written = || {
+        ["alice", "bob", "carol"]
+            .map(|u| s.sim.write_count(u))
+            .iter()
+            .sum::<usize>()
+    };
     // The source holds every answer after the first until a write reached
     // the UCServer: an engine that waited for the whole read would never
     // write, and the cycle would not finish.
@@ -526,10 +531,9 @@ async fn a_calendar_is_written_while_the_others_are_still_being_read() {
         gate.add_permits(10);
         before_release
     };
-    let (report, written_before_release) = tokio::time::timeout(
-        Duration::from_secs(20),
-        async { tokio::join!(cycle(&s), release_after_first_write) },
-    )
+    let (report, written_before_release) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(cycle(&s), release_after_first_write)
+    })
     .await
     .expect("the first calendar was not written while the others were held back");
     assert_eq!(written_before_release, 1);

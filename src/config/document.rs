@@ -245,6 +245,12 @@ pub const SECTIONS: &[SectionDoc] = &[
                 "{ WorkingElsewhere = \"free\", unknown = \"free\" }",
                 true,
             ),
+            key(
+                "ucserver_writes_in_flight",
+                "Appointment lists sent to the UCServer at once (1 to 64, default 8). Writes\nstart while Exchange is still being read; 1 writes one user after the other.",
+                "8",
+                true,
+            ),
         ],
     },
     SectionDoc {

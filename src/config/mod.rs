@@ -798,6 +798,15 @@ impl Builder<'_> {
                 format!("{window_days} is out of range; expected 1 to 366 days (default 30)"),
             ));
         }
+        let write_concurrency = raw
+            .ucserver_writes_in_flight
+            .map_or(defaults.write_concurrency, |n| n as usize);
+        if !(1..=64).contains(&write_concurrency) {
+            return Err(self.error(
+                "replication.ucserver_writes_in_flight",
+                format!("{write_concurrency} is out of range; expected 1 to 64 (default 8)"),
+            ));
+        }
         let private_appointments = match raw.private_appointments {
             None => defaults.private_appointments,
             Some(RawPrivateAppointments::Skip) => PrivateAppointments::Skip,
@@ -839,7 +848,7 @@ impl Builder<'_> {
             window_days,
             private_appointments,
             busy_type_map,
-            write_concurrency: defaults.write_concurrency,
+            write_concurrency,
         })
     }
 

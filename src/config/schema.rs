@@ -122,6 +122,7 @@ pub(super) struct RawReplication {
     pub window_days: Option<u32>,
     pub private_appointments: Option<RawPrivateAppointments>,
     pub busy_type_map: Option<BTreeMap<String, RawStatus>>,
+    pub ucserver_writes_in_flight: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -331,6 +331,12 @@ fn invalid_values_are_refused_with_the_key_line_and_expectation() {
         ),
         (
             "replication",
+            "ucserver_writes_in_flight = 0",
+            "replication.ucserver_writes_in_flight",
+            "1 to 64",
+        ),
+        (
+            "replication",
             "private_appointments = \"hide\"",
             "replication.private_appointments",
             "`times_only`",

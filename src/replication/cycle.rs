@@ -23,9 +23,7 @@ use crate::ucserver::{Appointment, UserFilter};
 use super::diff::{list_hash, needs_write};
 use super::mapping::map_calendar;
 use super::matching::match_user;
-use super::ports::{
-    CalendarSource, SourceError, StateStore, UcServerPort, UserRecord, WriteError,
-};
+use super::ports::{CalendarSource, SourceError, StateStore, UcServerPort, UserRecord, WriteError};
 use super::report::{
     CycleReport, Durations, PlannedAppointment, Progress, ProgressFn, UserOutcome, UserReport,
 };
@@ -92,6 +90,8 @@ struct WriteJob {
     user_name: String,
     list: Vec<Appointment>,
     hash: String,
+    /// Already sent once and failed with a retryable error.
+    retried: bool,
 }
 
 /// Mailbox addresses compare case-insensitively.
@@ -330,12 +330,9 @@ where
         let total = pending.len();
         let mut done = 0usize;
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-        let reading = self.calendars.read_calendars_each(
-            &mailboxes,
-            window_start,
-            window_end,
-            ready_tx,
-        );
+        let reading =
+            self.calendars
+                .read_calendars_each(&mailboxes, window_start, window_end, ready_tx);
         tokio::pin!(reading);
         let shutdown = shutdown_signal(options.shutdown.clone());
         tokio::pin!(shutdown);
@@ -381,9 +378,22 @@ where
                     }
                 }
                 Some((job, result)) = writing.next(), if !writing.is_empty() => {
-                    self.written(report, job.slot, &job.hash, result);
-                    done += 1;
-                    self.user_done(report, job.slot, done, total, options);
+                    match result {
+                        // A dropped connection fails every write in flight,
+                        // not just one: each is sent once more (on the
+                        // client's new session). Replacing a whole list is
+                        // idempotent, so a write the server did store is
+                        // only repeated, never lost or doubled.
+                        Err(e) if e.retryable && !job.retried && !stopping => {
+                            tracing::info!(user = %job.user_name, "UCServer write not confirmed ({e}); sending it again");
+                            queued.push_back(WriteJob { retried: true, ..job });
+                        }
+                        result => {
+                            self.written(report, job.slot, &job.hash, result);
+                            done += 1;
+                            self.user_done(report, job.slot, done, total, options);
+                        }
+                    }
                 }
                 () = &mut shutdown, if !stopping => {
                     // Writes in flight finish (each is a whole list); no new
@@ -472,6 +482,7 @@ where
                     user_name,
                     list,
                     hash,
+                    retried: false,
                 })
             }
         };
