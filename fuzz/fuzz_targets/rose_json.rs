@@ -16,8 +16,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(RoseMessage::Result(result)) = serde_json::from_str::<RoseMessage>(text) {
             if let Some(body) = result.result {
-                let _ = serde_json::from_value::<AsnAdminGetUserProfilesResult>(body.result.clone());
-                let _ = serde_json::from_value::<AsnAppointmentSetEntryListResult>(body.result);
+                let _ = serde_json::from_str::<AsnAdminGetUserProfilesResult>(body.result.get());
+                let _ = serde_json::from_str::<AsnAppointmentSetEntryListResult>(body.result.get());
             }
         }
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -36,7 +37,7 @@ pub struct RoseEvent {
     pub argument: Value,
 }
 
-type Reply = oneshot::Sender<Result<Value, UcError>>;
+type Reply = oneshot::Sender<Result<Option<Box<RawValue>>, UcError>>;
 
 struct Command {
     operation: Operation,
@@ -195,8 +196,12 @@ impl Drop for UcServerClient {
     }
 }
 
-fn decode_result<R: DeserializeOwned>(operation: Operation, value: Value) -> Result<R, UcError> {
-    serde_json::from_value(value).map_err(|e| UcError::Protocol {
+fn decode_result<R: DeserializeOwned>(
+    operation: Operation,
+    result: Option<Box<RawValue>>,
+) -> Result<R, UcError> {
+    let text = result.as_deref().map_or("null", RawValue::get);
+    serde_json::from_str(text).map_err(|e| UcError::Protocol {
         operation: operation.name,
         reason: format!("result does not decode: {e}"),
     })
@@ -254,7 +259,7 @@ async fn establish(
             };
             match message {
                 RoseMessage::Result(r) if r.invoke_id == id => {
-                    return Ok(r.result.map(|b| b.result).unwrap_or(Value::Null))
+                    return Ok(r.result.map(|b| b.result))
                 }
                 RoseMessage::Error(e) if e.invoked_id == id => {
                     let error = request_error(e.error);
@@ -461,9 +466,7 @@ impl Worker {
         match message {
             RoseMessage::Result(r) => {
                 if let Some(p) = pending.remove(&r.invoke_id) {
-                    let _ = p
-                        .reply
-                        .send(Ok(r.result.map(|b| b.result).unwrap_or(Value::Null)));
+                    let _ = p.reply.send(Ok(r.result.map(|b| b.result)));
                 }
             }
             RoseMessage::Error(e) => {

@@ -4,6 +4,7 @@
 //! refuses members it does not know.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::asn::Operation;
@@ -47,7 +48,7 @@ impl RoseMessage {
             invoke_id,
             result: Some(RoseResultBody {
                 result_value: 0,
-                result,
+                result: serde_json::value::to_raw_value(&result).expect("a Value encodes"),
             }),
         })
     }
@@ -142,12 +143,21 @@ pub struct RoseResult {
 }
 
 /// The inner `result SEQUENCE { resultValue, result }` of `ROSEResult`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `result` stays JSON text until the caller decodes it into the
+/// operation's type: a user listing of 10,000 profiles as a `Value` tree
+/// would cost several times the text's size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoseResultBody {
     #[serde(rename = "resultValue")]
     pub result_value: i64,
-    pub result: Value,
+    pub result: Box<RawValue>,
+}
+
+impl PartialEq for RoseResultBody {
+    fn eq(&self, other: &Self) -> bool {
+        self.result_value == other.result_value && self.result.get() == other.result.get()
+    }
 }
 
 /// `ROSEError`.
