@@ -554,3 +554,61 @@ fn generated_responses_parse_alike() {
     // The generator must exercise both outcomes substantially.
     assert!(ok >= 100 && failed >= 100, "ok {ok}, failed {failed}");
 }
+
+/// Hand-made deviations in one fixture, each at a place where the two
+/// readers' rules are easy to get different.
+#[test]
+fn edge_cases_parse_alike() {
+    let base = String::from_utf8(fixture("gua_mailbox_errors.xml")).unwrap();
+    let count = answers("gua_mailbox_errors.xml");
+    let cases: &[(&str, &str)] = &[
+        // references and CDATA between elements
+        ("<FreeBusyResponseArray>", "<FreeBusyResponseArray>&#x41;&amp;"),
+        ("<FreeBusyResponseArray>", "<FreeBusyResponseArray><![CDATA[ ]]>"),
+        ("<FreeBusyResponseArray>", "<FreeBusyResponseArray>text"),
+        ("<FreeBusyResponseArray>", "<FreeBusyResponseArray>&unknown;"),
+        // text and CDATA in the open content
+        ("<MessageXml>", "<MessageXml>loose text<![CDATA[x]]>&#x41;"),
+        ("<MessageXml>", "<MessageXml><p:Value xmlns:p=\"urn:p\">1</p:Value>"),
+        ("<MessageXml>", "<MessageXml><undeclared:Value>1</undeclared:Value>"),
+        // attributes
+        ("ResponseClass=\"Error\"", ""),
+        ("ResponseClass=\"Error\"", "ResponseClass=\"&#x20;Error\""),
+        ("ResponseClass=\"Error\"", "ResponseClass=\"Er&bogus;ror\""),
+        ("ResponseClass=\"Error\"", "ResponseClass=\"Error\" ResponseClass=\"Error\""),
+        ("MajorVersion=\"15\"", "MajorVersion=\" 15\""),
+        ("MajorVersion=\"15\"", "MajorVersion=\"1&#x35;\""),
+        // order, repetition, empties
+        ("<ResponseCode>NoError</ResponseCode>", "<ResponseCode>NoError</ResponseCode><MessageText>late</MessageText>"),
+        ("<ResponseCode>NoError</ResponseCode>", "<ResponseCode>NoError</ResponseCode><ResponseCode>NoError</ResponseCode>"),
+        ("<ResponseCode>NoError</ResponseCode>", "<ResponseCode/>"),
+        ("<BusyType>Busy</BusyType>", "<BusyType/>"),
+        ("<StartTime>", "<StartTime>&#x20;"),
+        ("<StartTime>", "<StartTime><!-- c -->"),
+        ("<Subject>", "<Subject><b>bold</b>"),
+        ("<Subject>", "<Subject><u:b>bold</u:b>"),
+        ("<DescriptiveLinkKey>0</DescriptiveLinkKey>", "<DescriptiveLinkKey>+0</DescriptiveLinkKey>"),
+        ("<DescriptiveLinkKey>0</DescriptiveLinkKey>", "<DescriptiveLinkKey>&#x30;</DescriptiveLinkKey>"),
+        ("<DescriptiveLinkKey>0</DescriptiveLinkKey>", "<DescriptiveLinkKey><![CDATA[7]]></DescriptiveLinkKey>"),
+        ("<IsMeeting>true</IsMeeting>", "<IsMeeting>YES</IsMeeting>"),
+        ("<FreeBusyViewType xmlns=\"http://schemas.microsoft.com/exchange/services/2006/types\">None</FreeBusyViewType>", ""),
+        // wrong namespace: not ours, skipped (and then missing)
+        ("<FreeBusyViewType xmlns=\"http://schemas.microsoft.com/exchange/services/2006/types\">", "<FreeBusyViewType xmlns=\"urn:other\">"),
+        // after the body
+        ("</s:Body>", "</s:Body><garbage"),
+        ("</GetUserAvailabilityResponse>", "</GetUserAvailabilityResponse><x:After xmlns:x=\"urn:x\"/>"),
+        ("<s:Body", "<s:Body><m:Other xmlns:m=\"urn:m\"/></s:Body><s:Body"),
+        // headers
+        ("</s:Header>", "<t:RequestServerVersion xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" Version=\"Exchange2016\"><t:Bad>&nope;</t:Bad>x</t:RequestServerVersion></s:Header>"),
+        ("</s:Header>", "<t:ServerVersionInfo xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" MajorVersion=\"x\"/></s:Header>"),
+        ("</s:Header>", "<t:ServerVersionInfo xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\">text</t:ServerVersionInfo></s:Header>"),
+        ("</s:Header>", "<t:ServerVersionInfo xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\"><q:x/></t:ServerVersionInfo></s:Header>"),
+        ("<s:Header>", "<s:Header><!DOCTYPE x>"),
+    ];
+    for (from, to) in cases {
+        assert!(base.contains(from), "{from}");
+        for xml in [base.replacen(from, to, 1), base.replace(from, to)] {
+            agree(&format!("{from} -> {to}"), count, xml.as_bytes(), utc());
+        }
+    }
+}

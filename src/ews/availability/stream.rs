@@ -646,6 +646,20 @@ fn read_body(
                 if is_forbidden_char_ref(&r) {
                     continue;
                 }
+                let in_leaf = matches!(
+                    body.stack.last(),
+                    Some(Frame {
+                        kind: K::Leaf(_),
+                        ..
+                    })
+                );
+                if !r.starts_with(b"#") && !PREDEFINED.contains(&r.as_ref()) {
+                    return Err(XmlError::UnknownEntity(lossy(&r).into_owned()));
+                }
+                if !in_leaf {
+                    // Between elements the deserializers ignore references.
+                    continue;
+                }
                 if r.starts_with(b"#") {
                     let resolved =
                         std::str::from_utf8(&r)
@@ -658,8 +672,6 @@ fn read_body(
                     body.text(resolved.as_deref().map_err(Clone::clone), false);
                 } else if let Some(i) = PREDEFINED.iter().position(|p| **p == *r) {
                     body.text(Ok(["<", ">", "&", "'", "\""][i]), false);
-                } else {
-                    return Err(XmlError::UnknownEntity(lossy(&r).into_owned()));
                 }
             }
             Event::DocType(_) => return Err(XmlError::Doctype),
