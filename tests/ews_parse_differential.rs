@@ -582,6 +582,11 @@ fn edge_cases_parse_alike() {
         ("<ResponseCode>NoError</ResponseCode>", "<ResponseCode>NoError</ResponseCode><MessageText>late</MessageText>"),
         ("<ResponseCode>NoError</ResponseCode>", "<ResponseCode>NoError</ResponseCode><ResponseCode>NoError</ResponseCode>"),
         ("<ResponseCode>NoError</ResponseCode>", "<ResponseCode/>"),
+        // the reference's ResponseMessage quirk (see stream.rs Frame::accept)
+        ("<ResponseCode>ErrorServerBusy</ResponseCode>", "<ResponseCode>ErrorServerBusy</ResponseCode><MessageText>late</MessageText>"),
+        ("<DescriptiveLinkKey>0</DescriptiveLinkKey>", "<DescriptiveLinkKey>0</DescriptiveLinkKey><ResponseCode>Late</ResponseCode>"),
+        ("<DescriptiveLinkKey>0</DescriptiveLinkKey>", "<DescriptiveLinkKey>0</DescriptiveLinkKey><DescriptiveLinkKey>x</DescriptiveLinkKey>"),
+        ("</MessageXml>", "</MessageXml><MessageText>late</MessageText>"),
         ("<BusyType>Busy</BusyType>", "<BusyType/>"),
         ("<StartTime>", "<StartTime>&#x20;"),
         ("<StartTime>", "<StartTime><!-- c -->"),
