@@ -16,9 +16,12 @@
 //! elements (as newer servers send) so the unknown-content filter does real
 //! work. Before timing, the parse result is checked against what was generated.
 //!
-//! Two things are timed on the same bytes: the full parse through the public
-//! API, and a bare `quick_xml::Reader` scan of all events to `Eof` (the floor
-//! any quick-xml-based parser pays). Reported: median and minimum over
+//! Three things are timed on the same bytes: the full parse through the public
+//! API (the streaming reader), the same parse through the generated bindings
+//! (`parse_response_generated`: filtered copy and xsd-parser deserializers,
+//! the reference the streaming reader is tested against), and a bare
+//! `quick_xml::Reader` scan of all events to `Eof` (the floor any
+//! quick-xml-based parser pays). Reported: median and minimum over
 //! `ITERATIONS` runs after `WARM_UP` runs; MB is 10^6 bytes.
 
 use std::hint::black_box;
@@ -232,6 +235,9 @@ fn mailbox_names() -> Vec<String> {
 fn check_parse(mailboxes: &[String], xml: &[u8], expected: &[Vec<ExpectedEvent>]) {
     let (parsed, _meta) = availability::parse_response(mailboxes, xml, utc_offset())
         .expect("generated response must parse");
+    let (reference, _meta) = availability::parse_response_generated(mailboxes, xml, utc_offset())
+        .expect("generated response must parse through the bindings");
+    assert_eq!(parsed, reference, "both readers give the same result");
     assert_eq!(parsed.len(), MAILBOXES);
     let day = NaiveDate::from_ymd_opt(2026, 2, 10).unwrap();
     for ((answer, want), name) in parsed.iter().zip(expected).zip(mailboxes) {
@@ -343,6 +349,16 @@ fn main() {
                 .unwrap(),
         );
     });
+    let generated = time(|| {
+        black_box(
+            availability::parse_response_generated(
+                black_box(&mailboxes),
+                black_box(&xml),
+                utc_offset(),
+            )
+            .unwrap(),
+        );
+    });
     let scan = time(|| {
         black_box(bare_scan(black_box(&xml)));
     });
@@ -371,6 +387,24 @@ fn main() {
     println!(
         "{}",
         row(
+            "generated bindings (median)",
+            xml.len(),
+            events,
+            &generated.median
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "generated bindings (min)",
+            xml.len(),
+            events,
+            &generated.min
+        )
+    );
+    println!(
+        "{}",
+        row(
             "bare quick-xml scan (median)",
             xml.len(),
             events,
@@ -387,11 +421,18 @@ fn main() {
         full.median.as_secs_f64() / scan.median.as_secs_f64(),
         full.min.as_secs_f64() / scan.min.as_secs_f64()
     );
+    println!(
+        "generated bindings / parse_response: {:.1}x (median), {:.1}x (min)",
+        generated.median.as_secs_f64() / full.median.as_secs_f64(),
+        generated.min.as_secs_f64() / full.min.as_secs_f64()
+    );
     // for scripts (bench-peer-parse.sh, bench.sh)
     println!(
-        "RESULT parse_median_us={:.0} parse_min_us={:.0} scan_median_us={:.1} scan_min_us={:.1} bytes={}",
+        "RESULT parse_median_us={:.0} parse_min_us={:.0} generated_median_us={:.0} generated_min_us={:.0} scan_median_us={:.1} scan_min_us={:.1} bytes={}",
         full.median.as_secs_f64() * 1e6,
         full.min.as_secs_f64() * 1e6,
+        generated.median.as_secs_f64() * 1e6,
+        generated.min.as_secs_f64() * 1e6,
         scan.median.as_secs_f64() * 1e6,
         scan.min.as_secs_f64() * 1e6,
         xml.len()

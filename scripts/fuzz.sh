@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of what the network hands us: the SOAP responses
-# (GetUserAvailability, autodiscover) and the UCServer's ROSE JSON.
+# (GetUserAvailability, autodiscover) and the UCServer's ROSE JSON; and checks
+# that the streaming GetUserAvailability reader agrees with the generated
+# bindings on any input (availability_differential).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 60; CI uses 60)
 #
@@ -29,13 +31,14 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # Seeds: the EWS fixtures, and the JSON bodies of the UCServer snapshots.
-mkdir -p "$work/seed/soap_response" "$work/seed/rose_json"
+mkdir -p "$work/seed/soap_response" "$work/seed/rose_json" "$work/seed/availability_differential"
 cp ../tests/fixtures/ews/*.xml "$work/seed/soap_response/"
+cp ../tests/fixtures/ews/gua_*.xml ../tests/fixtures/ews/tol_*.xml ../tests/fixtures/ews/fault_*.xml "$work/seed/availability_differential/"
 for snap in ../snapshots/ucserver_*.snap; do
     awk 'n >= 2 { print } /^---$/ { n++ }' "$snap" >"$work/seed/rose_json/$(basename "$snap" .snap).json"
 done
 
-for target in soap_response rose_json; do
+for target in soap_response rose_json availability_differential; do
     if compgen -G "regressions/$target/*" >/dev/null; then
         echo "== $target: replaying fuzz/regressions/$target"
         fuzz run "$target" regressions/"$target"/* -- -runs=1

@@ -9,6 +9,8 @@ use super::operation::GetUserAvailability;
 use super::response_message::wire;
 use super::types;
 
+mod stream;
+
 /// Exchange's limit on mailboxes per `GetUserAvailability` request.
 pub const MAX_MAILBOXES_PER_REQUEST: usize = 100;
 /// Exchange's limit on the time window of one request, in days.
@@ -193,7 +195,22 @@ pub enum AvailabilityError {
 /// Turns the response to a request for `mailboxes` into per-mailbox results.
 /// `naive_offset` is the offset of the time zone the request named (UTC for
 /// requests made by [`request`]): Exchange sends times without an offset.
+///
+/// One streaming pass over the bytes; gives the same results and errors as
+/// [`parse_response_generated`], the reference it is tested against.
 pub fn parse_response(
+    mailboxes: &[String],
+    xml: &[u8],
+    naive_offset: FixedOffset,
+) -> Result<(Vec<MailboxAvailability>, Response<()>), AvailabilityError> {
+    stream::parse_response(mailboxes, xml, naive_offset)
+}
+
+/// [`parse_response`] through the generated bindings (filtered copy, then
+/// xsd-parser's deserializers): slower, kept as the reference the streaming
+/// reader is compared with (differential tests, fuzzing, benchmark).
+#[doc(hidden)]
+pub fn parse_response_generated(
     mailboxes: &[String],
     xml: &[u8],
     naive_offset: FixedOffset,

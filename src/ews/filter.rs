@@ -94,7 +94,7 @@ fn malformed(reader: &NsReader<&[u8]>, e: impl std::fmt::Display) -> XmlError {
 }
 
 /// True for a character reference XML 1.0 does not allow (`&#x0;`).
-fn is_forbidden_char_ref(name: &[u8]) -> bool {
+pub(crate) fn is_forbidden_char_ref(name: &[u8]) -> bool {
     let Some(rest) = name.strip_prefix(b"#") else {
         return false;
     };
@@ -111,7 +111,7 @@ fn is_forbidden_char_ref(name: &[u8]) -> bool {
     }
 }
 
-const PREDEFINED: [&[u8]; 5] = [b"lt", b"gt", b"amp", b"apos", b"quot"];
+pub(crate) const PREDEFINED: [&[u8]; 5] = [b"lt", b"gt", b"amp", b"apos", b"quot"];
 
 /// Copies the element whose start event was just read (`start`, `empty`)
 /// from `reader` into a standalone document, keeping only declared content.
@@ -257,7 +257,7 @@ pub(crate) fn copy_element(
 }
 
 /// Reads one child of an `xs:any` element as a name/value pair.
-fn read_open_entry(
+pub(crate) fn read_open_entry(
     reader: &mut NsReader<&[u8]>,
     start: &BytesStart<'_>,
     local: &str,
