@@ -169,6 +169,9 @@ struct Shared {
     limiter: Limiter,
     /// Busy answers in a row, for the doubling back-off.
     busy_streak: AtomicU32,
+    /// Requests answered without a busy error since the concurrency last
+    /// changed, to raise it again.
+    calm_answers: AtomicU32,
     requests_sent: AtomicU64,
     retries: AtomicU64,
     busy_answers: AtomicU64,
@@ -214,6 +217,7 @@ impl AvailabilityReader {
                 client,
                 config,
                 busy_streak: AtomicU32::new(0),
+                calm_answers: AtomicU32::new(0),
                 requests_sent: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 busy_answers: AtomicU64::new(0),
@@ -419,7 +423,29 @@ impl Shared {
     fn retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// A busy answer: one request fewer at a time. Pausing alone is not
+    /// enough: when the server serves fewer requests than are in flight,
+    /// the same requests keep colliding after every pause and one of them
+    /// can exhaust its retries.
+    fn throttled(&self) {
+        self.calm_answers.store(0, Ordering::Relaxed);
+        self.limiter.lower();
+    }
+
+    /// An answer without a busy error: after `RAISE_AFTER_CALM_ANSWERS` of
+    /// them, one request more at a time again, up to the configured limit.
+    fn calm(&self) {
+        let calm = self.calm_answers.fetch_add(1, Ordering::Relaxed) + 1;
+        if calm >= RAISE_AFTER_CALM_ANSWERS && self.limiter.limit() < self.config.concurrency {
+            self.calm_answers.store(0, Ordering::Relaxed);
+            self.limiter.raise();
+        }
+    }
 }
+
+/// Answers without a busy error before the concurrency is raised by one.
+const RAISE_AFTER_CALM_ANSWERS: u32 = 8;
 
 /// `initial * 2^n`, at most `cap`.
 fn doubled(initial: Duration, n: u32, cap: Duration) -> Duration {
@@ -473,9 +499,11 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                 }
                 if busy.is_empty() {
                     shared.busy_streak.store(0, Ordering::Relaxed);
+                    shared.calm();
                     return Outcome::Done { window, results };
                 }
                 shared.busy_answers.fetch_add(1, Ordering::Relaxed);
+                shared.throttled();
                 if busy_retries >= config.max_busy_retries {
                     results.extend(busy.into_iter().map(|(m, e)| (m, Err(e))));
                     return Outcome::Done { window, results };
@@ -538,6 +566,7 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
         }
         if error.is_busy() {
             shared.busy_answers.fetch_add(1, Ordering::Relaxed);
+            shared.throttled();
             if busy_retries < config.max_busy_retries {
                 busy_retries += 1;
                 shared.retry();
@@ -620,6 +649,19 @@ impl Limiter {
         Permit {
             limiter: self,
             permit: Some(permit),
+        }
+    }
+
+    /// One request more at a time: first cancels a permit still to be
+    /// retired, otherwise adds one.
+    fn raise(&self) {
+        self.limit.fetch_add(1, Ordering::Relaxed);
+        let cancelled = self
+            .debt
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1))
+            .is_ok();
+        if !cancelled {
+            self.semaphore.add_permits(1);
         }
     }
 
@@ -770,6 +812,31 @@ mod tests {
             "only one permit is left"
         );
         assert_eq!(limiter.peak(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_lowered_limit_can_be_raised_again() {
+        let limiter = Limiter::new(3);
+        let a = limiter.acquire().await;
+        let b = limiter.acquire().await;
+        limiter.lower(); // two out, one free: the free one is retired
+        limiter.lower(); // none free: one of the two is retired on return
+        limiter.raise(); // cancels that retirement
+        assert_eq!(limiter.limit(), 2);
+        drop((a, b));
+        let _x = limiter.acquire().await;
+        let _y = limiter.acquire().await;
+        assert!(
+            limiter.semaphore.try_acquire().is_err(),
+            "two permits in all"
+        );
+        limiter.raise();
+        let _z = limiter.acquire().await;
+        assert_eq!(limiter.limit(), 3);
+        assert!(
+            limiter.semaphore.try_acquire().is_err(),
+            "three permits in all"
+        );
     }
 
     #[test]
