@@ -76,6 +76,18 @@ pub struct OpenContent {
 }
 
 impl OpenContent {
+    /// Adds a name/value pair to the `ordinal`-th `owner` element's content.
+    pub(crate) fn push(&mut self, owner: String, ordinal: usize, entry: (String, String)) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|(o, n, _)| *o == owner && *n == ordinal)
+        {
+            Some((_, _, values)) => values.push(entry),
+            None => self.entries.push((owner, ordinal, vec![entry])),
+        }
+    }
+
     /// The values of the `ordinal`-th `owner` element's open content.
     pub fn values(&self, owner: &str, ordinal: usize) -> &[(String, String)] {
         self.entries
@@ -167,17 +179,8 @@ pub(crate) fn copy_element(
                         .copied()
                         .unwrap_or(1)
                         .saturating_sub(1);
-                    let (key, value) = read_open_entry(reader, e, &clocal, is_empty)?;
-                    match open_content
-                        .entries
-                        .iter_mut()
-                        .find(|(o, n, _)| *o == owner && *n == ordinal)
-                    {
-                        Some((_, _, values)) => values.push((key, value)),
-                        None => open_content
-                            .entries
-                            .push((owner, ordinal, vec![(key, value)])),
-                    }
+                    let entry = read_open_entry(reader, e, &clocal, is_empty)?;
+                    open_content.push(owner, ordinal, entry);
                     continue;
                 }
                 let Some(&(_, _, child_type)) = ty

@@ -460,17 +460,8 @@ impl BodyReader<'_> {
             let owner = "ResponseMessage".to_owned();
             let ordinal = self.response_messages.saturating_sub(1);
             let local = lossy(local).into_owned();
-            let (key, value) = read_open_entry(reader, e, &local, empty)?;
-            match open_content
-                .entries
-                .iter_mut()
-                .find(|(o, n, _)| *o == owner && *n == ordinal)
-            {
-                Some((_, _, values)) => values.push((key, value)),
-                None => open_content
-                    .entries
-                    .push((owner, ordinal, vec![(key, value)])),
-            }
+            let entry = read_open_entry(reader, e, &local, empty)?;
+            open_content.push(owner, ordinal, entry);
             return Ok(());
         }
         let seq = children(parent);
