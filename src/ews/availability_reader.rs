@@ -437,9 +437,8 @@ impl Shared {
     /// them, one request more at a time again, up to the configured limit.
     fn calm(&self) {
         let calm = self.calm_answers.fetch_add(1, Ordering::Relaxed) + 1;
-        if calm >= RAISE_AFTER_CALM_ANSWERS && self.limiter.limit() < self.config.concurrency {
+        if calm >= RAISE_AFTER_CALM_ANSWERS && self.limiter.raise(self.config.concurrency) {
             self.calm_answers.store(0, Ordering::Relaxed);
-            self.limiter.raise();
         }
     }
 }
@@ -652,10 +651,18 @@ impl Limiter {
         }
     }
 
-    /// One request more at a time: first cancels a permit still to be
-    /// retired, otherwise adds one.
-    fn raise(&self) {
-        self.limit.fetch_add(1, Ordering::Relaxed);
+    /// One request more at a time, never above `max` (checked and raised in
+    /// one step, so two answers at once cannot both pass the check): first
+    /// cancels a permit still to be retired, otherwise adds one.
+    fn raise(&self, max: usize) -> bool {
+        let raised = self
+            .limit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                (l < max).then_some(l + 1)
+            });
+        if raised.is_err() {
+            return false;
+        }
         let cancelled = self
             .debt
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1))
@@ -663,6 +670,7 @@ impl Limiter {
         if !cancelled {
             self.semaphore.add_permits(1);
         }
+        true
     }
 
     /// One request fewer at a time, never below one.
@@ -821,7 +829,7 @@ mod tests {
         let b = limiter.acquire().await;
         limiter.lower(); // two out, one free: the free one is retired
         limiter.lower(); // none free: one of the two is retired on return
-        limiter.raise(); // cancels that retirement
+        assert!(limiter.raise(3)); // cancels that retirement
         assert_eq!(limiter.limit(), 2);
         drop((a, b));
         let _x = limiter.acquire().await;
@@ -830,7 +838,8 @@ mod tests {
             limiter.semaphore.try_acquire().is_err(),
             "two permits in all"
         );
-        limiter.raise();
+        assert!(limiter.raise(3));
+        assert!(!limiter.raise(3), "never above the configured limit");
         let _z = limiter.acquire().await;
         assert_eq!(limiter.limit(), 3);
         assert!(
