@@ -78,6 +78,7 @@ impl UcServerSim {
         let shared = Arc::new(Shared::new(State {
             ucsid: config.ucsid,
             session_idle_timeout: config.session_idle_timeout,
+            user_index: State::index_users(&config.users.users),
             users: config.users.users,
             sessions: HashMap::new(),
             store: HashMap::new(),

@@ -63,6 +63,9 @@ pub(super) struct State {
     pub ucsid: Option<String>,
     pub session_idle_timeout: Duration,
     pub users: Vec<SimUser>,
+    /// Lower-cased user name -> index into `users` (the list never changes
+    /// length; a linear search per write made 10,000 writes quadratic).
+    pub user_index: HashMap<String, usize>,
     pub sessions: HashMap<String, Session>,
     pub store: HashMap<String, Vec<AsnAppointmentEntry>>,
     pub writes: HashMap<String, Vec<WriteRecord>>,
@@ -78,16 +81,26 @@ pub(super) struct State {
 }
 
 impl State {
+    /// The index for [`State::user_index`]; the first of equal names wins,
+    /// as a linear search would.
+    pub fn index_users(users: &[SimUser]) -> HashMap<String, usize> {
+        let mut index = HashMap::with_capacity(users.len());
+        for (i, user) in users.iter().enumerate() {
+            index
+                .entry(user.user_name.to_ascii_lowercase())
+                .or_insert(i);
+        }
+        index
+    }
+
     pub fn user(&self, name: &str) -> Option<&SimUser> {
-        self.users
-            .iter()
-            .find(|u| u.user_name.eq_ignore_ascii_case(name))
+        let i = *self.user_index.get(&name.to_ascii_lowercase())?;
+        self.users.get(i)
     }
 
     pub fn user_mut(&mut self, name: &str) -> Option<&mut SimUser> {
-        self.users
-            .iter_mut()
-            .find(|u| u.user_name.eq_ignore_ascii_case(name))
+        let i = *self.user_index.get(&name.to_ascii_lowercase())?;
+        self.users.get_mut(i)
     }
 
     /// Removes sessions idle for longer than the timeout.
