@@ -143,9 +143,11 @@ pub enum InjectedFault {
 /// Runtime knobs; change them with [`ExchangeSim::set_knobs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Knobs {
-    /// Added to every EWS request (after authentication).
+    /// Time from an EWS request's arrival (after authentication) to its
+    /// answer; composing the answer happens within it.
     pub request_latency: Duration,
-    /// Added per mailbox of a GetUserAvailability request.
+    /// Added per mailbox of a GetUserAvailability request, like
+    /// `request_latency`.
     pub per_mailbox_latency: Duration,
     /// Requests in flight at once; beyond it, [`Knobs::busy_mode`].
     pub max_concurrent_requests: Option<usize>,
