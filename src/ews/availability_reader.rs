@@ -454,6 +454,28 @@ fn doubled(initial: Duration, n: u32, cap: Duration) -> Duration {
         .min(cap)
 }
 
+/// Parses an answer on tokio's blocking pool: a full answer takes
+/// milliseconds of CPU, and on a runtime worker it would also hold back the
+/// task that just got the freed request slot (tokio runs a task woken by the
+/// current one on the same worker, after it).
+async fn parse_off_runtime(
+    client: &Arc<EwsClient>,
+    mailboxes: Vec<String>,
+    body: bytes::Bytes,
+) -> (Vec<String>, Result<Vec<MailboxAvailability>, EwsError>) {
+    let client = client.clone();
+    let parse = tokio::task::spawn_blocking(move || {
+        let parsed = client.parse_user_availability(&mailboxes, &body);
+        (mailboxes, parsed)
+    });
+    match parse.await {
+        Ok(done) => done,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only a runtime shutting down cancels it, which drops this task too.
+        Err(e) => panic!("the availability parse was cancelled: {e}"),
+    }
+}
+
 async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
     let Task {
         mailboxes,
@@ -468,7 +490,7 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
     let mut busy_retries = 0u32;
     let mut transient_retries = 0u32;
     loop {
-        let answer = {
+        let sent = {
             let _permit = shared.limiter.acquire().await;
             shared.requests_sent.fetch_add(1, Ordering::Relaxed);
             // Impersonation acts as the one mailbox of the request.
@@ -478,8 +500,18 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                 client.impersonation()
             };
             client
-                .get_user_availability_as(&pending, start, end, config.view, acting_as)
+                .send_user_availability_as(&pending, start, end, config.view, acting_as)
                 .await
+        };
+        // The server is done with the request once its answer is here: the
+        // next request goes while this one is parsed.
+        let answer = match sent {
+            Ok(body) => {
+                let parsed;
+                (pending, parsed) = parse_off_runtime(client, pending, body).await;
+                parsed
+            }
+            Err(error) => Err(error),
         };
         let error = match answer {
             Ok(answers) => {

@@ -474,15 +474,42 @@ impl EwsClient {
         view: AvailabilityView,
         impersonate: Option<&str>,
     ) -> Result<Vec<MailboxAvailability>, EwsError> {
+        let answer = self
+            .send_user_availability_as(mailboxes, start, end, view, impersonate)
+            .await?;
+        self.parse_user_availability(mailboxes, &answer)
+    }
+
+    /// The request half of
+    /// [`get_user_availability_as`](Self::get_user_availability_as): the
+    /// body of the server's successful answer, not parsed yet. A caller that
+    /// limits requests in flight can let the next one go before parsing.
+    pub async fn send_user_availability_as(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        view: AvailabilityView,
+        impersonate: Option<&str>,
+    ) -> Result<Bytes, EwsError> {
         let headers = self.request_headers_as(impersonate);
         let envelope = availability::request(&headers, mailboxes, start, end, view)
             .map_err(|e| self.envelope_error(e))?;
-        let answer = self
-            .send_as::<GetUserAvailability>(envelope, impersonate)
-            .await?;
+        self.send_as::<GetUserAvailability>(envelope, impersonate)
+            .await
+    }
+
+    /// The parsing half of
+    /// [`get_user_availability_as`](Self::get_user_availability_as), for the
+    /// `answer` to a request for `mailboxes`.
+    pub fn parse_user_availability(
+        &self,
+        mailboxes: &[String],
+        answer: &[u8],
+    ) -> Result<Vec<MailboxAvailability>, EwsError> {
         match availability::parse_response(
             mailboxes,
-            &answer,
+            answer,
             chrono::FixedOffset::east_opt(0).expect("zero offset"),
         ) {
             Ok((results, meta)) => {
