@@ -41,7 +41,7 @@ type Reply = oneshot::Sender<Result<Option<Box<RawValue>>, UcError>>;
 
 struct Command {
     operation: Operation,
-    argument: Value,
+    argument: Box<RawValue>,
     reply: Reply,
 }
 
@@ -162,10 +162,11 @@ impl UcServerClient {
         operation: Operation,
         argument: &A,
     ) -> Result<R, UcError> {
-        let argument = serde_json::to_value(argument).map_err(|e| UcError::Protocol {
-            operation: operation.name,
-            reason: format!("cannot encode the argument: {e}"),
-        })?;
+        let argument =
+            serde_json::value::to_raw_value(argument).map_err(|e| UcError::Protocol {
+                operation: operation.name,
+                reason: format!("cannot encode the argument: {e}"),
+            })?;
         let (reply, answer) = oneshot::channel();
         let exchange = async {
             self.commands
@@ -240,7 +241,7 @@ async fn establish(
     let invoke = RoseMessage::invoke(
         id,
         operation,
-        serde_json::to_value(&argument).expect("admin login encodes"),
+        serde_json::value::to_raw_value(&argument).expect("admin login encodes"),
     );
     let login = async {
         sink.send(invoke.to_json()).await?;
@@ -307,7 +308,11 @@ fn dispatch_event(invoke: super::rose::RoseInvoke, events: &broadcast::Sender<Ro
     let event = RoseEvent {
         operation_name: invoke.operation_name.unwrap_or_default(),
         operation_id: invoke.operation_id,
-        argument: invoke.argument.unwrap_or(Value::Null),
+        // Events are rare and small; subscribers get them as a `Value`.
+        argument: invoke
+            .argument
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or(Value::Null),
     };
     tracing::debug!("UCServer event {}", event.operation_name);
     // No subscribers is fine: events nobody listens to are dropped.
@@ -438,7 +443,7 @@ impl Worker {
                     let text = RoseMessage::invoke(
                         EVENT_INVOKE_ID,
                         asn::TRANSPORT_KEEP_ALIVE,
-                        serde_json::to_value(AsnTransportKeepAliveArgument::default()).expect("encodes"),
+                        serde_json::value::to_raw_value(&AsnTransportKeepAliveArgument::default()).expect("encodes"),
                     ).to_json();
                     if let Err(e) = sink.send(text).await {
                         break SessionEnd::Lost(e);

@@ -29,7 +29,7 @@ pub enum RoseMessage {
 impl RoseMessage {
     /// An invoke of `operation` (an event when `invoke_id` is
     /// [`EVENT_INVOKE_ID`]).
-    pub fn invoke(invoke_id: i64, operation: Operation, argument: Value) -> Self {
+    pub fn invoke(invoke_id: i64, operation: Operation, argument: Box<RawValue>) -> Self {
         RoseMessage::Invoke(RoseInvoke {
             session_id: None,
             invoke_id,
@@ -110,8 +110,10 @@ pub struct RoseAuthResult {
     pub context: Option<String>,
 }
 
-/// `ROSEInvoke`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `ROSEInvoke`. `argument` stays JSON text, like [`RoseResultBody::result`]:
+/// an argument goes from its typed form to text in one step, and a server
+/// decodes it from text into the operation's type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoseInvoke {
     #[serde(rename = "sessionID", skip_serializing_if = "Option::is_none")]
@@ -127,7 +129,20 @@ pub struct RoseInvoke {
     #[serde(rename = "operationID")]
     pub operation_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub argument: Option<Value>,
+    pub argument: Option<Box<RawValue>>,
+}
+
+impl PartialEq for RoseInvoke {
+    fn eq(&self, other: &Self) -> bool {
+        self.session_id == other.session_id
+            && self.invoke_id == other.invoke_id
+            && self.linked_id == other.linked_id
+            && self.operation_name == other.operation_name
+            && self.authentication == other.authentication
+            && self.operation_id == other.operation_id
+            && self.argument.as_deref().map(RawValue::get)
+                == other.argument.as_deref().map(RawValue::get)
+    }
 }
 
 /// `ROSEResult`.
@@ -280,8 +295,12 @@ mod tests {
 
     #[test]
     fn invoke_has_the_wire_shape() {
-        let text =
-            RoseMessage::invoke(3, APPOINTMENT_SET_ENTRY_LIST, serde_json::json!({})).to_json();
+        let text = RoseMessage::invoke(
+            3,
+            APPOINTMENT_SET_ENTRY_LIST,
+            RawValue::from_string("{}".into()).unwrap(),
+        )
+        .to_json();
         assert_eq!(
             text,
             r#"{"invoke":{"invokeID":3,"operationName":"asnAppointmentSetEntryList","operationID":400,"argument":{}}}"#

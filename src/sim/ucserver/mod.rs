@@ -266,7 +266,7 @@ impl UcServerSim {
             operation_name: Some(operation_name.to_owned()),
             authentication: None,
             operation_id,
-            argument: Some(argument),
+            argument: Some(serde_json::value::to_raw_value(&argument).expect("a Value encodes")),
         });
         self.shared.events.send(event.to_json()).unwrap_or(0)
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -69,8 +70,8 @@ fn request_error(detail: i64, text: impl Into<String>) -> Outcome {
     })
 }
 
-fn decode<T: DeserializeOwned>(operation: Operation, argument: Value) -> Result<T, String> {
-    serde_json::from_value(argument)
+fn decode<T: DeserializeOwned>(operation: Operation, argument: &RawValue) -> Result<T, String> {
+    serde_json::from_str(argument.get())
         .map_err(|e| format!("argument of {} does not decode: {e}", operation.name))
 }
 
@@ -239,7 +240,7 @@ async fn handle_text(shared: &Shared, session_id: &str, text: &str) -> Action {
         Some(error) => Outcome::Error(error),
         None => {
             let mut state = shared.lock();
-            dispatch(&mut state, session_id, operation, argument)
+            dispatch(&mut state, session_id, operation, &argument)
         }
     };
     if Knobs::take(&mut shared.lock().knobs.drop_after, operation.name) {
@@ -273,7 +274,8 @@ fn handle_event(shared: &Shared, invoke: RoseInvoke, operation: Operation) -> Ac
             ),
         );
     }
-    let argument = invoke.argument.unwrap_or(Value::Null);
+    let null = RawValue::NULL;
+    let argument = invoke.argument.as_deref().unwrap_or(null);
     if let Err(details) = decode::<AsnTransportKeepAliveArgument>(operation, argument) {
         return mistyped(id, details);
     }
@@ -281,7 +283,12 @@ fn handle_event(shared: &Shared, invoke: RoseInvoke, operation: Operation) -> Ac
     Action::Nothing
 }
 
-fn dispatch(state: &mut State, session_id: &str, operation: Operation, argument: Value) -> Outcome {
+fn dispatch(
+    state: &mut State,
+    session_id: &str,
+    operation: Operation,
+    argument: &RawValue,
+) -> Outcome {
     if !state.sessions.contains_key(session_id) {
         return Outcome::Expired;
     }
@@ -298,7 +305,11 @@ fn session_admin(state: &State, session_id: &str) -> bool {
     state.sessions.get(session_id).is_some_and(|s| s.admin)
 }
 
-fn admin_login(state: &mut State, session_id: &str, argument: Value) -> Result<Outcome, String> {
+fn admin_login(
+    state: &mut State,
+    session_id: &str,
+    argument: &RawValue,
+) -> Result<Outcome, String> {
     let arg: AsnAdminLoginArgument = decode(asn::ADMIN_LOGIN, argument)?;
     let password = match arg.admin_password {
         AdminPassword::Plain(p) => p,
@@ -329,7 +340,7 @@ fn admin_login(state: &mut State, session_id: &str, argument: Value) -> Result<O
 fn get_user_profiles(
     state: &mut State,
     session_id: &str,
-    argument: Value,
+    argument: &RawValue,
 ) -> Result<Outcome, String> {
     let arg: AsnAdminGetUserProfilesArgument = decode(asn::ADMIN_GET_USER_PROFILES, argument)?;
     let Some(filter) = OnlineStateFilter::from_wire(arg.filter_online_state) else {
@@ -396,7 +407,11 @@ fn get_user_profiles(
     ))
 }
 
-fn set_entry_list(state: &mut State, session_id: &str, argument: Value) -> Result<Outcome, String> {
+fn set_entry_list(
+    state: &mut State,
+    session_id: &str,
+    argument: &RawValue,
+) -> Result<Outcome, String> {
     let arg: AsnAppointmentSetEntryListArgument =
         decode(asn::APPOINTMENT_SET_ENTRY_LIST, argument)?;
     for (index, entry) in arg.appointments.iter().enumerate() {
