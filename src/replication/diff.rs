@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ucserver::Appointment;
 
-use super::mapping::sort_appointments;
+use super::mapping::canonical_order;
 use super::ports::UserRecord;
 
 /// Bumped when the serialization changes (every list is rewritten once).
@@ -19,39 +19,46 @@ const FORMAT: &[u8] = b"ews-calendar-replicator/appointment-list/v1";
 /// The hash of an appointment list, as 64 lower-case hex digits; the order
 /// of `appointments` does not matter.
 pub fn list_hash(appointments: &[Appointment]) -> String {
-    let mut sorted = appointments.to_vec();
-    sort_appointments(&mut sorted);
+    let mut sorted: Vec<&Appointment> = appointments.iter().collect();
+    sorted.sort_by(|a, b| canonical_order(a, b));
     let mut hasher = Sha256::new();
     hasher.update(FORMAT);
     hasher.update((sorted.len() as u64).to_be_bytes());
-    let mut field = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_be_bytes());
-        hasher.update(bytes);
+    // One field: its length, then its bytes (given in parts, so that
+    // `+text` needs no buffer).
+    let mut field = |parts: &[&[u8]]| {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        hasher.update((len as u64).to_be_bytes());
+        for part in parts {
+            hasher.update(part);
+        }
     };
     for a in &sorted {
-        field(a.entry_id.as_bytes());
-        field(&a.start.timestamp().to_be_bytes());
-        field(&a.start.timestamp_subsec_nanos().to_be_bytes());
-        field(&a.end.timestamp().to_be_bytes());
-        field(&a.end.timestamp_subsec_nanos().to_be_bytes());
+        field(&[a.entry_id.as_bytes()]);
+        field(&[&a.start.timestamp().to_be_bytes()]);
+        field(&[&a.start.timestamp_subsec_nanos().to_be_bytes()]);
+        field(&[&a.end.timestamp().to_be_bytes()]);
+        field(&[&a.end.timestamp_subsec_nanos().to_be_bytes()]);
         for text in [&a.subject, &a.location] {
             match text {
-                None => field(b"-"),
-                Some(text) => field(format!("+{text}").as_bytes()),
+                None => field(&[b"-"]),
+                Some(text) => field(&[b"+", text.as_bytes()]),
             }
         }
-        field(&[
+        field(&[&[
             a.all_day as u8,
             a.status as u8,
             a.sensitivity as u8,
             a.importance as u8,
-        ]);
+        ]]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for b in hasher.finalize() {
+        hex.push(HEX[usize::from(b >> 4)] as char);
+        hex.push(HEX[usize::from(b & 15)] as char);
+    }
+    hex
 }
 
 /// Whether a list with `hash` must be written, given the user's record.

@@ -136,25 +136,37 @@ pub fn map_calendar(
 
 /// The canonical order: start, end, status, id.
 pub fn sort_appointments(appointments: &mut [Appointment]) {
-    appointments.sort_by(|a, b| {
-        (a.start, a.end, a.status as u8, &a.entry_id).cmp(&(
-            b.start,
-            b.end,
-            b.status as u8,
-            &b.entry_id,
-        ))
-    });
+    appointments.sort_by(canonical_order);
+}
+
+/// The order of [`sort_appointments`], for sorting references.
+pub fn canonical_order(a: &Appointment, b: &Appointment) -> std::cmp::Ordering {
+    (a.start, a.end, a.status as u8, &a.entry_id).cmp(&(
+        b.start,
+        b.end,
+        b.status as u8,
+        &b.entry_id,
+    ))
 }
 
 /// Ids that occur more than once get `@<start>` appended (occurrences of a
 /// series); any still repeated (identical events) a running `#n`.
 fn make_ids_unique(appointments: &mut [Appointment]) {
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for a in appointments.iter() {
-        *counts.entry(a.entry_id.clone()).or_default() += 1;
+    let repeated: Vec<bool> = {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for a in appointments.iter() {
+            *counts.entry(&a.entry_id).or_default() += 1;
+        }
+        appointments
+            .iter()
+            .map(|a| counts[a.entry_id.as_str()] > 1)
+            .collect()
+    };
+    if !repeated.contains(&true) {
+        return;
     }
-    for a in appointments.iter_mut() {
-        if counts[&a.entry_id] > 1 {
+    for (a, repeated) in appointments.iter_mut().zip(repeated) {
+        if repeated {
             a.entry_id = format!("{}@{}", a.entry_id, a.start.format("%Y%m%dT%H%M%SZ"));
         }
     }
