@@ -544,6 +544,7 @@ async fn replicator_process(n: usize, throttled: bool) {
         ),
     )
     .expect("EWS transport");
+    let transport_handle = transport.clone();
     let reader = AvailabilityReader::new(
         Arc::new(EwsClient::new(
             Arc::new(transport),
@@ -589,6 +590,11 @@ async fn replicator_process(n: usize, throttled: bool) {
         stats.retries,
         stats.requests_sent,
     );
+    let transport_stats = transport_handle.stats();
+    result.push_str(&format!(
+        " connections={} ntlm_handshakes={}",
+        transport_stats.connections_opened, transport_stats.ntlm_handshakes
+    ));
     let writes1 = field(&counters1, "ucserver_writes") as usize;
     assert_eq!(writes1, n, "the UCServer received one write per user");
     result.push_str(&format!(" writes1={writes1} "));
