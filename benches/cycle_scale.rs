@@ -72,6 +72,8 @@ const EWS_USER: &str = "svc-replicator";
 const EWS_PASSWORD: &str = "bench-service-password";
 
 fn main() {
+    // as the service binary does (src/main.rs), so that RSS is the service's
+    ews_calendar_replicator::memory::tune_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| {
         args.iter()

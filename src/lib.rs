@@ -19,6 +19,8 @@ pub mod directory;
 #[cfg(feature = "replicator")]
 pub mod logging;
 #[cfg(feature = "replicator")]
+pub mod memory;
+#[cfg(feature = "replicator")]
 pub mod replication;
 #[cfg(feature = "sim")]
 pub mod sim;

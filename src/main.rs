@@ -101,6 +101,7 @@ enum ConfigCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    ews_calendar_replicator::memory::tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(config) => cli::service::run(&config.path()).await,
