@@ -21,8 +21,11 @@
 //! (`parse_response_generated`: filtered copy and xsd-parser deserializers,
 //! the reference the streaming reader is tested against), and a bare
 //! `quick_xml::Reader` scan of all events to `Eof` (the floor any
-//! quick-xml-based parser pays). Reported: median and minimum over
-//! `ITERATIONS` runs after `WARM_UP` runs; MB is 10^6 bytes.
+//! quick-xml-based parser pays). The three run interleaved, round by round,
+//! so that each finds the input as the others left it and a slow phase of a
+//! shared machine hits all three; the ratios are medians of the per-round
+//! ratios. Reported: median and minimum over `ITERATIONS` rounds after
+//! `WARM_UP` rounds; MB is 10^6 bytes.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -288,22 +291,47 @@ struct Timing {
     min: Duration,
 }
 
-fn time(mut run: impl FnMut()) -> Timing {
+impl Timing {
+    fn of(mut samples: Vec<Duration>) -> Timing {
+        samples.sort();
+        Timing {
+            median: samples[samples.len() / 2],
+            min: samples[0],
+        }
+    }
+}
+
+/// Times the `runs` interleaved: every round runs each once (in an order
+/// that rotates between rounds), so that a slow phase of a shared machine
+/// slows all of them alike instead of one block of runs. Returns each run's
+/// samples, one per round.
+fn time_interleaved(runs: &mut [&mut dyn FnMut()]) -> Vec<Vec<Duration>> {
     for _ in 0..WARM_UP {
-        run();
-    }
-    let mut samples: Vec<Duration> = (0..ITERATIONS)
-        .map(|_| {
-            let started = Instant::now();
+        for run in runs.iter_mut() {
             run();
-            started.elapsed()
-        })
-        .collect();
-    samples.sort();
-    Timing {
-        median: samples[samples.len() / 2],
-        min: samples[0],
+        }
     }
+    let mut samples = vec![Vec::with_capacity(ITERATIONS); runs.len()];
+    for round in 0..ITERATIONS {
+        for k in 0..runs.len() {
+            let i = (round + k) % runs.len();
+            let started = Instant::now();
+            runs[i]();
+            samples[i].push(started.elapsed());
+        }
+    }
+    samples
+}
+
+/// The median over rounds of `a`'s time divided by `b`'s in the same round.
+fn median_ratio(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 fn row(name: &str, bytes: usize, events: usize, t: &Duration) -> String {
@@ -343,13 +371,13 @@ fn main() {
         return;
     }
 
-    let full = time(|| {
+    let mut full_run = || {
         black_box(
             availability::parse_response(black_box(&mailboxes), black_box(&xml), utc_offset())
                 .unwrap(),
         );
-    });
-    let generated = time(|| {
+    };
+    let mut generated_run = || {
         black_box(
             availability::parse_response_generated(
                 black_box(&mailboxes),
@@ -358,18 +386,26 @@ fn main() {
             )
             .unwrap(),
         );
-    });
-    let scan = time(|| {
+    };
+    let mut scan_run = || {
         black_box(bare_scan(black_box(&xml)));
-    });
-
+    };
+    let samples = time_interleaved(&mut [&mut full_run, &mut generated_run, &mut scan_run]);
+    let full_over_scan = median_ratio(&samples[0], &samples[2]);
+    let generated_over_full = median_ratio(&samples[1], &samples[0]);
+    let [full, generated, scan]: [Timing; 3] = samples
+        .into_iter()
+        .map(Timing::of)
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("three runs"));
     println!();
     println!(
         "GetUserAvailability response: {MAILBOXES} mailboxes x {EVENTS_PER_MAILBOX} events = {events} events, {} bytes ({:.2} MB), {xml_events} XML events",
         xml.len(),
         xml.len() as f64 / 1e6
     );
-    println!("{WARM_UP} warm-up runs, {ITERATIONS} timed runs; MB = 10^6 bytes");
+    println!("{WARM_UP} warm-up rounds, {ITERATIONS} timed rounds, each round runs the three once (interleaved); MB = 10^6 bytes");
     println!();
     println!(
         "| {:<30} | {:>8} | {:>10} | {:>10} |",
@@ -417,18 +453,15 @@ fn main() {
     );
     println!();
     println!(
-        "full parse / bare scan: {:.1}x (median), {:.1}x (min)",
-        full.median.as_secs_f64() / scan.median.as_secs_f64(),
+        "full parse / bare scan: {full_over_scan:.2}x (median of the rounds' ratios; {:.2}x of the minimums)",
         full.min.as_secs_f64() / scan.min.as_secs_f64()
     );
     println!(
-        "generated bindings / parse_response: {:.1}x (median), {:.1}x (min)",
-        generated.median.as_secs_f64() / full.median.as_secs_f64(),
-        generated.min.as_secs_f64() / full.min.as_secs_f64()
+        "generated bindings / parse_response: {generated_over_full:.1}x (median of the rounds' ratios)"
     );
     // for scripts (bench-peer-parse.sh, bench.sh)
     println!(
-        "RESULT parse_median_us={:.0} parse_min_us={:.0} generated_median_us={:.0} generated_min_us={:.0} scan_median_us={:.1} scan_min_us={:.1} bytes={}",
+        "RESULT parse_median_us={:.0} parse_min_us={:.0} generated_median_us={:.0} generated_min_us={:.0} scan_median_us={:.1} scan_min_us={:.1} parse_over_scan={full_over_scan:.2} bytes={}",
         full.median.as_secs_f64() * 1e6,
         full.min.as_secs_f64() * 1e6,
         generated.median.as_secs_f64() * 1e6,
