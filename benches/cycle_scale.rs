@@ -196,7 +196,7 @@ fn orchestrate(sizes: &[usize], throttled: &[usize]) {
             get("sim_rss_kb") / 1024.0,
         );
         details.push(format!(
-            "N={n}: cycle 1 steps list {:.0} ms, directory {:.0} ms, matching {:.0} ms, Exchange {:.0} ms ({:.2}x the ideal; whole rounds of 4 give {:.2} s), writes after the last answer {:.0} ms; replicator CPU {:.2} s, simulators CPU {:.2} s for the run",
+            "N={n}: cycle 1 steps list {:.0} ms, directory {:.0} ms, matching {:.0} ms, Exchange {:.0} ms ({:.2}x the ideal; whole rounds of 4 give {:.2} s), writes after the last answer {:.0} ms; {} EWS connections ({} NTLM handshakes); replicator CPU {:.2} s, simulators CPU {:.2} s for the run",
             get("list_ms"),
             get("directory_ms"),
             get("cycle1_ms")
@@ -208,6 +208,8 @@ fn orchestrate(sizes: &[usize], throttled: &[usize]) {
             get("read_ms") / 1000.0 / ideal_s,
             ideal_whole_rounds(n).as_secs_f64(),
             get("write_ms"),
+            get("connections"),
+            get("ntlm_handshakes"),
             get("cpu1_ms") / 1000.0,
             get("sim_cpu_ms") / 1000.0,
         ));
