@@ -42,13 +42,13 @@ impl RoseMessage {
     }
 
     /// A result answering `invoke_id`.
-    pub fn result(invoke_id: i64, result: Value) -> Self {
+    pub fn result(invoke_id: i64, result: Box<RawValue>) -> Self {
         RoseMessage::Result(RoseResult {
             session_id: None,
             invoke_id,
             result: Some(RoseResultBody {
                 result_value: 0,
-                result: serde_json::value::to_raw_value(&result).expect("a Value encodes"),
+                result,
             }),
         })
     }
@@ -315,7 +315,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             result,
-            RoseMessage::result(3, serde_json::json!({"iResult": 0}))
+            RoseMessage::result(3, RawValue::from_string(r#"{"iResult":0}"#.into()).unwrap())
         );
         let error: RoseMessage = serde_json::from_str(
             r#"{"error":{"invokedID":3,"error_value":0,"error":{"iErrorDetail":1,"u8sErrorString":"x"}}}"#,
