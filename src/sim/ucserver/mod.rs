@@ -27,7 +27,7 @@ pub use users::{SimUser, UserDatabase, UserDatabaseError};
 
 use crate::ucserver::asn::{AsnAppointmentEntry, AsnRequestError, Operation};
 use crate::ucserver::rose::{RoseInvoke, RoseMessage, EVENT_INVOKE_ID};
-use state::{Knobs, Shared, State};
+use state::{Knobs, Shared, State, Users};
 
 /// How the simulated UCServer behaves.
 #[derive(Debug, Clone)]
@@ -78,8 +78,7 @@ impl UcServerSim {
         let shared = Arc::new(Shared::new(State {
             ucsid: config.ucsid,
             session_idle_timeout: config.session_idle_timeout,
-            user_index: State::index_users(&config.users.users),
-            users: config.users.users,
+            users: Users::new(config.users.users),
             sessions: HashMap::new(),
             store: HashMap::new(),
             writes: HashMap::new(),
@@ -140,17 +139,11 @@ impl UcServerSim {
 
     /// Sets a user's online state; false when no such user exists.
     pub fn set_online(&self, user_name: &str, online: bool) -> bool {
-        match self.shared.lock().user_mut(user_name) {
-            Some(user) => {
-                user.online = online;
-                true
-            }
-            None => false,
-        }
+        self.shared.lock().users.set_online(user_name, online)
     }
 
     pub fn users(&self) -> Vec<SimUser> {
-        self.shared.lock().users.clone()
+        self.shared.lock().users.to_vec()
     }
 
     // ------------------------------------------------------------ stored data

@@ -62,10 +62,7 @@ impl Knobs {
 pub(super) struct State {
     pub ucsid: Option<String>,
     pub session_idle_timeout: Duration,
-    pub users: Vec<SimUser>,
-    /// Lower-cased user name -> index into `users` (the list never changes
-    /// length; a linear search per write made 10,000 writes quadratic).
-    pub user_index: HashMap<String, usize>,
+    pub users: Users,
     pub sessions: HashMap<String, Session>,
     pub store: HashMap<String, Vec<AsnAppointmentEntry>>,
     pub writes: HashMap<String, Vec<WriteRecord>>,
@@ -80,27 +77,54 @@ pub(super) struct State {
     pub next_session: u64,
 }
 
-impl State {
-    /// The index for [`State::user_index`]; the first of equal names wins,
-    /// as a linear search would.
-    pub fn index_users(users: &[SimUser]) -> HashMap<String, usize> {
-        let mut index = HashMap::with_capacity(users.len());
-        for (i, user) in users.iter().enumerate() {
-            index
+/// The simulator's users, found by name (case-insensitively) through an
+/// index: a linear search per write made 10,000 writes quadratic. The list
+/// is fixed at start and names cannot change, so the index stays right.
+pub(super) struct Users {
+    list: Vec<SimUser>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Users {
+    pub fn new(list: Vec<SimUser>) -> Self {
+        let mut by_name = HashMap::with_capacity(list.len());
+        for (i, user) in list.iter().enumerate() {
+            // the first of equal names wins, as a linear search would
+            by_name
                 .entry(user.user_name.to_ascii_lowercase())
                 .or_insert(i);
         }
-        index
+        Users { list, by_name }
     }
 
+    pub fn get(&self, name: &str) -> Option<&SimUser> {
+        let i = *self.by_name.get(&name.to_ascii_lowercase())?;
+        self.list.get(i)
+    }
+
+    /// False when there is no such user.
+    pub fn set_online(&mut self, name: &str, online: bool) -> bool {
+        match self.by_name.get(&name.to_ascii_lowercase()) {
+            Some(&i) => {
+                self.list[i].online = online;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, SimUser> {
+        self.list.iter()
+    }
+
+    pub fn to_vec(&self) -> Vec<SimUser> {
+        self.list.clone()
+    }
+}
+
+impl State {
     pub fn user(&self, name: &str) -> Option<&SimUser> {
-        let i = *self.user_index.get(&name.to_ascii_lowercase())?;
-        self.users.get(i)
-    }
-
-    pub fn user_mut(&mut self, name: &str) -> Option<&mut SimUser> {
-        let i = *self.user_index.get(&name.to_ascii_lowercase())?;
-        self.users.get_mut(i)
+        self.users.get(name)
     }
 
     /// Removes sessions idle for longer than the timeout.
