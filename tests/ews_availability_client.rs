@@ -329,7 +329,12 @@ async fn the_server_concurrency_limit_is_survived() {
 
     assert_all_read(&results);
     assert!(env.sim.counters().busy_answers > 0);
-    assert_eq!(reader.stats().busy_answers, env.sim.counters().busy_answers);
+    let stats = reader.stats();
+    assert_eq!(stats.busy_answers, env.sim.counters().busy_answers);
+    // The first round sends 4 and the server serves 1: the 3 busy answers
+    // lower the concurrency to 1, and the 8 requests give too few calm
+    // answers to raise it back to 4.
+    assert!(stats.concurrency < 4, "{stats:?}");
 }
 
 #[tokio::test]
