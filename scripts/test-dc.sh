@@ -68,6 +68,14 @@ install_packages() {
   command -v samba-tool >/dev/null || missing+=(samba-common-bin)
   command -v ldapsearch >/dev/null || missing+=(ldap-utils)
   command -v openssl >/dev/null || missing+=(openssl)
+  # Provisioning reads the AD schema files (samba-ad-provision), loads the
+  # directory's ldb modules (samba-dsdb-modules) and sets the sysvol ACLs
+  # through a VFS module (samba-vfs-modules): all three only recommendations
+  # of samba, which --no-install-recommends leaves out.
+  local package
+  for package in samba-ad-provision samba-dsdb-modules samba-vfs-modules; do
+    dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+  done
   if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
     log "installing ${missing[*]}"
