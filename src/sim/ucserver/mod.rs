@@ -210,6 +210,30 @@ impl UcServerSim {
         self.shared.lock().knobs.latency = latency;
     }
 
+    /// While `hold` is set, each `asnAppointmentSetEntryList` that arrives
+    /// waits, unprocessed, until [`Self::release_held_writes`]; writes that
+    /// arrive after `hold` is cleared pass. Models a server that stores a
+    /// write late, after its client is gone.
+    pub fn hold_writes(&self, hold: bool) {
+        self.shared.lock().knobs.hold_writes = hold;
+    }
+
+    /// Lets every held write go on to be processed.
+    pub fn release_held_writes(&self) {
+        self.shared.release_held_writes();
+    }
+
+    /// Writes waiting for a release.
+    pub fn held_writes(&self) -> usize {
+        self.shared.held_writes()
+    }
+
+    /// Invokes received and not finished yet (processed and answered, or
+    /// dropped); a client that is gone does not stop the server's work.
+    pub fn invokes_in_progress(&self) -> usize {
+        self.shared.invokes_in_progress()
+    }
+
     /// The next `times` invokes of `operation` drop the connection right
     /// after they arrive, before they are processed (nothing is stored).
     pub fn drop_before_processing(&self, operation: Operation, times: u32) {

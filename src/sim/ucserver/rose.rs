@@ -112,7 +112,10 @@ pub(super) async fn serve_socket<S>(
                     }
                     Some(Ok(_)) => continue,
                 };
-                match handle_text(&shared, &session_id, text.as_str()).await {
+                let invoke = shared.start_invoke();
+                let action = handle_text(&shared, &session_id, text.as_str()).await;
+                drop(invoke);
+                match action {
                     Action::Reply(answer) => {
                         if sink.send(Message::text(answer)).await.is_err() {
                             return;
@@ -236,6 +239,9 @@ async fn handle_text(shared: &Shared, session_id: &str, text: &str) -> Action {
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    if operation == asn::APPOINTMENT_SET_ENTRY_LIST {
+        shared.hold_if_asked().await;
     }
     let outcome = match failure {
         Some(error) => Outcome::Error(error),

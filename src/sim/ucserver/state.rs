@@ -1,6 +1,7 @@
 //! State shared by the simulator's HTTP handlers and WebSocket sessions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,8 @@ pub(super) struct Knobs {
     pub drop_after: HashMap<String, u32>,
     pub refuse_sessions: u32,
     pub fail: HashMap<String, (u32, AsnRequestError)>,
+    /// Writes arriving while set wait, unprocessed, for the next release.
+    pub hold_writes: bool,
 }
 
 impl Knobs {
@@ -142,6 +145,22 @@ pub(super) struct Shared {
     pub changes: watch::Sender<u64>,
     /// Events (ROSE JSON) to send on every open WebSocket.
     pub events: broadcast::Sender<String>,
+    /// Invokes received and not yet finished (answered or dropped), held
+    /// ones included.
+    in_progress: AtomicUsize,
+    /// Writes waiting for a release (see `Knobs::hold_writes`).
+    held: AtomicUsize,
+    /// Bumped by each release of the held writes.
+    releases: watch::Sender<u64>,
+}
+
+/// Counts one invoke as in progress while it lives.
+pub(super) struct InProgress<'a>(&'a AtomicUsize);
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -150,7 +169,41 @@ impl Shared {
             state: Mutex::new(state),
             changes: watch::channel(0).0,
             events: broadcast::channel(64).0,
+            in_progress: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+            releases: watch::channel(0).0,
         }
+    }
+
+    /// Marks an invoke as in progress until the guard drops.
+    pub fn start_invoke(&self) -> InProgress<'_> {
+        self.in_progress.fetch_add(1, Ordering::SeqCst);
+        InProgress(&self.in_progress)
+    }
+
+    pub fn invokes_in_progress(&self) -> usize {
+        self.in_progress.load(Ordering::SeqCst)
+    }
+
+    pub fn held_writes(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits for the next release if writes are being held now. A real
+    /// server processes a request it has received even when the client is
+    /// gone by then; held, the write is processed after the release.
+    pub async fn hold_if_asked(&self) {
+        let mut releases = self.releases.subscribe();
+        if !self.lock().knobs.hold_writes {
+            return;
+        }
+        self.held.fetch_add(1, Ordering::SeqCst);
+        let _ = releases.changed().await;
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub fn release_held_writes(&self) {
+        self.releases.send_modify(|n| *n += 1);
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
