@@ -198,6 +198,20 @@ where
         options: &CycleOptions,
         report: &mut CycleReport,
     ) -> Result<(), String> {
+        if !options.dry_run {
+            // Nothing of this engine is in flight between cycles, so a send
+            // still recorded got no answer: its list may have been stored,
+            // or may be stored late, by the UCServer. Each such user is
+            // written this cycle and settled by a later write.
+            match self.state.settle_unanswered_sends() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    users = n,
+                    "writes sent earlier got no answer (the process stopped or the connection dropped); those users are written again, and once more next cycle if their list changed meanwhile"
+                ),
+                Err(e) => return Err(format!("the state database cannot be updated: {e}")),
+            }
+        }
         let records: HashMap<String, UserRecord> = self
             .state
             .users()
@@ -490,6 +504,15 @@ where
     }
 
     async fn write(&self, job: WriteJob) -> (WriteJob, Result<(), WriteError>) {
+        // Durable before the send: a process killed while the write is in
+        // flight leaves it behind, and the next cycle settles it.
+        if let Err(e) = self.state.record_sending(&job.user_name, &job.hash) {
+            let result = Err(WriteError {
+                retryable: false,
+                message: format!("not sent: the state database did not record the send ({e})"),
+            });
+            return (job, result);
+        }
         let result = self
             .ucserver
             .write_appointments(&job.user_name, &job.list)

@@ -61,9 +61,14 @@ pub fn list_hash(appointments: &[Appointment]) -> String {
     hex
 }
 
-/// Whether a list with `hash` must be written, given the user's record.
+/// Whether a list with `hash` must be written, given the user's record: it
+/// differs from the last list written, or a list sent earlier got no answer
+/// and may be stored by the UCServer late (see [`UserRecord::unsettled_hash`]).
 pub fn needs_write(record: Option<&UserRecord>, hash: &str) -> bool {
-    record.and_then(|r| r.written_hash.as_deref()) != Some(hash)
+    match record {
+        None => true,
+        Some(r) => r.written_hash.as_deref() != Some(hash) || r.unsettled_hash.is_some(),
+    }
 }
 
 #[cfg(test)]
@@ -209,10 +214,29 @@ mod tests {
             written_at: None,
             last_error: Some("earlier failure".into()),
             last_error_at: None,
+            sending_hash: None,
+            unsettled_hash: None,
         };
         assert!(needs_write(None, &hash));
         assert!(needs_write(Some(&record(None)), &hash));
         assert!(needs_write(Some(&record(Some("0000"))), &hash));
         assert!(!needs_write(Some(&record(Some(&hash))), &hash));
+    }
+
+    #[test]
+    fn a_user_with_an_unanswered_send_is_written_even_when_unchanged() {
+        let hash = list_hash(&[appointment("a", 9)]);
+        let record = |unsettled: Option<&str>| UserRecord {
+            user_name: "alice".into(),
+            written_hash: Some(hash.clone()),
+            written_at: None,
+            last_error: None,
+            last_error_at: None,
+            sending_hash: None,
+            unsettled_hash: unsettled.map(str::to_owned),
+        };
+        assert!(needs_write(Some(&record(Some("0000"))), &hash));
+        assert!(needs_write(Some(&record(Some(&hash))), &hash));
+        assert!(!needs_write(Some(&record(None)), &hash));
     }
 }

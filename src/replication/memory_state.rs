@@ -67,6 +67,8 @@ impl MemoryStateStore {
                 written_at: None,
                 last_error: None,
                 last_error_at: None,
+                sending_hash: None,
+                unsettled_hash: None,
             })
     }
 }
@@ -82,6 +84,24 @@ impl StateStore for MemoryStateStore {
         Ok(users)
     }
 
+    fn record_sending(&self, user_name: &str, hash: &str) -> Result<(), StateError> {
+        let mut inner = self.lock();
+        Self::entry(&mut inner, user_name).sending_hash = Some(hash.to_owned());
+        Ok(())
+    }
+
+    fn settle_unanswered_sends(&self) -> Result<usize, StateError> {
+        let mut inner = self.lock();
+        let mut settled = 0;
+        for record in inner.users.values_mut() {
+            if let Some(hash) = record.sending_hash.take() {
+                record.unsettled_hash = Some(hash);
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
     fn record_written(
         &self,
         user_name: &str,
@@ -94,6 +114,12 @@ impl StateStore for MemoryStateStore {
         record.written_at = Some(at);
         record.last_error = None;
         record.last_error_at = None;
+        record.sending_hash = None;
+        if record.unsettled_hash.as_deref().is_some_and(|u| u != hash) {
+            record.unsettled_hash = Some(hash.to_owned());
+        } else {
+            record.unsettled_hash = None;
+        }
         Ok(())
     }
 
@@ -130,11 +156,58 @@ impl StateStore for MemoryStateStore {
     }
 }
 
+/// What every [`StateStore`] must do with sends that got no answer; run
+/// against each store by its tests.
+#[cfg(test)]
+pub(crate) fn unanswered_sends_contract(store: &dyn StateStore) {
+    use chrono::TimeZone;
+    let at = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let unsettled = |user: &str| store.user(user).unwrap().unwrap().unsettled_hash;
+    // A send answered: nothing stays behind.
+    store.record_sending("alice", "a1").unwrap();
+    store.record_written("alice", "a1", at).unwrap();
+    // Sends never answered (bob's process was killed, carol's timed out).
+    store.record_sending("bob", "b-sent").unwrap();
+    store.record_sending("carol", "c-sent").unwrap();
+    assert_eq!(
+        store.user("bob").unwrap().unwrap().sending_hash.as_deref(),
+        Some("b-sent")
+    );
+    assert_eq!(store.settle_unanswered_sends().unwrap(), 2);
+    assert_eq!(store.settle_unanswered_sends().unwrap(), 0, "settled once");
+    assert_eq!(unsettled("alice"), None);
+    assert_eq!(unsettled("bob").as_deref(), Some("b-sent"));
+    // Bob's calendar is the list that was in flight: one write settles it.
+    store.record_sending("bob", "b-sent").unwrap();
+    store.record_written("bob", "b-sent", at).unwrap();
+    assert_eq!(unsettled("bob"), None);
+    // Carol's changed: the unanswered list may still be stored after this
+    // write, so one more write (of the list then current) is due.
+    store.record_sending("carol", "c-now").unwrap();
+    store.record_written("carol", "c-now", at).unwrap();
+    let carol = store.user("carol").unwrap().unwrap();
+    assert_eq!(carol.unsettled_hash.as_deref(), Some("c-now"));
+    assert_eq!(carol.sending_hash, None);
+    assert_eq!(carol.written_hash.as_deref(), Some("c-now"));
+    store.record_written("carol", "c-now", at).unwrap();
+    assert_eq!(unsettled("carol"), None);
+    // A failed write keeps its send: it may have been stored.
+    store.record_sending("alice", "a2").unwrap();
+    store.record_failure("alice", "timed out", at).unwrap();
+    assert_eq!(store.settle_unanswered_sends().unwrap(), 1);
+    assert_eq!(unsettled("alice").as_deref(), Some("a2"));
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn unanswered_sends_become_unsettled_until_written_once_more() {
+        unanswered_sends_contract(&MemoryStateStore::new());
+    }
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 1, 9, minute, 0).unwrap()
@@ -218,6 +291,8 @@ mod tests {
             written_at: Some(at(0)),
             last_error: None,
             last_error_at: None,
+            sending_hash: None,
+            unsettled_hash: None,
         }]);
         assert_eq!(
             store

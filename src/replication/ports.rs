@@ -100,6 +100,14 @@ pub struct UserRecord {
     /// The last failure (already free of secrets and private subjects).
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Hash of a list sent to the UCServer and not answered yet: recorded
+    /// before the write is sent, cleared by its answer.
+    pub sending_hash: Option<String>,
+    /// Hash of a list sent whose answer never came (the process was killed,
+    /// the connection dropped, the write timed out): the UCServer may have
+    /// stored it, or may still store it late, after a newer list. While set,
+    /// the user is written every cycle; a write of this same list clears it.
+    pub unsettled_hash: Option<String>,
 }
 
 /// A user who could not be replicated in a cycle, and why.
@@ -135,7 +143,17 @@ pub struct CycleRecord {
 pub trait StateStore: Send + Sync {
     fn user(&self, user_name: &str) -> Result<Option<UserRecord>, StateError>;
     fn users(&self) -> Result<Vec<UserRecord>, StateError>;
-    /// A list was written successfully; clears the user's last error.
+    /// A list is about to be sent (its hash, durable before the write).
+    fn record_sending(&self, user_name: &str, hash: &str) -> Result<(), StateError>;
+    /// At the start of a cycle nothing of this engine is in flight: every
+    /// send still recorded got no answer. Each becomes the user's unsettled
+    /// list. Returns how many.
+    fn settle_unanswered_sends(&self) -> Result<usize, StateError>;
+    /// A list was written successfully; clears the user's last error and
+    /// the send. An unsettled list other than this one becomes this one, so
+    /// that the next cycle writes once more, after a late store of the
+    /// unsettled list could have happened; an unsettled list equal to this
+    /// one is cleared.
     fn record_written(
         &self,
         user_name: &str,
@@ -165,6 +183,12 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
     }
     fn users(&self) -> Result<Vec<UserRecord>, StateError> {
         (**self).users()
+    }
+    fn record_sending(&self, user_name: &str, hash: &str) -> Result<(), StateError> {
+        (**self).record_sending(user_name, hash)
+    }
+    fn settle_unanswered_sends(&self) -> Result<usize, StateError> {
+        (**self).settle_unanswered_sends()
     }
     fn record_written(
         &self,

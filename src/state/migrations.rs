@@ -31,6 +31,10 @@ const STEPS: &[&str] = &[
         reason TEXT NOT NULL,
         PRIMARY KEY (cycle_id, position)
     );",
+    // 2: the list in flight and a list whose send got no answer (see
+    // `UserRecord::sending_hash` and `unsettled_hash`).
+    "ALTER TABLE users ADD COLUMN sending_hash TEXT;
+    ALTER TABLE users ADD COLUMN unsettled_hash TEXT;",
 ];
 
 /// The schema version this program writes.

@@ -195,10 +195,13 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         written_at: parse_timestamp(2, row.get(2)?)?,
         last_error: row.get(3)?,
         last_error_at: parse_timestamp(4, row.get(4)?)?,
+        sending_hash: row.get(5)?,
+        unsettled_hash: row.get(6)?,
     })
 }
 
-const USER_COLUMNS: &str = "user_name, written_hash, written_at, last_error, last_error_at";
+const USER_COLUMNS: &str =
+    "user_name, written_hash, written_at, last_error, last_error_at, sending_hash, unsettled_hash";
 
 impl StateStore for SqliteStateStore {
     fn user(&self, user_name: &str) -> Result<Option<UserRecord>, StateError> {
@@ -225,6 +228,29 @@ impl StateStore for SqliteStateStore {
         result.map_err(|e| self.describe(e))
     }
 
+    fn record_sending(&self, user_name: &str, hash: &str) -> Result<(), StateError> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "INSERT INTO users (user_name, sending_hash) VALUES (?1, ?2)
+                 ON CONFLICT (user_name) DO UPDATE SET sending_hash = excluded.sending_hash",
+                params![user_name, hash],
+            )
+            .map(|_| ())
+            .map_err(|e| self.describe(e))
+    }
+
+    fn settle_unanswered_sends(&self) -> Result<usize, StateError> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "UPDATE users SET unsettled_hash = sending_hash, sending_hash = NULL
+                 WHERE sending_hash IS NOT NULL",
+                [],
+            )
+            .map_err(|e| self.describe(e))
+    }
+
     fn record_written(
         &self,
         user_name: &str,
@@ -241,7 +267,12 @@ impl StateStore for SqliteStateStore {
                    written_hash = excluded.written_hash,
                    written_at = excluded.written_at,
                    last_error = NULL,
-                   last_error_at = NULL",
+                   last_error_at = NULL,
+                   sending_hash = NULL,
+                   unsettled_hash = CASE
+                     WHEN unsettled_hash IS NULL OR unsettled_hash = excluded.written_hash THEN NULL
+                     ELSE excluded.written_hash
+                   END",
                 params![user_name, hash, timestamp(at)],
             )?;
             transaction.commit()
@@ -399,6 +430,15 @@ mod tests {
     }
 
     #[test]
+    fn unanswered_sends_become_unsettled_until_written_once_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        crate::replication::memory_state::unanswered_sends_contract(
+            &SqliteStateStore::open(&path).unwrap(),
+        );
+    }
+
+    #[test]
     fn records_survive_closing_and_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/dir/state.sqlite");
@@ -418,6 +458,8 @@ mod tests {
                 written_at: Some(at(1)),
                 last_error: None,
                 last_error_at: None,
+                sending_hash: None,
+                unsettled_hash: None,
             })
         );
         assert_eq!(store.user("nobody").unwrap(), None);
