@@ -7,10 +7,12 @@
 #   scripts/soak-tests.sh NAME [NAME...]  only these (see `scenarios`)
 #   scripts/soak-tests.sh --list          the scenarios
 #
-# Clock scenarios start the clock of every test process, and of everything
-# they start (the replicator binary, the simulators), at the given UTC
-# instant, through libfaketime (Debian's `faketime`), then let it run at the
-# normal rate. Cargo itself runs on the real clock: a runner wrapper
+# Clock scenarios move the clock of every test process, and of everything
+# they start (the replicator binary, the simulators), to the given UTC
+# instant, through libfaketime (Debian's `faketime`), and let it run at the
+# normal rate. The shift is one offset from the real clock (FAKETIME=+Ns,
+# computed when the scenario starts), so that every process agrees on the
+# time, however late it starts. Cargo itself runs on the real clock: a runner wrapper
 # (CARGO_TARGET_<triple>_RUNNER) preloads libfaketime into the test
 # binaries only, so the build's file times are not disturbed. The instants
 # lie after today, so that the test domain's certificates (issued now, valid
@@ -28,14 +30,16 @@ cd "$(dirname "$0")/.."
 
 LIBFAKETIME=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 
-# name|UTC start instant (empty: real clock)|load (busy loops beside it)
+# name|UTC instant at the start (empty: real clock)|time zone of the processes
+# The daylight-saving days run in Europe/Berlin, whose clocks change at
+# 01:00 UTC on those days; the others in UTC.
 scenarios=(
-  "before-midnight|2026-12-31 23:59:40|0"
-  "after-midnight|2027-01-01 00:00:05|0"
-  "last-day-of-month|2027-02-28 23:58:00|0"
-  "eu-summer-time-starts|2027-03-28 00:59:30|0"
-  "eu-summer-time-ends|2027-10-31 00:59:30|0"
-  "load|" # real clock, two busy loops
+  "before-midnight|2026-12-31 23:59:40|UTC"
+  "after-midnight|2027-01-01 00:00:05|UTC"
+  "last-day-of-month|2027-02-28 23:58:00|UTC"
+  "eu-summer-time-starts|2027-03-28 00:59:30|Europe/Berlin"
+  "eu-summer-time-ends|2027-10-31 00:59:30|Europe/Berlin"
+  "load||" # real clock and time zone, two busy loops beside the tests
 )
 # The load scenario's busy loops.
 LOAD_LOOPS=2
@@ -45,16 +49,7 @@ if [ "${1:-}" = --list ]; then
   exit 0
 fi
 
-if [ ! -e "$LIBFAKETIME" ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
-  else
-    echo "soak: needs libfaketime ($LIBFAKETIME): apt-get install faketime" >&2
-    exit 2
-  fi
-fi
-
+scripts/install-test-packages.sh
 scripts/test-dc.sh start
 log_dir="${SOAK_LOG_DIR:-$(mktemp -d)}"
 mkdir -p "$log_dir"
@@ -66,8 +61,8 @@ cargo test --workspace --no-run --quiet
 runner="$log_dir/faketime-runner"
 cat >"$runner" <<EOF
 #!/bin/sh
-# Runs a test binary with its clock starting at \$SOAK_FAKETIME (UTC).
-exec env TZ=UTC LD_PRELOAD="$LIBFAKETIME" FAKETIME="@\$SOAK_FAKETIME" "\$@"
+# Runs a test binary with its clock shifted by \$SOAK_OFFSET seconds.
+exec env LD_PRELOAD="$LIBFAKETIME" FAKETIME="+\${SOAK_OFFSET}s" "\$@"
 EOF
 chmod +x "$runner"
 triple=$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z-' 'A-Z_')
@@ -83,13 +78,14 @@ stop_load() {
 trap stop_load EXIT
 
 for scenario in "${scenarios[@]}"; do
-  IFS='|' read -r name instant _ <<<"$scenario"
+  IFS='|' read -r name instant zone <<<"$scenario"
   if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " == *" $name "* ]]; then
     continue
   fi
   env_args=()
   if [ -n "$instant" ]; then
-    env_args=("CARGO_TARGET_${triple}_RUNNER=$runner" "SOAK_FAKETIME=$instant")
+    offset=$(($(date -u -d "$instant" +%s) - $(date -u +%s)))
+    env_args=("CARGO_TARGET_${triple}_RUNNER=$runner" "SOAK_OFFSET=$offset" "TZ=$zone")
   fi
   if [ "$name" = load ]; then
     for _ in $(seq "$LOAD_LOOPS"); do

@@ -477,12 +477,31 @@ pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so
 /// read (`FAKETIME_NO_CACHE`), and only `CLOCK_REALTIME` is faked
 /// (`FAKETIME_DONT_FAKE_MONOTONIC`): the monotonic clock runs on as on a
 /// real machine.
+///
+/// When the tests themselves run under an offset clock (`FAKETIME=+Ns`, as
+/// `scripts/soak-tests.sh` runs them), the binary gets that offset plus the
+/// step, so that it agrees with the test until the step.
 pub struct SteppedClock {
     file: PathBuf,
+    /// The offset the tests run under, in seconds (0 on the real clock).
+    base_seconds: i64,
+}
+
+/// The offset of an inherited `FAKETIME=+Ns` / `-Ns` in seconds; 0 when
+/// the tests run on the real clock.
+fn inherited_offset_seconds() -> i64 {
+    let Ok(spec) = std::env::var("FAKETIME") else {
+        return 0;
+    };
+    spec.strip_suffix('s')
+        .and_then(|n| n.strip_prefix('+').unwrap_or(n).parse().ok())
+        .unwrap_or_else(|| {
+            panic!("FAKETIME={spec:?}: the clock-jump rows compose only with an offset in seconds (+Ns or -Ns)")
+        })
 }
 
 impl SteppedClock {
-    /// A clock showing the real time (offset `+0`), its file in `lab`.
+    /// A clock showing the tests' own time (no step), its file in `lab`.
     pub fn new(lab: &Lab) -> SteppedClock {
         assert!(
             std::path::Path::new(LIBFAKETIME).exists(),
@@ -490,22 +509,25 @@ impl SteppedClock {
         );
         let clock = SteppedClock {
             file: lab.path("faketime.rc"),
+            base_seconds: inherited_offset_seconds(),
         };
-        clock.step("+0");
+        clock.step(ChronoDuration::zero());
         clock
     }
 
-    /// Sets the offset from the real time, in libfaketime's syntax (`-2h`,
-    /// `+3h`, `+1d`). Written to a temporary file and renamed, so the
-    /// binary never reads a half-written offset.
-    pub fn step(&self, offset: &str) {
+    /// Sets the step from the tests' own time. Written to a temporary file
+    /// and renamed, so the binary never reads a half-written offset.
+    pub fn step(&self, step: ChronoDuration) {
+        let offset = self.base_seconds + step.num_seconds();
         let next = self.file.with_extension("next");
-        std::fs::write(&next, format!("{offset}\n")).unwrap();
+        std::fs::write(&next, format!("{offset:+}s\n")).unwrap();
         std::fs::rename(&next, &self.file).unwrap();
     }
 
     pub fn apply(&self, command: &mut tokio::process::Command) {
         command
+            // An inherited FAKETIME would win over the file.
+            .env_remove("FAKETIME")
             .env("LD_PRELOAD", LIBFAKETIME)
             .env("FAKETIME_TIMESTAMP_FILE", &self.file)
             .env("FAKETIME_NO_CACHE", "1")
