@@ -447,10 +447,16 @@ async fn check_ucserver(config: &Config, report: &mut CheckReport) -> Vec<UserPr
     let client = match UcServerClient::connect(config.ucserver.clone()).await {
         Ok(c) => {
             report.pass(AREA, "reachable", url.clone());
-            if config.ucserver.base_url.scheme() == "https" {
+            report.pass(AREA, "transport", config.ucserver.transport_name());
+            if matches!(config.ucserver.base_url.scheme(), "https" | "tcp+starttls") {
                 report.pass(AREA, "TLS", "certificate verified");
             }
-            report.pass(AREA, "session", "web service session created");
+            let session = if config.ucserver.uses_native_port() {
+                "negotiated and logged on (asnNegotiateServerConnectionV2, asnLoginV2)"
+            } else {
+                "web service session created"
+            };
+            report.pass(AREA, "session", session);
             report.pass(
                 AREA,
                 "admin login",
@@ -460,7 +466,12 @@ async fn check_ucserver(config: &Config, report: &mut CheckReport) -> Vec<UserPr
         }
         Err(error) => {
             let (name, fix) = ucserver_failure(&error);
-            report.fail(AREA, name, format!("{url}: {error}"), fix);
+            report.fail(
+                AREA,
+                name,
+                format!("{url} ({}): {error}", config.ucserver.transport_name()),
+                fix,
+            );
             report.skip(AREA, "users", "not connected");
             return Vec::new();
         }
@@ -503,11 +514,15 @@ fn ucserver_failure(error: &UcError) -> (&'static str, &'static str) {
     match error {
         UcError::Connect { .. } | UcError::Timeout { .. } => (
             "reachable",
-            "check `ucserver.url` (port 7224 for http, 7225 for https) and firewalls",
+            "check `ucserver.url` (port 7224 for http, 7225 for https, 7222 for tcp) and firewalls",
         ),
         UcError::TlsHandshake(_) | UcError::TlsSetup(_) => (
             "TLS",
             "set `ucserver.ca_file` to the CA of the UCServer's certificate",
+        ),
+        UcError::Native(_) => (
+            "reachable",
+            "check that `ucserver.url` names the UCServer's native port (tcp://host:7222); the web service needs http(s)://",
         ),
         UcError::LogonFailed { .. }
         | UcError::SessionRefused { .. }

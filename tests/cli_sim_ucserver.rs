@@ -74,3 +74,29 @@ async fn the_simulator_command_serves_a_client() {
         .await
         .expect("the write is accepted");
 }
+
+#[tokio::test]
+async fn the_simulator_command_serves_the_native_port_with_native_listen() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ews-calendar-replicator"))
+        .args(["sim", "ucserver", "--listen", "127.0.0.1:0"])
+        .args(["--native-listen", "127.0.0.1:0", "--users", "10"])
+        .args(["--admin-password", "S1m-admin"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
+    let mut lines = BufReader::new(stdout).lines();
+    lines.next().expect("a first line").unwrap();
+    let second = lines.next().expect("a second line").unwrap();
+    let url = second
+        .strip_prefix("native port (ROSE over TCP) at ")
+        .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
+        .to_owned();
+    assert!(url.starts_with("tcp://127.0.0.1:"), "{url}");
+    let settings = UcServerSettings::new(url.parse().unwrap(), "ucadmin", "S1m-admin");
+    let client = UcServerClient::connect(settings)
+        .await
+        .expect("native logon and admin login");
+    assert!(!client.all_users().await.unwrap().is_empty());
+}

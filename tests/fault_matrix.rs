@@ -503,7 +503,23 @@ async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
 
 #[tokio::test]
 async fn ucserver_connection_dropped_mid_write() {
-    let lab = Lab::start().await;
+    connection_dropped_mid_write(&Lab::start().await).await;
+}
+
+#[tokio::test]
+async fn ucserver_native_port_connection_dropped_mid_write() {
+    let lab = Lab::start_with(LabOptions {
+        native_ucserver: true,
+        ..LabOptions::default()
+    })
+    .await;
+    connection_dropped_mid_write(&lab).await;
+    // Everything went over the native port.
+    assert!(lab.ucserver.createsession_requests().is_empty());
+}
+
+/// The engine sends the cut-off write again on the client's new session.
+async fn connection_dropped_mid_write(lab: &Lab) {
     let before = lab.first_cycle().await;
     let offline = lab.offline();
     for user in &offline {

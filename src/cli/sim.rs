@@ -120,6 +120,11 @@ pub struct UcServerArgs {
     /// written to this file (give it to the client as `ca_file`).
     #[arg(long)]
     tls_ca_out: Option<PathBuf>,
+    /// Also serve the native protocol (ROSE over TCP, the UCServer's port
+    /// 7222) on this address, e.g. 127.0.0.1:7222; with --tls-ca-out it
+    /// offers asnStartTLS (tcp+starttls://).
+    #[arg(long)]
+    native_listen: Option<SocketAddr>,
 }
 
 pub async fn sim_ucserver(args: UcServerArgs) -> Result<(), String> {
@@ -149,12 +154,20 @@ pub async fn sim_ucserver(args: UcServerArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let sim = UcServerSim::start_on(args.listen, UcServerSimConfig::new(users), tls)
+    let sim = UcServerSim::start_on(args.listen, UcServerSimConfig::new(users), tls.clone())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(addr) = args.native_listen {
+        sim.listen_native(addr, tls)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (--native-listen): {e}"))?;
+    }
     let all = sim.users();
     let offline = all.iter().filter(|u| !u.online).count();
     println!("simulated UCServer at {}", sim.base_url());
+    if let Some(url) = sim.native_url() {
+        println!("native port (ROSE over TCP) at {url}");
+    }
     println!(
         "{} users, {offline} not logged on; administrator: {}",
         all.len(),

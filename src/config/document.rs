@@ -54,11 +54,11 @@ pub const HEADER: &str = "# ews-calendar-replicator configuration.
 pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc {
         name: "ucserver",
-        doc: "The estos UCServer the appointments are written to (its web service).",
+        doc: "The estos UCServer the appointments are written to.",
         keys: &[
             key(
                 "url",
-                "https://host:7225 (TLS) or http://host:7224. Without a port, 7225 (https) or\n7224 (http) is used.",
+                "The web service: https://host:7225 (TLS) or http://host:7224 (enable the web\nservice in the UCServer). Or the native port every UCServer has open:\ntcp+starttls://host:7222 (TLS via asnStartTLS) or tcp://host:7222. Without a\nport, 7225 (https), 7224 (http) or 7222 (tcp) is used.",
                 "\"https://ucserver.example.com:7225\"",
                 true,
             ),

@@ -288,14 +288,36 @@ pub fn init<R: BufRead, W: Write>(
     let mut values = Values::new();
 
     prompter.say("\nUCServer (where appointments are written)")?;
-    let url = prompter.ask(
-        "UCServer web service URL",
-        None,
-        &check_url(
-            &["https", "http"],
-            "https://ucserver.example.com:7225 or http://ucserver.example.com:7224",
-        ),
+    prompter.say(
+        "  web-service: ROSE over a WebSocket of the UCServer web service (https 7225,\n\
+         \x20              http 7224); the web service must be enabled in the UCServer.\n\
+         \x20 native:      ROSE over TCP on the UCServer's client port 7222, which every\n\
+         \x20              installation has open; nothing to enable in the UCServer.",
     )?;
+    let transport = prompter.choose(
+        "UCServer transport",
+        &["web-service", "native"],
+        "web-service",
+    )?;
+    let url = if transport == "native" {
+        prompter.ask(
+            "UCServer native port URL",
+            None,
+            &check_url(
+                &["tcp+starttls", "tcp"],
+                "tcp+starttls://ucserver.example.com:7222 (TLS) or tcp://ucserver.example.com:7222",
+            ),
+        )?
+    } else {
+        prompter.ask(
+            "UCServer web service URL",
+            None,
+            &check_url(
+                &["https", "http"],
+                "https://ucserver.example.com:7225 or http://ucserver.example.com:7224",
+            ),
+        )?
+    };
     values.insert(("ucserver", "url"), quoted(&url));
     let username = prompter.ask("UCServer administrator user name", None, &no_check)?;
     values.insert(("ucserver", "username"), quoted(&username));

@@ -553,17 +553,34 @@ impl Builder<'_> {
                 "http:// sends the administrator password readable over the network; use https://host:7225",
             );
         }
+        if settings.base_url.scheme() == crate::ucserver::native::SCHEME_TCP {
+            self.warn(
+                "ucserver.url",
+                "tcp:// sends the administrator password readable over the network; use tcp+starttls://host:7222 or https://host:7225",
+            );
+        }
+        if matches!(settings.base_url.scheme(), "http" | "https")
+            && settings.base_url.port() == Some(crate::ucserver::DEFAULT_NATIVE_PORT)
+        {
+            self.warn(
+                "ucserver.url",
+                "port 7222 is the UCServer's native port, not its web service (7224 http, 7225 https); for the native port write tcp://host:7222",
+            );
+        }
         Ok(settings)
     }
 
     fn ucserver_url(&self, text: &str) -> Result<Url, ConfigError> {
         let key = "ucserver.url";
-        let expected = "expected https://host:7225 or http://host:7224";
+        let expected = "expected https://host:7225 or http://host:7224 (web service), or tcp://host:7222 (native port)";
         let mut url = Url::parse(text)
             .map_err(|e| self.error(key, format!("{text:?} is not a URL ({e}); {expected}")))?;
         let default_port = match url.scheme() {
             "https" => crate::ucserver::DEFAULT_HTTPS_PORT,
             "http" => crate::ucserver::DEFAULT_HTTP_PORT,
+            scheme if crate::ucserver::native::is_native_scheme(scheme) => {
+                crate::ucserver::DEFAULT_NATIVE_PORT
+            }
             other => {
                 return Err(self.error(
                     key,

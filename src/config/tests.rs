@@ -641,6 +641,7 @@ fn run_init(answers: &str, target: &Path, force: bool) -> (Result<PathBuf, InitE
 }
 
 const INIT_ANSWERS: &str = "\
+web-service
 ftp://wrong
 https://uc.example.com:7225
 Administrator
@@ -781,5 +782,76 @@ fn the_default_configuration_file_is_the_system_one_for_root_else_the_users() {
     assert_eq!(
         default_config_path(&home),
         Path::new("/home/u/.config/ews-calendar-replicator/config.toml")
+    );
+}
+
+#[test]
+fn a_tcp_url_selects_the_native_port_and_defaults_to_7222() {
+    let config = parse_text(&MINIMAL.replace(
+        "https://uc.example.com:7225",
+        "tcp+starttls://uc.example.com",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.ucserver.base_url.as_str(),
+        "tcp+starttls://uc.example.com:7222"
+    );
+    assert!(config.ucserver.uses_native_port());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    let plain = parse_text(&MINIMAL.replace("https://uc.example.com:7225", "tcp://uc.example.com"))
+        .unwrap();
+    assert!(
+        plain
+            .warnings
+            .iter()
+            .any(|w| w.key == "ucserver.url" && w.message.contains("readable")),
+        "{:?}",
+        plain.warnings
+    );
+}
+
+#[test]
+fn an_https_url_on_port_7222_is_warned_to_be_the_native_port() {
+    let config =
+        parse_text(&MINIMAL.replace("https://uc.example.com:7225", "https://uc.example.com:7222"))
+            .unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.key == "ucserver.url" && w.message.contains("tcp://host:7222")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn config_init_asks_for_the_transport_and_explains_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("config.toml");
+    let answers = INIT_ANSWERS
+        .replace("/nonexistent/ca.pem", "")
+        .replacen("web-service\n", "native\n", 1)
+        .replacen(
+            "https://uc.example.com:7225\n",
+            "tcp+starttls://uc.example.com:7222\n",
+            1,
+        );
+    let (result, output) = run_init(&answers, &target, false);
+    result.unwrap();
+    assert!(
+        output.contains("must be enabled in the UCServer"),
+        "{output}"
+    );
+    assert!(output.contains("nothing to enable"), "{output}");
+    assert!(
+        output.contains("expected a URL like tcp+starttls://ucserver.example.com:7222"),
+        "the https-style ftp:// answer is refused for the native port: {output}"
+    );
+    let text = fs::read_to_string(&target).unwrap();
+    assert!(
+        text.contains("url = \"tcp+starttls://uc.example.com:7222\""),
+        "{text}"
     );
 }

@@ -25,6 +25,7 @@ use super::asn::{
 };
 use super::error::UcError;
 use super::model::{Appointment, UserFilter, UserProfile};
+use super::native::NativeTransport;
 use super::rose::{invoke_problem, RejectInvokedId, RejectProblem, RoseMessage, EVENT_INVOKE_ID};
 use super::settings::UcServerSettings;
 use super::transport::{MessageSink, MessageStream, RoseTransport, WebSocketTransport};
@@ -55,12 +56,17 @@ pub struct UcServerClient {
 }
 
 impl UcServerClient {
-    /// Connects over the UCServer web service and logs in as administrator.
-    /// Fails when the first connection or login fails; later drops are
-    /// repaired in the background.
+    /// Connects over the transport the URL names (web service for
+    /// `http(s)://`, the native port for `tcp://`) and logs in as
+    /// administrator. Fails when the first connection or login fails; later
+    /// drops are repaired in the background.
     pub async fn connect(settings: UcServerSettings) -> Result<Self, UcError> {
-        let transport = WebSocketTransport::new(&settings)?;
-        Self::connect_with(Arc::new(transport), settings).await
+        let transport: Arc<dyn RoseTransport> = if settings.uses_native_port() {
+            Arc::new(NativeTransport::new(&settings)?)
+        } else {
+            Arc::new(WebSocketTransport::new(&settings)?)
+        };
+        Self::connect_with(transport, settings).await
     }
 
     /// Like [`Self::connect`] over another transport.

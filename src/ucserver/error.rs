@@ -38,6 +38,9 @@ pub enum UcError {
     #[error("the WebSocket to the UCServer failed: {0}")]
     WebSocket(String),
 
+    #[error("the connection to the UCServer's native port failed: {0}")]
+    Native(String),
+
     #[error("the connection to the UCServer was lost before {operation} was answered; it is re-established automatically, try again")]
     ConnectionLost { operation: &'static str },
 
@@ -87,6 +90,7 @@ impl UcError {
         match self {
             UcError::Connect { .. }
             | UcError::WebSocket(_)
+            | UcError::Native(_)
             | UcError::ConnectionLost { .. }
             | UcError::Timeout { .. } => true,
             UcError::SessionRefused { status, .. } => *status >= 500,

@@ -1,7 +1,7 @@
 //! Framing of JSON ROSE messages on a raw byte stream (the UCServer's TCP
 //! port 7222): `J`, seven ASCII digits giving the length of the JSON in
-//! bytes, then the JSON. A future TCP [`super::transport::RoseTransport`]
-//! uses this codec.
+//! bytes, then the JSON. [`super::native::NativeTransport`] and the
+//! simulator's native listener use this codec.
 
 use bytes::{Buf, BytesMut};
 
@@ -21,6 +21,8 @@ pub enum FramingError {
     BadLength(String),
     #[error("frame payload is not UTF-8")]
     NotUtf8,
+    #[error("frame announces {len} bytes, more than the limit of {limit} bytes")]
+    Oversize { len: usize, limit: usize },
 }
 
 /// Appends the frame of `json` to `out`.
@@ -36,6 +38,16 @@ pub fn encode_frame(json: &str, out: &mut BytesMut) -> Result<(), FramingError> 
 /// Takes one complete frame off the front of `buf`; `Ok(None)` when more
 /// bytes are needed.
 pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<String>, FramingError> {
+    decode_frame_limited(buf, MAX_FRAME_LEN)
+}
+
+/// Like [`decode_frame`], refusing a frame that announces more than `limit`
+/// bytes as soon as its header is read, so a reader never buffers more than
+/// `limit` plus the header.
+pub fn decode_frame_limited(
+    buf: &mut BytesMut,
+    limit: usize,
+) -> Result<Option<String>, FramingError> {
     if buf.is_empty() {
         return Ok(None);
     }
@@ -55,6 +67,9 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<String>, FramingError> 
         .expect("ASCII digits")
         .parse()
         .expect("seven digits fit usize");
+    if len > limit {
+        return Err(FramingError::Oversize { len, limit });
+    }
     if buf.len() < HEADER_LEN + len {
         return Ok(None);
     }
@@ -90,6 +105,18 @@ mod tests {
         assert_eq!(
             decode_frame(&mut bad),
             Err(FramingError::BadLength("00x0002".into()))
+        );
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_from_its_header() {
+        let mut buf = BytesMut::from(&b"J0000100{"[..]);
+        assert_eq!(
+            decode_frame_limited(&mut buf, 99),
+            Err(FramingError::Oversize {
+                len: 100,
+                limit: 99
+            })
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The estos UCServer connection: serde types for the ROSE/JSON messages the
 //! replicator uses (written from the estos ASN.1 modules), the transport
-//! (UCServer web service: createsession + WebSocket), and a client with
+//! (UCServer web service: createsession + WebSocket; or the native TCP port
+//! 7222), and a client with
 //! keep-alive, request timeouts and automatic reconnects.
 //!
 //! ```no_run
@@ -19,6 +20,7 @@ mod client;
 mod error;
 pub mod framing;
 mod model;
+pub mod native;
 pub mod rose;
 mod settings;
 pub mod transport;
@@ -26,6 +28,7 @@ pub mod transport;
 pub use client::{RoseEvent, UcServerClient};
 pub use error::UcError;
 pub use model::{Appointment, AppointmentStatus, Importance, Sensitivity, UserFilter, UserProfile};
+pub use native::{NativeTransport, DEFAULT_NATIVE_PORT};
 pub use settings::{
     UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT,
 };

@@ -21,7 +21,8 @@ pub const CLIENT_PROTOCOL_VERSION: u32 = 70;
 /// Settings of [`super::UcServerClient`].
 #[derive(Clone)]
 pub struct UcServerSettings {
-    /// `http://host:7224` or `https://host:7225` (the web service root).
+    /// `http://host:7224` or `https://host:7225` (the web service root), or
+    /// `tcp://host:7222` / `tcp+starttls://host:7222` (the native port).
     pub base_url: Url,
     /// Sent as `X-ucsid` when set (needed behind UCWeb/UCConnect).
     pub ucsid: Option<String>,
@@ -79,10 +80,12 @@ impl UcServerSettings {
     pub(crate) fn validate(&self) -> Result<(), UcError> {
         match self.base_url.scheme() {
             "http" | "https" => {}
+            scheme if super::native::is_native_scheme(scheme) => {}
             other => {
                 return Err(UcError::InvalidSettings(format!(
-                    "UCServer URL {} has scheme {other:?}; use http://host:{DEFAULT_HTTP_PORT} or https://host:{DEFAULT_HTTPS_PORT}",
-                    self.base_url
+                    "UCServer URL {} has scheme {other:?}; use http://host:{DEFAULT_HTTP_PORT} or https://host:{DEFAULT_HTTPS_PORT} (web service), or tcp://host:{} (native port)",
+                    self.base_url,
+                    super::native::DEFAULT_NATIVE_PORT
                 )))
             }
         }
@@ -114,6 +117,23 @@ impl UcServerSettings {
 
     pub(crate) fn uses_tls(&self) -> bool {
         self.base_url.scheme() == "https"
+    }
+
+    /// Whether the URL names the native port (`tcp://`, `tcp+starttls://`)
+    /// rather than the web service.
+    pub fn uses_native_port(&self) -> bool {
+        super::native::is_native_scheme(self.base_url.scheme())
+    }
+
+    /// The transport the URL selects, for reports: "native TCP port" or
+    /// "web service".
+    pub fn transport_name(&self) -> &'static str {
+        match self.base_url.scheme() {
+            super::native::SCHEME_TCP => "native port (ROSE over TCP)",
+            super::native::SCHEME_TCP_STARTTLS => "native port (ROSE over TCP, asnStartTLS)",
+            "https" => "web service (WebSocket over HTTPS)",
+            _ => "web service (WebSocket over HTTP)",
+        }
     }
 }
 

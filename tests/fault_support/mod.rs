@@ -90,6 +90,9 @@ pub struct LabOptions {
     /// `[directory] kind = "static"` with `directory.toml` listing the same
     /// users as the test DC (editable between cycles).
     pub static_directory: bool,
+    /// The service talks to the UCServer's native port (tcp://, 7222)
+    /// instead of its web service.
+    pub native_ucserver: bool,
 }
 
 /// A directory user as a row of the static list.
@@ -194,6 +197,15 @@ impl Lab {
         )
         .await
         .unwrap();
+        let uc_url = if options.native_ucserver {
+            ucserver
+                .listen_native(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), None)
+                .await
+                .unwrap();
+            ucserver.native_url().unwrap()
+        } else {
+            ucserver.base_url()
+        };
         let mut exchange_config = ExchangeSimConfig::new(mailboxes);
         exchange_config.accounts = vec![SimAccount::new("CORP", "svc-ews", EWS_PASSWORD)];
         exchange_config.extended_protection = true;
@@ -242,7 +254,7 @@ directory = "logs"
 [state]
 path = "{state}"
 "#,
-                uc = ucserver.base_url(),
+                uc = uc_url,
                 ews = exchange.ews_url(),
                 state = state.display(),
                 extra_replication = options.replication,

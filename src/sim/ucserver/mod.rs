@@ -1,10 +1,12 @@
 //! A UCServer simulator: the web service routes (`/ws/client/createsession`,
 //! the WebSocket at `/ws/client/websocket`) over real HTTP(S) on loopback,
-//! with ROSE/JSON decoded as strictly as the ASN.1 defines it. Tests and the
+//! with ROSE/JSON decoded as strictly as the ASN.1 defines it, and on request
+//! the native TCP port ([`UcServerSim::listen_native`]). Tests and the
 //! demo read what was stored and turn knobs (latency, dropped connections,
 //! refused sessions, error answers, session expiry).
 
 mod http;
+mod native;
 mod rose;
 mod state;
 mod users;
@@ -56,6 +58,8 @@ pub struct UcServerSim {
     tls: bool,
     shared: Arc<Shared>,
     listener: JoinHandle<()>,
+    /// The native port's address, whether it offers asnStartTLS, its task.
+    native: std::sync::Mutex<Option<(SocketAddr, bool, JoinHandle<()>)>>,
 }
 
 impl UcServerSim {
@@ -117,7 +121,47 @@ impl UcServerSim {
             tls: tls.is_some(),
             shared,
             listener,
+            native: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Serves the same users on the native protocol (the UCServer's TCP
+    /// port 7222) at `addr` beside the web service; with `tls`, clients may
+    /// switch to TLS with `asnStartTLS`. Replaces an earlier native listener.
+    pub async fn listen_native(
+        &self,
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(native::serve(
+            self.shared.clone(),
+            listener,
+            tls.clone().map(tokio_rustls::TlsAcceptor::from),
+        ));
+        let old = self
+            .native
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace((addr, tls.is_some(), task));
+        if let Some((_, _, old)) = old {
+            old.abort();
+        }
+        Ok(addr)
+    }
+
+    /// `tcp://127.0.0.1:<port>/` of the native listener
+    /// (`tcp+starttls://localhost:<port>/` when it offers TLS), if one runs.
+    pub fn native_url(&self) -> Option<Url> {
+        let native = self.native.lock().unwrap_or_else(|e| e.into_inner());
+        let (addr, tls, _) = native.as_ref()?;
+        let text = if *tls {
+            format!("tcp+starttls://localhost:{}/", addr.port())
+        } else {
+            format!("tcp://{addr}/")
+        };
+        Some(Url::parse(&text).expect("valid URL"))
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -194,7 +238,7 @@ impl UcServerSim {
         self.shared.lock().sessions.len()
     }
 
-    /// Every WebSocket text message received, in order.
+    /// Every message received (WebSocket text or native frame), in order.
     pub fn received_messages(&self) -> Vec<String> {
         self.shared.lock().received.clone()
     }
@@ -304,6 +348,9 @@ impl UcServerSim {
 impl Drop for UcServerSim {
     fn drop(&mut self) {
         self.listener.abort();
+        if let Some((_, _, native)) = self.native.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            native.abort();
+        }
         self.drop_all_connections();
     }
 }

@@ -34,7 +34,7 @@ pub const ERROR_ACCESS_DENIED: i64 = 2;
 pub const ERROR_NOT_SUPPORTED: i64 = 3;
 
 /// What to do after a message.
-enum Action {
+pub(super) enum Action {
     Reply(String),
     Nothing,
     /// Drop the socket without a close frame (a network failure).
@@ -167,7 +167,7 @@ pub(super) async fn serve_socket<S>(
     }
 }
 
-async fn handle_text(shared: &Shared, session_id: &str, text: &str) -> Action {
+pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -> Action {
     {
         let mut state = shared.lock();
         state.received.push(text.to_owned());
