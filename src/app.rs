@@ -121,7 +121,11 @@ impl ExchangeCalendars {
             .settings
             .http_transport()
             .map_err(|e| DiscoverError::Setup(e.to_string()))?;
-        let client = AutodiscoverClient::new(transport, AutodiscoverSettings::default())
+        let settings = AutodiscoverSettings {
+            trusted_hosts: self.settings.autodiscover_trusted_hosts.clone(),
+            ..AutodiscoverSettings::default()
+        };
+        let client = AutodiscoverClient::new(transport, settings)
             .map_err(|e| DiscoverError::Setup(e.to_string()))?
             .with_scp(self.scp.clone());
         let client = match UdpSrvResolver::from_system(std::time::Duration::from_secs(5)) {

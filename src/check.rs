@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::app::{AnyDirectory, DiscoverError, ExchangeCalendars};
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::{DirectoryError, DirectoryUser, UserDirectory, UserIndex};
+use crate::ews::autodiscover::{AutodiscoverStep, StepOutcome, TRUSTED_HOSTS_KEY};
 use crate::ews::availability_reader::{AvailabilityReader, AvailabilityReaderConfig};
 use crate::ews::client::EwsError;
 use crate::ews::transport::TransportError;
@@ -266,24 +267,30 @@ async fn check_exchange(
             match calendars.discover(&target).await {
                 Ok(found) => {
                     let steps: Vec<String> = found.steps.iter().map(|s| s.to_string()).collect();
-                    report.pass(
-                        AREA,
-                        "autodiscover",
-                        format!(
-                            "{} for {target}; steps: {}",
-                            found.ews_url,
-                            steps.join(" | ")
-                        ),
+                    let detail = format!(
+                        "{} for {target}; steps: {}",
+                        found.ews_url,
+                        steps.join(" | ")
                     );
+                    let refused = refused_hosts(&found.steps);
+                    if refused.is_empty() {
+                        report.pass(AREA, "autodiscover", detail);
+                    } else {
+                        // Found, but a server on the way pointed elsewhere:
+                        // worth a look even though nothing was sent there.
+                        let step = report.push(AREA, "autodiscover", Outcome::Warn);
+                        step.detail = detail;
+                        step.with_fix(refused_fix(&refused));
+                    }
                     found.ews_url
                 }
                 Err(DiscoverError::NotFound(e)) => {
-                    report.fail(
-                        AREA,
-                        "autodiscover",
-                        e.to_string(),
-                        "set `exchange.url` to https://<server>/EWS/Exchange.asmx, or fix the first step that should have worked",
-                    );
+                    let refused = refused_hosts(&e.steps);
+                    let mut fix = "set `exchange.url` to https://<server>/EWS/Exchange.asmx, or fix the first step that should have worked".to_owned();
+                    if !refused.is_empty() {
+                        fix = format!("{fix}; {}", refused_fix(&refused));
+                    }
+                    report.fail(AREA, "autodiscover", e.to_string(), fix);
                     return;
                 }
                 Err(e) => {
@@ -398,6 +405,26 @@ async fn check_exchange(
             report.fail(AREA, name, error.to_string(), fix);
         }
     }
+}
+
+/// The hosts autodiscover did not send the credentials to, once each.
+fn refused_hosts(steps: &[AutodiscoverStep]) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for step in steps {
+        if let StepOutcome::Refused { host, .. } = &step.outcome {
+            if !hosts.contains(host) {
+                hosts.push(host.clone());
+            }
+        }
+    }
+    hosts
+}
+
+fn refused_fix(hosts: &[String]) -> String {
+    format!(
+        "autodiscover was pointed at {} outside the mail domain and did not send the credentials there; if you trust them, add them to `{TRUSTED_HOSTS_KEY}`, otherwise find out who answers autodiscover for your domain",
+        hosts.join(", ")
+    )
 }
 
 fn server_version_text(v: &crate::ews::ServerVersion) -> String {

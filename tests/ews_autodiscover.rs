@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ews_calendar_replicator::ews::autodiscover::{
-    AutodiscoverClient, AutodiscoverSettings, FailureReason, ScpSource, ServiceConnectionPoint,
-    SrvRecord, SrvResolver, StepKind, StepOutcome, UdpSrvResolver, Via,
+    pox, AutodiscoverClient, AutodiscoverSettings, AutodiscoverStep, FailureReason, ScpSource,
+    ServiceConnectionPoint, SrvRecord, SrvResolver, StepKind, StepOutcome, TrustedHosts,
+    UdpSrvResolver, Via, TRUSTED_HOSTS_KEY,
 };
 use ews_calendar_replicator::ews::transport::{
     AuthScheme, Credentials, HttpRequest, HttpTransport, TransportConfig,
@@ -19,7 +21,7 @@ use ews_calendar_replicator::ews::transport::{
 use ews_calendar_replicator::sim::auth::{Account, AuthPolicy, Authenticator};
 use ews_calendar_replicator::sim::autodiscover::{AutodiscoverAnswer, AutodiscoverResponder};
 use ews_calendar_replicator::sim::dns::SrvDnsServer;
-use ews_calendar_replicator::sim::http::SimHttpServer;
+use ews_calendar_replicator::sim::http::{plain_response, ServerRequest, SimHttpServer};
 use ews_calendar_replicator::sim::tls::TestPki;
 use http::StatusCode;
 use url::Url;
@@ -55,6 +57,10 @@ impl Lab {
             // The hosts of the test domain controller's seeded SCPs.
             "ex1.corp.example.com",
             "ex2.corp.example.com",
+            // Hostile hosts: outside the mail domain corp.example.test, one
+            // of them ending in its name without being below it.
+            "evilcorp.example.test",
+            "attacker.example.net",
         ];
         for domain in DOMAINS {
             names.push(domain);
@@ -119,7 +125,9 @@ impl Lab {
         responder
     }
 
-    fn transport(&self) -> HttpTransport {
+    /// The servers' addresses, and the closed port for the domains' other
+    /// hosts.
+    fn resolve_map(&self) -> HashMap<(String, u16), SocketAddr> {
         let mut resolve = self.resolve.clone();
         for domain in DOMAINS {
             for host in [domain.to_owned(), format!("autodiscover.{domain}")] {
@@ -128,14 +136,82 @@ impl Lab {
                 }
             }
         }
+        resolve
+    }
+
+    fn transport(&self) -> HttpTransport {
+        self.transport_with(AuthScheme::Ntlm)
+    }
+
+    fn transport_with(&self, scheme: AuthScheme) -> HttpTransport {
         let config = TransportConfig {
             ca_file: Some(self.ca_file.clone()),
-            resolve,
+            resolve: self.resolve_map(),
             ..TransportConfig::default()
         };
-        let credentials =
-            Credentials::new("CORP\\svc-calendar", PASSWORD, AuthScheme::Ntlm).unwrap();
+        let credentials = Credentials::new("CORP\\svc-calendar", PASSWORD, scheme).unwrap();
         HttpTransport::new(config, Some(credentials)).unwrap()
+    }
+
+    /// A server on `host`:`port` (TLS) that wants the credentials: it
+    /// answers 401 offering Basic, NTLM and Negotiate, except that POX
+    /// requests get `pox_answer` when given (to anyone), and it records the
+    /// scheme of every `Authorization` header it receives.
+    async fn hostile(&mut self, host: &str, port: u16, pox_answer: Option<String>) -> Hostile {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicU64::new(0));
+        let (record, count) = (seen.clone(), requests.clone());
+        let server = SimHttpServer::start(
+            "127.0.0.1:0",
+            Some(self.pki.server_config()),
+            None,
+            move |request: ServerRequest| {
+                count.fetch_add(1, Ordering::Relaxed);
+                for value in request
+                    .request
+                    .headers()
+                    .get_all(http::header::AUTHORIZATION)
+                {
+                    let scheme = value.to_str().unwrap_or("?").split(' ').next();
+                    record
+                        .lock()
+                        .unwrap()
+                        .push(scheme.unwrap_or("?").to_owned());
+                }
+                let pox = request
+                    .request
+                    .uri()
+                    .path()
+                    .eq_ignore_ascii_case("/autodiscover/autodiscover.xml");
+                let response = match (&pox_answer, pox) {
+                    (Some(body), true) => {
+                        let mut response = http::Response::new(bytes::Bytes::from(body.clone()));
+                        response.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("text/xml; charset=utf-8"),
+                        );
+                        response
+                    }
+                    _ => {
+                        let mut response = plain_response(StatusCode::UNAUTHORIZED, "401");
+                        for offer in ["Basic realm=\"mail\"", "NTLM", "Negotiate"] {
+                            response.headers_mut().append(
+                                http::header::WWW_AUTHENTICATE,
+                                http::HeaderValue::from_static(offer),
+                            );
+                        }
+                        response
+                    }
+                };
+                async move { response }
+            },
+        )
+        .await
+        .unwrap();
+        self.resolve
+            .insert((host.to_owned(), port), server.local_addr());
+        self.servers.push(server);
+        Hostile { seen, requests }
     }
 
     fn client(&self) -> AutodiscoverClient {
@@ -145,6 +221,42 @@ impl Lab {
     fn client_with(&self, settings: AutodiscoverSettings) -> AutodiscoverClient {
         AutodiscoverClient::new(self.transport(), settings).unwrap()
     }
+}
+
+/// What a hostile server got.
+struct Hostile {
+    /// The scheme of each `Authorization` header received.
+    seen: Arc<Mutex<Vec<String>>>,
+    requests: Arc<AtomicU64>,
+}
+
+impl Hostile {
+    fn authorization_schemes(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// A POX answer naming `ews_url`, as any server could send it.
+fn pox_settings_body(ews_url: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{}"><Response xmlns="{}"><Account><AccountType>email</AccountType><Action>settings</Action><Protocol><Type>EXCH</Type><EwsUrl>{ews_url}</EwsUrl></Protocol></Account></Response></Autodiscover>"#,
+        pox::RESPONSE_NS,
+        pox::OUTLOOK_RESPONSE_NS
+    )
+}
+
+fn refused_hosts(steps: &[AutodiscoverStep]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|s| match &s.outcome {
+            StepOutcome::Refused { host, .. } => Some(host.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn service_account() -> Account {
@@ -441,8 +553,15 @@ async fn follows_a_redirect_url_then_a_redirect_addr_chain() {
         "alice@branch.example.test",
         settings("https://mail.branch.example.test/EWS/Exchange.asmx"),
     );
-
-    let found = lab.client().discover(MAILBOX).await.unwrap();
+    // branch.example.test is outside the mail domain: listed, it is trusted.
+    let found = lab
+        .client_with(AutodiscoverSettings {
+            trusted_hosts: TrustedHosts::parse(&["branch.example.test"]).unwrap(),
+            ..AutodiscoverSettings::default()
+        })
+        .discover(MAILBOX)
+        .await
+        .unwrap();
 
     assert_eq!(found.mailbox, MAILBOX);
     assert_eq!(
@@ -477,6 +596,227 @@ async fn follows_a_redirect_url_then_a_redirect_addr_chain() {
         ),
         (1, 1, 1)
     );
+}
+
+/// Issue #15 (High): a hostile answer to the unauthenticated HTTP probe
+/// points at a host outside the mail domain whose name ends in the domain's
+/// (`evilcorp.example.test` for `corp.example.test`). It is asked without
+/// credentials, gets no NTLM message, and is reported as refused with the
+/// key that would allow it.
+#[tokio::test]
+async fn hostile_probe_redirect_outside_the_mail_domain_gets_no_credentials() {
+    let mut lab = Lab::new();
+    let probe = lab.http("autodiscover.corp.example.test").await;
+    probe.set_redirect_probe(Some(pox_url("evilcorp.example.test")));
+    let hostile = lab.hostile("evilcorp.example.test", 443, None).await;
+
+    let error = lab.client().discover(MAILBOX).await.unwrap_err();
+
+    assert!(
+        hostile.requests() > 0,
+        "the redirect target was never asked"
+    );
+    assert_eq!(hostile.authorization_schemes(), Vec::<String>::new());
+    assert_eq!(error.reason, FailureReason::Exhausted);
+    assert!(refused_hosts(&error.steps).contains(&"evilcorp.example.test".to_owned()));
+    let text = error.to_string();
+    assert!(
+        text.contains("refused credentials") && text.contains(TRUSTED_HOSTS_KEY),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD));
+}
+
+/// A host outside the domain that answers anonymously with an EWS URL on
+/// itself: the replicator would send the credentials there, so the answer
+/// is not used.
+#[tokio::test]
+async fn hostile_anonymous_answer_naming_its_own_ews_url_is_not_used() {
+    let mut lab = Lab::new();
+    let probe = lab.http("autodiscover.corp.example.test").await;
+    probe.set_redirect_probe(Some(pox_url("attacker.example.net")));
+    let hostile = lab
+        .hostile(
+            "attacker.example.net",
+            443,
+            Some(pox_settings_body(
+                "https://attacker.example.net/EWS/Exchange.asmx",
+            )),
+        )
+        .await;
+
+    let error = lab.client().discover(MAILBOX).await.unwrap_err();
+
+    assert!(hostile.requests() > 0);
+    assert_eq!(hostile.authorization_schemes(), Vec::<String>::new());
+    let refusal = error
+        .steps
+        .iter()
+        .find(|s| matches!(s.outcome, StepOutcome::Refused { .. }))
+        .expect("a refused step");
+    assert!(
+        refusal
+            .to_string()
+            .contains("https://attacker.example.net/EWS/Exchange.asmx"),
+        "{refusal}"
+    );
+}
+
+/// An anonymous answer from an untrusted host may still point into the
+/// mail domain: that URL gets the credentials only because its own host is
+/// trusted.
+#[tokio::test]
+async fn an_anonymous_answer_naming_an_ews_url_in_the_mail_domain_is_used() {
+    let mut lab = Lab::new();
+    let probe = lab.http("autodiscover.corp.example.test").await;
+    probe.set_redirect_probe(Some(pox_url("attacker.example.net")));
+    let hostile = lab
+        .hostile(
+            "attacker.example.net",
+            443,
+            Some(pox_settings_body(EWS_URL)),
+        )
+        .await;
+
+    let found = lab.client().discover(MAILBOX).await.unwrap();
+
+    assert_eq!(found.ews_url.as_str(), EWS_URL);
+    assert_eq!(hostile.authorization_schemes(), Vec::<String>::new());
+}
+
+/// A spoofable SRV answer naming a host outside the domain.
+#[tokio::test]
+async fn hostile_srv_target_outside_the_mail_domain_gets_no_credentials() {
+    let mut lab = Lab::new();
+    let hostile = lab.hostile("attacker.example.net", 443, None).await;
+    let dns = SrvDnsServer::start(
+        "127.0.0.1:0",
+        HashMap::from([(
+            "_autodiscover._tcp.corp.example.test".to_owned(),
+            vec![SrvRecord {
+                priority: 0,
+                weight: 0,
+                port: 443,
+                target: "attacker.example.net".into(),
+            }],
+        )]),
+    )
+    .await
+    .unwrap();
+    let client = lab.client().with_srv(UdpSrvResolver::new(
+        vec![dns.local_addr()],
+        Duration::from_secs(5),
+    ));
+
+    let error = client.discover(MAILBOX).await.unwrap_err();
+
+    assert!(hostile.requests() > 0);
+    assert_eq!(hostile.authorization_schemes(), Vec::<String>::new());
+    assert_eq!(
+        refused_hosts(&error.steps),
+        ["attacker.example.net", "attacker.example.net"],
+        "POX and SOAP, both refused"
+    );
+}
+
+/// A trusted server's `redirectUrl` and `redirectAddr` answers follow the
+/// same rule: the host they name is judged by the original mail domain.
+#[tokio::test]
+async fn redirect_url_and_redirect_addr_outside_the_mail_domain_get_no_credentials() {
+    for answer in [
+        AutodiscoverAnswer::RedirectUrl(pox_url("attacker.example.net")),
+        AutodiscoverAnswer::RedirectAddress("alice@attacker.example.net".into()),
+    ] {
+        let mut lab = Lab::new();
+        let domain = lab.https("corp.example.test").await;
+        domain.answer_for_mailbox(MAILBOX, answer.clone());
+        let hostile = lab.hostile("attacker.example.net", 443, None).await;
+
+        let error = lab.client().discover(MAILBOX).await.unwrap_err();
+
+        assert!(hostile.requests() > 0, "{answer:?}");
+        assert_eq!(
+            hostile.authorization_schemes(),
+            Vec::<String>::new(),
+            "{answer:?}"
+        );
+        assert!(
+            refused_hosts(&error.steps).contains(&"attacker.example.net".to_owned()),
+            "{answer:?}: {error}"
+        );
+    }
+}
+
+/// Listing the host in `exchange.autodiscover_trusted_hosts` is what lets
+/// a redirect outside the domain authenticate.
+#[tokio::test]
+async fn a_listed_host_outside_the_mail_domain_is_sent_the_credentials() {
+    let mut lab = Lab::new();
+    let probe = lab.http("autodiscover.corp.example.test").await;
+    probe.set_redirect_probe(Some(pox_url("attacker.example.net")));
+    let listed = lab.https("attacker.example.net").await;
+    listed.answer_for_mailbox(MAILBOX, settings(EWS_URL));
+
+    let refused = lab.client().discover(MAILBOX).await.unwrap_err();
+    let found = lab
+        .client_with(AutodiscoverSettings {
+            trusted_hosts: TrustedHosts::parse(&["attacker.example.net"]).unwrap(),
+            ..AutodiscoverSettings::default()
+        })
+        .discover(MAILBOX)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        refused_hosts(&refused.steps),
+        ["attacker.example.net", "attacker.example.net"]
+    );
+    assert_eq!(found.ews_url.as_str(), EWS_URL);
+    assert_eq!(listed.counters().pox, 1);
+}
+
+/// Basic is never sent during autodiscover, not even to the mail domain:
+/// a redirect could hand the cleartext password to anyone.
+#[tokio::test]
+async fn basic_credentials_are_never_sent_during_autodiscover() {
+    let mut lab = Lab::new();
+    let domain = lab.hostile("corp.example.test", 443, None).await;
+    let probe = lab.http("autodiscover.corp.example.test").await;
+    probe.set_redirect_probe(Some(pox_url("attacker.example.net")));
+    let hostile = lab.hostile("attacker.example.net", 443, None).await;
+    let client =
+        AutodiscoverClient::new(lab.transport_with(AuthScheme::Basic), Default::default()).unwrap();
+
+    let error = client.discover(MAILBOX).await.unwrap_err();
+
+    assert!(domain.requests() > 0 && hostile.requests() > 0);
+    assert_eq!(domain.authorization_schemes(), Vec::<String>::new());
+    assert_eq!(hostile.authorization_schemes(), Vec::<String>::new());
+    let text = error.to_string();
+    assert!(text.contains("never sends Basic"), "{text}");
+}
+
+/// Server text in the trace (a `redirectAddr` with line breaks; XML carries
+/// no ESC) cannot forge a line of the error, the log or `check`'s output.
+#[tokio::test]
+async fn server_text_in_the_trace_cannot_forge_a_line() {
+    let mut lab = Lab::new();
+    let domain = lab.https("corp.example.test").await;
+    domain.answer_for_mailbox(
+        MAILBOX,
+        AutodiscoverAnswer::RedirectAddress("x\n  99. INFO forged\tline@corp.example.test".into()),
+    );
+
+    let error = lab.client().discover(MAILBOX).await.unwrap_err();
+
+    let text = error.to_string();
+    // The error's own layout puts each step on a line of its own; no
+    // step's text adds one.
+    for line in text.lines() {
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+    assert!(!text.lines().any(|l| l.starts_with("  99.")), "{text}");
+    assert!(text.contains("x   99. INFO forged line@"), "{text}");
 }
 
 #[tokio::test]
@@ -830,5 +1170,249 @@ mod from_active_directory {
             "https://ex2.corp.example.com/EWS/Exchange.asmx"
         );
         assert_eq!((ex1.counters().pox, ex2.counters().pox), (0, 1));
+    }
+}
+
+/// Issue #15: SRV answers come over plain UDP. A name server on loopback
+/// that lies in one way each; the resolver must take only what answers its
+/// own question.
+mod lying_dns {
+    use super::*;
+    use ews_calendar_replicator::ews::autodiscover::srv::encode_name;
+    use ews_calendar_replicator::ews::autodiscover::SrvError;
+
+    const ASKED: &str = "_autodiscover._tcp.corp.example.test";
+    const SRV: u16 = 33;
+    const CNAME: u16 = 5;
+    const IN: u16 = 1;
+    const CHAOS: u16 = 3;
+
+    fn name(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_name(&mut out, text).unwrap();
+        out
+    }
+
+    fn srv_data(port: u16, target: &str) -> Vec<u8> {
+        let mut data = vec![0, 0, 0, 0];
+        data.extend_from_slice(&port.to_be_bytes());
+        data.extend(name(target));
+        data
+    }
+
+    /// A response with `id`, the question `question` (SRV IN) and `records`
+    /// (owner, type, class, data).
+    fn response(id: u16, question: &str, records: &[(&str, u16, u16, Vec<u8>)]) -> Vec<u8> {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend_from_slice(&[0x81, 0x80, 0, 1]);
+        m.extend_from_slice(&(records.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend(name(question));
+        m.extend_from_slice(&SRV.to_be_bytes());
+        m.extend_from_slice(&IN.to_be_bytes());
+        for (owner, rtype, class, data) in records {
+            m.extend(name(owner));
+            m.extend_from_slice(&rtype.to_be_bytes());
+            m.extend_from_slice(&class.to_be_bytes());
+            m.extend_from_slice(&300u32.to_be_bytes());
+            m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            m.extend_from_slice(data);
+        }
+        m
+    }
+
+    /// A UDP name server on loopback that answers each query with the
+    /// datagrams `answer(query id)` makes, in order.
+    async fn liar(
+        answer: impl Fn(u16) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut buffer = [0u8; 512];
+            while let Ok((n, peer)) = socket.recv_from(&mut buffer).await {
+                if n < 2 {
+                    continue;
+                }
+                for datagram in answer(u16::from_be_bytes([buffer[0], buffer[1]])) {
+                    let _ = socket.send_to(&datagram, peer).await;
+                }
+            }
+        });
+        (addr, task)
+    }
+
+    async fn lookup(server: SocketAddr) -> Result<Vec<SrvRecord>, SrvError> {
+        UdpSrvResolver::new(vec![server], Duration::from_secs(5))
+            .lookup_srv(ASKED)
+            .await
+    }
+
+    fn targets(records: &[SrvRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.target.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_another_query_id_is_ignored_for_the_real_one() {
+        let (server, _task) = liar(|id| {
+            vec![
+                response(
+                    id.wrapping_add(1),
+                    ASKED,
+                    &[(ASKED, SRV, IN, srv_data(443, "attacker.example.net"))],
+                ),
+                response(
+                    id,
+                    ASKED,
+                    &[(ASKED, SRV, IN, srv_data(443, "mail.corp.example.test"))],
+                ),
+            ]
+        })
+        .await;
+
+        let records = lookup(server).await.unwrap();
+
+        assert_eq!(targets(&records), ["mail.corp.example.test"]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_another_question_is_refused() {
+        let (server, _task) = liar(|id| {
+            let other = "_autodiscover._tcp.attacker.example.net";
+            vec![response(
+                id,
+                other,
+                &[(other, SRV, IN, srv_data(443, "attacker.example.net"))],
+            )]
+        })
+        .await;
+
+        let error = lookup(server).await.unwrap_err();
+
+        assert!(matches!(error, SrvError::Malformed { .. }), "{error}");
+        assert!(error.to_string().contains("another question"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn records_owned_by_another_name_or_class_are_not_taken() {
+        let (server, _task) = liar(|id| {
+            vec![response(
+                id,
+                ASKED,
+                &[
+                    (
+                        "_autodiscover._tcp.attacker.example.net",
+                        SRV,
+                        IN,
+                        srv_data(443, "attacker.example.net"),
+                    ),
+                    (ASKED, SRV, CHAOS, srv_data(443, "chaos.example.net")),
+                    (ASKED, SRV, IN, srv_data(8443, "mail.corp.example.test")),
+                ],
+            )]
+        })
+        .await;
+
+        let records = lookup(server).await.unwrap();
+
+        assert_eq!(targets(&records), ["mail.corp.example.test"]);
+        assert_eq!(records[0].port, 8443);
+    }
+
+    #[tokio::test]
+    async fn the_question_is_compared_case_insensitively_and_a_cname_chain_is_followed() {
+        let (server, _task) = liar(|id| {
+            let alias = "_autodiscover._tcp.hosting.example.test";
+            vec![response(
+                id,
+                &ASKED.to_ascii_uppercase(),
+                &[
+                    (ASKED, CNAME, IN, name(alias)),
+                    (alias, SRV, IN, srv_data(443, "mail.corp.example.test")),
+                ],
+            )]
+        })
+        .await;
+
+        let records = lookup(server).await.unwrap();
+
+        assert_eq!(targets(&records), ["mail.corp.example.test"]);
+    }
+}
+
+/// `check` with no `exchange.url`, in-process, against the lab: a hostile
+/// redirect must not end in `[PASS] exchange autodiscover`.
+#[cfg(feature = "replicator")]
+mod check_command {
+    use super::*;
+    use ews_calendar_replicator::check::{self, Outcome};
+    use ews_calendar_replicator::config::{self, LoadContext};
+
+    fn config_for(lab: &Lab) -> config::Config {
+        let closed = lab.closed.port();
+        let text = format!(
+            r#"
+[ucserver]
+url = "http://127.0.0.1:{closed}"
+username = "Administrator"
+password = "uc-secret"
+
+[directory]
+url = "ldap://127.0.0.1:{closed}"
+bind_user = "svc@corp.example.test"
+password = "ldap-secret"
+
+[exchange]
+username = 'CORP\svc-calendar'
+password = "{PASSWORD}"
+ca_file = "{}"
+"#,
+            lab.ca_file.display()
+        );
+        let mut config = config::parse(
+            &text,
+            std::path::Path::new("/nonexistent/config.toml"),
+            &LoadContext::with_vars([("HOME", "/nonexistent")]),
+        )
+        .unwrap();
+        config.exchange.transport.resolve = lab.resolve_map();
+        config
+    }
+
+    #[tokio::test]
+    async fn check_does_not_pass_autodiscover_that_a_hostile_redirect_led_outside_the_domain() {
+        let mut lab = Lab::new();
+        let probe = lab.http("autodiscover.corp.example.test").await;
+        probe.set_redirect_probe(Some(pox_url("attacker.example.net")));
+        // It would accept the account and answer with an EWS URL on itself.
+        let attacker = lab.https("attacker.example.net").await;
+        attacker.answer_for_mailbox(
+            MAILBOX,
+            settings("https://attacker.example.net/EWS/Exchange.asmx"),
+        );
+
+        let report = check::run(&config_for(&lab), Some(MAILBOX.to_owned())).await;
+
+        let step = report
+            .steps
+            .iter()
+            .find(|s| s.area == "exchange" && s.name == "autodiscover")
+            .expect("an autodiscover step");
+        assert_ne!(step.outcome, Outcome::Pass, "{step:?}");
+        assert_eq!(
+            attacker.counters().pox,
+            0,
+            "the attacker authenticated a request"
+        );
+        assert!(
+            step.detail.contains("refused credentials"),
+            "{}",
+            step.detail
+        );
+        let fix = step.fix.as_deref().unwrap_or_default();
+        assert!(
+            fix.contains("attacker.example.net") && fix.contains(TRUSTED_HOSTS_KEY),
+            "{fix}"
+        );
     }
 }

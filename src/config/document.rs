@@ -209,6 +209,12 @@ pub const SECTIONS: &[SectionDoc] = &[
                 "64",
                 false,
             ),
+            key(
+                "autodiscover_trusted_hosts",
+                "(autodiscover only) Hosts outside the mailbox's domain that autodiscover may\nsend the account's credentials to when a redirect, an SRV record or a\nredirectUrl/redirectAddr answer names them; \"*.corp.local\" lists every host\nbelow corp.local. Other such hosts are asked without credentials and their\nanswers are not used (check lists them as refused). Service connection points\nin Active Directory are trusted as they are. Default: none.",
+                "[\"mail.corp.local\"]",
+                false,
+            ),
         ],
     },
     SectionDoc {

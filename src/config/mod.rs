@@ -23,6 +23,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::directory::{DirectorySettings, Secret};
+use crate::ews::autodiscover::{TrustedHosts, TRUSTED_HOSTS_KEY};
 use crate::ews::transport::{AuthScheme, Credentials, TransportConfig};
 use crate::ews::ExchangeVersion;
 use crate::logging::{LogLevel, LoggingSettings};
@@ -89,6 +90,9 @@ pub struct ExchangeSettings {
     pub max_concurrency: usize,
     /// `ca_file`, and one connection per concurrent request.
     pub transport: TransportConfig,
+    /// Hosts outside the mail domain that autodiscover may send the
+    /// credentials to.
+    pub autodiscover_trusted_hosts: TrustedHosts,
 }
 
 impl ExchangeSettings {
@@ -784,9 +788,12 @@ impl Builder<'_> {
         if plain_http {
             self.warn(
                 "exchange.url",
-                "http:// carries calendar data unencrypted; use https://",
+                "http:// carries calendar data unencrypted, and anyone on the network path can capture the account's NTLM response and crack the password offline from it; use https://",
             );
         }
+        let autodiscover_trusted_hosts =
+            TrustedHosts::parse(&raw.autodiscover_trusted_hosts.unwrap_or_default())
+                .map_err(|e| self.error(TRUSTED_HOSTS_KEY, e))?;
         Ok(ExchangeSettings {
             url,
             version,
@@ -794,6 +801,7 @@ impl Builder<'_> {
             impersonation: raw.impersonation.unwrap_or(false),
             max_concurrency: max_concurrency as usize,
             transport,
+            autodiscover_trusted_hosts,
         })
     }
 

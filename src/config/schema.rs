@@ -94,6 +94,7 @@ pub(super) struct RawExchange {
     pub max_concurrency: Option<u32>,
     pub request_timeout_seconds: Option<u64>,
     pub max_response_mb: Option<u64>,
+    pub autodiscover_trusted_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -855,3 +855,50 @@ fn config_init_asks_for_the_transport_and_explains_both() {
         "{text}"
     );
 }
+
+#[test]
+fn autodiscover_trusted_hosts_are_parsed_and_a_bad_entry_is_named() {
+    let config = parse_text(&with_key(
+        "exchange",
+        r#"autodiscover_trusted_hosts = ["Mail.Corp.Local", "*.branch.example.com"]"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        config.exchange.autodiscover_trusted_hosts,
+        TrustedHosts::parse(&["mail.corp.local", "*.branch.example.com"]).unwrap()
+    );
+    assert!(parse_text(MINIMAL)
+        .unwrap()
+        .exchange
+        .autodiscover_trusted_hosts
+        .is_empty());
+
+    let error = error_of(&with_key(
+        "exchange",
+        r#"autodiscover_trusted_hosts = ["https://mail.corp.local/"]"#,
+    ));
+    assert_eq!(error.key.as_deref(), Some(TRUSTED_HOSTS_KEY));
+    assert!(
+        error.message.contains("\"https://mail.corp.local/\""),
+        "{error}"
+    );
+    assert!(error.message.contains("without scheme"), "{error}");
+}
+
+#[test]
+fn ntlm_over_an_http_ews_url_warns_that_the_ntlm_response_can_be_cracked_offline() {
+    let config = parse_text(&with_key(
+        "exchange",
+        r#"url = "http://mail.corp.example.com/EWS/Exchange.asmx""#,
+    ))
+    .unwrap();
+    let warning = config
+        .warnings
+        .iter()
+        .find(|w| w.key == "exchange.url")
+        .expect("a warning for exchange.url");
+    assert!(
+        warning.message.contains("NTLM response") && warning.message.contains("offline"),
+        "{warning}"
+    );
+}

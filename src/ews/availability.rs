@@ -77,9 +77,11 @@ pub struct MailboxError {
 
 impl std::fmt::Display for MailboxError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.code)?;
+        // Exchange's text, shown in errors, logs and `status`: no control
+        // characters.
+        write!(f, "{}", crate::server_text::sanitize(&self.code))?;
         if let Some(m) = &self.message {
-            write!(f, ": {m}")?;
+            write!(f, ": {}", crate::server_text::sanitize(m))?;
         }
         Ok(())
     }
@@ -342,6 +344,20 @@ fn response_code(value: &types::ResponseCodeType) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_mailbox_error_shows_exchange_text_without_control_characters() {
+        // Issue #15 (Low): MessageText reaches `once`, `status` and the log.
+        let error = MailboxError {
+            code: "ErrorMailRecipientNotFound\u{1b}[31m".into(),
+            message: Some("not found\r\n2026-12-04T00:00:00Z ERROR forged".into()),
+            back_off: None,
+        };
+        assert_eq!(
+            error.to_string(),
+            "ErrorMailRecipientNotFound\u{fffd}[31m: not found  2026-12-04T00:00:00Z ERROR forged"
+        );
+    }
 
     #[test]
     fn the_plain_form_parses_exactly_as_chrono_does() {

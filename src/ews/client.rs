@@ -5,6 +5,7 @@
 //! server last answered with, and holds the server-wide pause that throttling
 //! (`ErrorServerBusy`) asks for.
 
+use crate::server_text::sanitize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,20 +67,20 @@ pub enum EwsError {
         retry_after: Option<Duration>,
     },
     /// Another non-success HTTP status without a SOAP fault.
-    #[error("{server} answered HTTP {status}{}: {body_excerpt}", status_hint(*.status))]
+    #[error("{server} answered HTTP {status}{}: {}", status_hint(*.status), sanitize(.body_excerpt))]
     Http {
         server: String,
         status: StatusCode,
         body_excerpt: String,
     },
     /// The answer is not a valid EWS response.
-    #[error("invalid answer from {server}: {source}")]
+    #[error("invalid answer from {server}: {}", sanitize(&.source.to_string()))]
     Envelope {
         server: String,
         source: Box<EnvelopeError>,
     },
     /// The answer is valid but says the operation failed (or makes no sense).
-    #[error("{server}: {message}")]
+    #[error("{server}: {}", sanitize(.message))]
     Response { server: String, message: String },
 }
 
@@ -380,10 +381,12 @@ impl EwsClient {
         Err(EwsError::Http {
             server,
             status: response.status,
-            body_excerpt: String::from_utf8_lossy(&response.body)
-                .chars()
-                .take(300)
-                .collect(),
+            body_excerpt: crate::server_text::sanitized(
+                &String::from_utf8_lossy(&response.body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>(),
+            ),
         })
     }
 

@@ -51,11 +51,12 @@ pub fn back_off_of(values: &[(String, String)]) -> Option<Duration> {
 
 impl std::fmt::Display for SoapFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Exchange's text, shown in errors and logs: no control characters.
         write!(
             f,
             "{}: {}",
-            self.code(),
-            self.message.as_deref().unwrap_or(&self.fault_string)
+            crate::server_text::sanitize(self.code()),
+            crate::server_text::sanitize(self.message.as_deref().unwrap_or(&self.fault_string))
         )?;
         if let Some(b) = self.back_off() {
             write!(f, " (back off {} ms)", b.as_millis())?;

@@ -301,9 +301,14 @@ async fn establish(
     Ok((sink, stream))
 }
 
+/// The UCServer's error, its text made safe for errors and logs.
 fn request_error(error: Option<Value>) -> AsnRequestError {
     error
-        .and_then(|e| serde_json::from_value(e).ok())
+        .and_then(|e| serde_json::from_value::<AsnRequestError>(e).ok())
+        .map(|mut e| {
+            e.error_string = crate::server_text::sanitized(&e.error_string);
+            e
+        })
         .unwrap_or(AsnRequestError {
             error_detail: -1,
             error_string: "error without AsnRequestError".into(),

@@ -109,7 +109,9 @@ impl UcError {
         UcError::Rejected {
             operation,
             problem: problem.map_or_else(|| "no reason given".to_owned(), |p| p.to_string()),
-            details: details.map(|d| format!(": {d}")).unwrap_or_default(),
+            details: details
+                .map(|d| format!(": {}", crate::server_text::sanitize(&d)))
+                .unwrap_or_default(),
         }
     }
 }

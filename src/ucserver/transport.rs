@@ -173,6 +173,7 @@ impl WebSocketTransport {
             .as_ref()
             .map(|f| f.error.message.clone())
             .unwrap_or_else(|| text.chars().take(200).collect());
+        let message = crate::server_text::sanitized(&message);
         match (status, failure) {
             (400, Some(f)) => Err(UcError::LogonFailed {
                 user: self.settings.admin_user.clone(),

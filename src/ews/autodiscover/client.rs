@@ -6,6 +6,15 @@
 //! `redirectAddr`/`redirectUrl` are followed over HTTPS only, never back to
 //! a request already made, at most `max_redirects` times. The answer is
 //! cached per mailbox.
+//!
+//! Credentials go only to hosts [`super::trust`] allows (the mail domain, the
+//! listed hosts) and to service connection points (written into Active
+//! Directory by Exchange setup and read over the authenticated directory
+//! connection; MS-OXDISCO trusts them without asking the user). Any other
+//! host is asked anonymously, its refusal recorded with the key that would
+//! allow it; an anonymous answer's EWS URL is used only on a trusted host.
+//! Basic is never sent during autodiscover: a service configured for Basic
+//! asks anonymously everywhere.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -20,9 +29,12 @@ use super::srv::{NoSrv, SrvResolver};
 use super::trace::{
     AutodiscoverError, AutodiscoverStep, FailureReason, StepKind, StepOutcome, Via,
 };
+use super::trust::{Trust, TrustedHosts, TRUSTED_HOSTS_KEY};
 use super::{pox, soap};
 use crate::ews::operation::Operation;
-use crate::ews::transport::{HttpRequest, HttpTransport, TransportConfig, TransportError};
+use crate::ews::transport::{
+    AuthScheme, HttpRequest, HttpTransport, TransportConfig, TransportError,
+};
 
 /// How the search runs; the defaults fit an on-premises Exchange.
 #[derive(Debug, Clone)]
@@ -38,6 +50,9 @@ pub struct AutodiscoverSettings {
     pub max_redirects: usize,
     /// How long a found URL is reused without asking again.
     pub cache_ttl: Duration,
+    /// Hosts outside the mail domain that may be sent the credentials
+    /// (`exchange.autodiscover_trusted_hosts`).
+    pub trusted_hosts: TrustedHosts,
 }
 
 impl Default for AutodiscoverSettings {
@@ -48,6 +63,7 @@ impl Default for AutodiscoverSettings {
             prefer_external_url: false,
             max_redirects: 10,
             cache_ttl: Duration::from_secs(24 * 60 * 60),
+            trusted_hosts: TrustedHosts::default(),
         }
     }
 }
@@ -75,9 +91,16 @@ pub struct Discovery {
 /// The autodiscover client. `S` supplies service connection points, `R`
 /// answers SRV lookups; [`NoScp`] / [`NoSrv`] mean that step is skipped.
 pub struct AutodiscoverClient<S = NoScp, R = NoSrv> {
+    /// The configured credentials, for trusted hosts (none when they are
+    /// Basic: see `basic_withheld`).
     transport: HttpTransport,
-    /// No credentials and plain HTTP allowed: only for the redirect probe.
+    /// No credentials: the redirect probe (plain HTTP allowed there only)
+    /// and every host that is not trusted.
     probe_transport: HttpTransport,
+    /// The configured scheme is Basic, which autodiscover never sends (a
+    /// redirect would put the cleartext password on the wire to whoever
+    /// answers); noted in the 401s it causes.
+    basic_withheld: bool,
     scp: Option<S>,
     srv: Option<R>,
     settings: AutodiscoverSettings,
@@ -102,9 +125,16 @@ impl AutodiscoverClient {
             },
             None,
         )?;
+        let basic_withheld = transport.auth_scheme() == Some(AuthScheme::Basic);
+        let transport = if basic_withheld {
+            HttpTransport::new(transport.config().clone(), None)?
+        } else {
+            transport
+        };
         Ok(AutodiscoverClient {
             transport,
             probe_transport,
+            basic_withheld,
             scp: None,
             srv: None,
             settings,
@@ -119,6 +149,7 @@ impl<S, R> AutodiscoverClient<S, R> {
         AutodiscoverClient {
             transport: self.transport,
             probe_transport: self.probe_transport,
+            basic_withheld: self.basic_withheld,
             scp: Some(source),
             srv: self.srv,
             settings: self.settings,
@@ -131,6 +162,7 @@ impl<S, R> AutodiscoverClient<S, R> {
         AutodiscoverClient {
             transport: self.transport,
             probe_transport: self.probe_transport,
+            basic_withheld: self.basic_withheld,
             scp: self.scp,
             srv: Some(resolver),
             settings: self.settings,
@@ -210,6 +242,9 @@ struct Search {
     /// The directory's points, read once per search (a `redirectAddr`
     /// restarts the steps, not the directory query).
     scp_points: Option<Vec<ServiceConnectionPoint>>,
+    /// Who may get the credentials: decided by the mailbox asked for, not by
+    /// a `redirectAddr` (which any server may answer).
+    trust: Trust,
 }
 
 impl Search {
@@ -264,6 +299,10 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
             addresses: HashSet::new(),
             redirects: 0,
             scp_points: None,
+            trust: Trust::new(
+                domain_of(mailbox).expect("checked above"),
+                &self.settings.trusted_hosts,
+            ),
         };
         let mut address = mailbox.to_owned();
         loop {
@@ -577,9 +616,19 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                     continue;
                 }
                 search.asked.insert(key);
-                match self.ask(protocol, &target, address).await {
+                let parsed_target = Url::parse(&target).ok();
+                let trusted = via == Via::Scp
+                    || parsed_target
+                        .as_ref()
+                        .is_some_and(|u| search.trust.allows(u));
+                match self.ask(protocol, &target, address, trusted).await {
                     Err(failure) => {
-                        search.record(kind, via, &target, address, failed(failure.reason));
+                        let outcome = if trusted {
+                            failed(self.with_basic_note(failure.reason))
+                        } else {
+                            refused(&search.trust, parsed_target.as_ref(), &failure.reason)
+                        };
+                        search.record(kind, via, &target, address, outcome);
                         if failure.other_protocol {
                             continue;
                         }
@@ -590,8 +639,8 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                         external,
                         server_version,
                     }) => {
-                        let usable = |u: Option<String>| u.filter(|u| Url::parse(u).is_ok());
-                        let (internal, external) = (usable(internal), usable(external));
+                        let valid = |u: Option<String>| u.filter(|u| Url::parse(u).is_ok());
+                        let (internal, external) = (valid(internal), valid(external));
                         if internal.is_none() && external.is_none() {
                             search.record(
                                 kind,
@@ -600,6 +649,25 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                                 address,
                                 failed("the answer holds no valid EWS URL".to_owned()),
                             );
+                            break;
+                        }
+                        // The replicator sends the credentials to the EWS
+                        // URL: an anonymous answer may only name a trusted one.
+                        let trust = &search.trust;
+                        let usable = |u: Option<String>| {
+                            u.filter(|u| trusted || Url::parse(u).is_ok_and(|p| trust.allows(&p)))
+                        };
+                        let named = internal.clone().or(external.clone()).unwrap_or_default();
+                        let (internal, external) = (usable(internal), usable(external));
+                        if internal.is_none() && external.is_none() {
+                            let outcome = refused(
+                                trust,
+                                parsed_target.as_ref(),
+                                &format!(
+                                    "its anonymous answer names the EWS URL {named}, whose host is not trusted either, so it is not used"
+                                ),
+                            );
+                            search.record(kind, via, &target, address, outcome);
                             break;
                         }
                         let shown = if self.settings.prefer_external_url {
@@ -736,11 +804,22 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
         }
     }
 
+    /// The reason with a note when a 401 may come from Basic being withheld.
+    fn with_basic_note(&self, reason: String) -> String {
+        if self.basic_withheld && reason.contains("401") {
+            format!("{reason} (autodiscover never sends Basic credentials, and exchange.auth is \"basic\": set exchange.url, or use auth = \"ntlm\")")
+        } else {
+            reason
+        }
+    }
+
+    /// One request; with the credentials only when `authenticate`.
     async fn ask(
         &self,
         protocol: Protocol,
         url: &str,
         address: &str,
+        authenticate: bool,
     ) -> Result<Answer, AskFailure> {
         let parsed = Url::parse(url).map_err(|e| AskFailure {
             reason: format!("{url:?} is not a URL: {e}"),
@@ -772,7 +851,12 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                 other_protocol: false,
             })?,
         };
-        let response = self.transport.send(request).await.map_err(|e| {
+        let (transport, request) = if authenticate {
+            (&self.transport, request)
+        } else {
+            (&self.probe_transport, request.anonymous())
+        };
+        let response = transport.send(request).await.map_err(|e| {
             // A host that cannot be reached will not answer the other
             // protocol either; a refusal (401, ...) may be per endpoint.
             let other_protocol = matches!(
@@ -847,6 +931,21 @@ impl<S, R> std::fmt::Debug for AutodiscoverClient<S, R> {
 
 fn failed(reason: String) -> StepOutcome {
     StepOutcome::Failed { reason }
+}
+
+/// A host that was not sent the credentials, and what would allow it.
+fn refused(trust: &Trust, url: Option<&Url>, what: &str) -> StepOutcome {
+    let host = url
+        .and_then(Url::host_str)
+        .unwrap_or("(no host)")
+        .to_owned();
+    StepOutcome::Refused {
+        reason: format!(
+            "{host} is outside the mail domain {} and not in {TRUSTED_HOSTS_KEY}, so it was asked without credentials: {what}; if the host is yours, add \"{host}\" to {TRUSTED_HOSTS_KEY}",
+            trust.mail_domain()
+        ),
+        host,
+    }
 }
 
 /// The domain of `user@domain`, lower case; `None` when it is no address.

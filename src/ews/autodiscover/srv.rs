@@ -2,6 +2,13 @@
 //! (RFC 2782). A small trait, so the search does not depend on how DNS is
 //! asked, and [`UdpSrvResolver`], a minimal DNS client over UDP (RFC 1035)
 //! that asks the configured or the system's name servers.
+//!
+//! Plain UDP DNS is easy to forge, so an answer counts only when it comes
+//! from the server asked (a connected socket), carries the query's random
+//! id, repeats the question, and its records are owned by the name asked
+//! (or a CNAME the answer leads to from it) in class IN. Even a forged
+//! record cannot get the credentials: autodiscover sends them only to
+//! trusted hosts (`super::trust`).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -47,6 +54,8 @@ pub enum SrvError {
     },
     #[error("the name {0:?} cannot be put in a DNS query")]
     InvalidName(String),
+    #[error("cannot read a random DNS query id from /dev/urandom: {0}")]
+    Random(std::io::Error),
 }
 
 /// Looks up SRV records.
@@ -78,6 +87,7 @@ pub struct UdpSrvResolver {
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 const TYPE_SRV: u16 = 33;
+const TYPE_CNAME: u16 = 5;
 const CLASS_IN: u16 = 1;
 
 impl UdpSrvResolver {
@@ -139,12 +149,12 @@ impl SrvResolver for UdpSrvResolver {
                 path: "the resolver's settings".into(),
             });
         }
-        let id = query_id();
+        let id = query_id().map_err(SrvError::Random)?;
         let query = encode_query(id, name)?;
         for server in &self.servers {
             match tokio::time::timeout(self.timeout, self.ask(*server, &query, id)).await {
                 Ok(Ok(answer)) => {
-                    let mut records = parse_answer(&answer, *server)?;
+                    let mut records = parse_answer(&answer, *server, name)?;
                     order(&mut records);
                     return Ok(records);
                 }
@@ -171,16 +181,19 @@ pub fn order(records: &mut [SrvRecord]) {
     records.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.weight.cmp(&a.weight)));
 }
 
-/// A transaction id that differs between queries (spoofing protection is
-/// the job of the name server path; this only pairs answers with queries).
-fn query_id() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static COUNTER: AtomicU16 = AtomicU16::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos as u16) ^ COUNTER.fetch_add(0x9e37, Ordering::Relaxed)
+/// A transaction id from the kernel's random source: together with the
+/// random source port it is what an off-path forger has to guess.
+fn query_id() -> std::io::Result<u16> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 2];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(u16::from_be_bytes(bytes))
+}
+
+/// Names compare as DNS does: ASCII case-insensitive, without the root dot.
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
 /// A standard query (recursion desired) for `name`'s SRV records.
@@ -261,7 +274,12 @@ fn read_u16(message: &[u8], pos: &mut usize) -> Result<u16, String> {
     Ok(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 
-fn parse_answer(message: &[u8], server: SocketAddr) -> Result<Vec<SrvRecord>, SrvError> {
+/// The SRV records of `asked` in `message`, the answer to our query for it.
+pub fn parse_answer(
+    message: &[u8],
+    server: SocketAddr,
+    asked: &str,
+) -> Result<Vec<SrvRecord>, SrvError> {
     let malformed = |reason: String| SrvError::Malformed { server, reason };
     if message.len() < 12 {
         return Err(malformed("shorter than a DNS header".into()));
@@ -277,9 +295,9 @@ fn parse_answer(message: &[u8], server: SocketAddr) -> Result<Vec<SrvRecord>, Sr
     }
     let rcode = (flags & 0x000F) as u8;
     match rcode {
-        0 => {}
-        // NXDOMAIN: the record does not exist, which is an answer.
-        3 => return Ok(Vec::new()),
+        // NXDOMAIN: the record does not exist, which is an answer (once
+        // the question is checked below).
+        0 | 3 => {}
         _ => {
             return Err(SrvError::ServerError {
                 server,
@@ -296,23 +314,46 @@ fn parse_answer(message: &[u8], server: SocketAddr) -> Result<Vec<SrvRecord>, Sr
     }
     let questions = u16::from_be_bytes([message[4], message[5]]);
     let answers = u16::from_be_bytes([message[6], message[7]]);
-    let mut pos = 12;
-    for _ in 0..questions {
-        read_name(message, &mut pos).map_err(malformed)?;
-        pos += 4;
+    // The question must come back as asked: an answer to another question
+    // (a forgery, or a confused server) says nothing about this name.
+    if questions != 1 {
+        return Err(malformed(format!(
+            "it repeats {questions} questions instead of the one asked"
+        )));
     }
+    let mut pos = 12;
+    let question = read_name(message, &mut pos).map_err(malformed)?;
+    let qtype = read_u16(message, &mut pos).map_err(malformed)?;
+    let qclass = read_u16(message, &mut pos).map_err(malformed)?;
+    if !same_name(&question, asked) || qtype != TYPE_SRV || qclass != CLASS_IN {
+        return Err(malformed(format!(
+            "it answers another question ({:?} type {qtype} class {qclass}, not {:?} SRV IN)",
+            crate::server_text::sanitize(&question),
+            asked.trim_end_matches('.')
+        )));
+    }
+    if rcode == 3 {
+        return Ok(Vec::new());
+    }
+    // Names whose records belong to the answer: the question and the CNAME
+    // targets reached from it.
+    let mut owners = vec![question];
     let mut records = Vec::new();
     for _ in 0..answers {
-        read_name(message, &mut pos).map_err(malformed)?;
+        let owner = read_name(message, &mut pos).map_err(malformed)?;
         let rtype = read_u16(message, &mut pos).map_err(malformed)?;
-        let _class = read_u16(message, &mut pos).map_err(malformed)?;
+        let class = read_u16(message, &mut pos).map_err(malformed)?;
         pos += 4; // TTL
         let length = read_u16(message, &mut pos).map_err(malformed)? as usize;
         let end = pos + length;
         if end > message.len() {
             return Err(malformed("record data runs past the end".into()));
         }
-        if rtype == TYPE_SRV {
+        let owned = class == CLASS_IN && owners.iter().any(|name| same_name(name, &owner));
+        if owned && rtype == TYPE_CNAME {
+            let mut data = pos;
+            owners.push(read_name(message, &mut data).map_err(malformed)?);
+        } else if owned && rtype == TYPE_SRV {
             let mut data = pos;
             let priority = read_u16(message, &mut data).map_err(malformed)?;
             let weight = read_u16(message, &mut data).map_err(malformed)?;

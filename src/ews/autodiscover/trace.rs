@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::server_text::sanitize;
+
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepKind {
@@ -81,6 +83,9 @@ pub enum StepOutcome {
     Failed { reason: String },
     /// The step was not tried (already tried, refused or not configured).
     Skipped { reason: String },
+    /// `host` is not trusted with the credentials: it was asked anonymously
+    /// at most, and what it answered was not used.
+    Refused { host: String, reason: String },
 }
 
 /// One thing autodiscover tried.
@@ -97,17 +102,25 @@ pub struct AutodiscoverStep {
 
 impl fmt::Display for AutodiscoverStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Targets, addresses and reasons carry servers' text (redirects,
+        // error messages, SRV names): no control characters in the trace.
         write!(
             f,
             "{} {} for {} (from {}): ",
-            self.kind, self.target, self.mailbox, self.via
+            self.kind,
+            sanitize(&self.target),
+            sanitize(&self.mailbox),
+            self.via
         )?;
         match &self.outcome {
-            StepOutcome::Found { ews_url } => write!(f, "found EWS URL {ews_url}"),
+            StepOutcome::Found { ews_url } => write!(f, "found EWS URL {}", sanitize(ews_url)),
             StepOutcome::Candidates { count } => write!(f, "{count} candidate(s)"),
-            StepOutcome::Redirect { to } => write!(f, "redirected to {to}"),
-            StepOutcome::Failed { reason } => write!(f, "failed: {reason}"),
-            StepOutcome::Skipped { reason } => write!(f, "skipped: {reason}"),
+            StepOutcome::Redirect { to } => write!(f, "redirected to {}", sanitize(to)),
+            StepOutcome::Failed { reason } => write!(f, "failed: {}", sanitize(reason)),
+            StepOutcome::Skipped { reason } => write!(f, "skipped: {}", sanitize(reason)),
+            StepOutcome::Refused { reason, .. } => {
+                write!(f, "refused credentials: {}", sanitize(reason))
+            }
         }
     }
 }

@@ -163,6 +163,7 @@ impl HttpResponse {
             .chars()
             .take(300)
             .collect();
+        let excerpt = crate::server_text::sanitized(&excerpt);
         Err(TransportError::Http {
             host: self.host,
             status: self.status,
@@ -271,6 +272,11 @@ impl HttpTransport {
 
     pub fn config(&self) -> &TransportConfig {
         &self.inner.config
+    }
+
+    /// The scheme of the configured credentials; `None` when anonymous.
+    pub fn auth_scheme(&self) -> Option<AuthScheme> {
+        self.inner.credentials.as_ref().map(Credentials::scheme)
     }
 
     pub fn stats(&self) -> TransportStats {
