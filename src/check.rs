@@ -551,9 +551,20 @@ fn ucserver_failure(error: &UcError) -> (&'static str, &'static str) {
             "reachable",
             "check that `ucserver.url` names the UCServer's native port (tcp://host:7222); the web service needs http(s)://",
         ),
-        UcError::LogonFailed { .. }
-        | UcError::SessionRefused { .. }
-        | UcError::UnknownUcsid { .. } => ("session", "check `ucserver.username` and its password"),
+        UcError::LogonFailed { .. } | UcError::SessionRefused { .. } => {
+            ("session", "check `ucserver.username` and its password")
+        }
+        UcError::UnknownUcsid { .. } => (
+            "session",
+            "set `ucserver.ucsid` to the UCSID the web service serves (\"local\" for a direct connection)",
+        ),
+        UcError::Protocol {
+            operation: "createsession",
+            ..
+        } => (
+            "session",
+            "check that `ucserver.url` names the UCServer web service (https://host:7225)",
+        ),
         UcError::NotAdministrator { .. } => (
             "admin login",
             "give the account administrative rights in the UCServer administration",

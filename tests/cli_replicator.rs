@@ -181,6 +181,7 @@ impl Lab {
             format!(
                 r#"[ucserver]
 url = "{uc}"
+allow_plain_http = true
 username = "ucadmin"
 password_file = "uc.password"
 

@@ -420,3 +420,61 @@ async fn while_reconnecting_fails_requests_carry_the_reason() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn closing_the_client_sends_a_websocket_close_frame() {
+    let sim = start_sim().await;
+    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+    client.close().await;
+    wait_until("the close frame arrived", || {
+        sim.close_frames_received() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_client_sends_a_websocket_close_frame() {
+    let sim = start_sim().await;
+    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+    drop(client);
+    wait_until("the close frame arrived", || {
+        sim.close_frames_received() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn createsession_sends_x_ucsid_local_by_default_as_ucws_wsclient_12_documents() {
+    let sim = start_sim().await;
+    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+    client.close().await;
+    let request = &sim.createsession_requests()[0];
+    assert_eq!(request.x_ucsid.as_deref(), Some("local"));
+    assert_eq!(request.x_no401.as_deref(), Some("1"));
+    assert_eq!(request.x_simple.as_deref(), Some("1"));
+
+    let mut s = settings(&sim);
+    s.ucsid = Some(String::new());
+    UcServerClient::connect(s).await.unwrap().close().await;
+    assert_eq!(sim.createsession_requests()[1].x_ucsid, None);
+}
+
+#[tokio::test]
+async fn the_client_works_against_the_simulators_plain_form_too() {
+    let mut config = UcServerSimConfig::new(users());
+    config.form = ews_calendar_replicator::sim::ucserver::MessageForm::Plain;
+    let sim = start_sim_with(config).await;
+    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+    assert_eq!(
+        names(&client.offline_users().await.unwrap()),
+        ["alice", "carol", ADMIN]
+    );
+    client
+        .set_appointments("alice", &[meeting("m1", 9)])
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.appointments("alice").unwrap()[0].location(),
+        Some("Room 4.12")
+    );
+}

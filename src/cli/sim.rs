@@ -10,7 +10,9 @@ use ews_calendar_replicator::sim::exchange::{
     ServerVersionInfo, SimAccount,
 };
 use ews_calendar_replicator::sim::tls::TestPki;
-use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
+use ews_calendar_replicator::sim::ucserver::{
+    MessageForm, UcServerSim, UcServerSimConfig, UserDatabase,
+};
 
 #[derive(Subcommand)]
 pub enum SimServer {
@@ -125,6 +127,10 @@ pub struct UcServerArgs {
     /// offers asnStartTLS (tcp+starttls://).
     #[arg(long)]
     native_listen: Option<SocketAddr>,
+    /// Send bare ROSE messages (no one-element array, no `_type`, array-form
+    /// optionalParams) instead of the web service's form.
+    #[arg(long)]
+    plain_messages: bool,
 }
 
 pub async fn sim_ucserver(args: UcServerArgs) -> Result<(), String> {
@@ -154,7 +160,11 @@ pub async fn sim_ucserver(args: UcServerArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let sim = UcServerSim::start_on(args.listen, UcServerSimConfig::new(users), tls.clone())
+    let mut config = UcServerSimConfig::new(users);
+    if args.plain_messages {
+        config.form = MessageForm::Plain;
+    }
+    let sim = UcServerSim::start_on(args.listen, config, tls.clone())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     if let Some(addr) = args.native_listen {

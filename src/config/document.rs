@@ -77,6 +77,18 @@ pub const SECTIONS: &[SectionDoc] = &[
                 "\"/etc/ews-calendar-replicator/ucserver-ca.pem\"",
                 false,
             ),
+            key(
+                "ucsid",
+                "(optional) The X-ucsid header of createsession: \"local\" (the default) for a\ndirect connection to the UCServer, the UCServer's UCSID behind UCWeb or\nUCConnect, \"\" to send none.",
+                "\"local\"",
+                false,
+            ),
+            key(
+                "allow_plain_http",
+                "(optional) true: accept an http:// url. Over http:// the administrator\npassword crosses the network in clear (in createsession's Basic header and\nagain in asnAdminLogin): anyone on the path can read it. Default false;\nuse https://host:7225 instead.",
+                "false",
+                false,
+            ),
         ],
     },
     SectionDoc {

@@ -319,6 +319,11 @@ pub fn init<R: BufRead, W: Write>(
         )?
     };
     values.insert(("ucserver", "url"), quoted(&url));
+    if url.trim().to_ascii_lowercase().starts_with("http://") {
+        prompter.say("  Over http:// the administrator password crosses the network in clear.")?;
+        let allow = prompter.yes_no("Accept that (allow_plain_http = true)", false)?;
+        values.insert(("ucserver", "allow_plain_http"), allow.to_string());
+    }
     let username = prompter.ask("UCServer administrator user name", None, &no_check)?;
     values.insert(("ucserver", "username"), quoted(&username));
     ask_password(prompter, &mut values, "ucserver", "UCServer administrator")?;

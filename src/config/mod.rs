@@ -548,14 +548,21 @@ impl Builder<'_> {
         let password = self.password("ucserver", raw.password_keys())?;
         let mut settings = UcServerSettings::new(url, username, password.expose());
         settings.ca_file = self.ca_file("ucserver.ca_file", raw.ca_file)?;
+        if let Some(ucsid) = raw.ucsid {
+            settings.ucsid = Some(ucsid);
+        }
         settings
             .validate()
             .map_err(|e| self.error("ucserver", e.to_string()))?;
         if settings.base_url.scheme() == "http" {
-            self.warn(
-                "ucserver.url",
-                "http:// sends the administrator password readable over the network; use https://host:7225",
-            );
+            const RISK: &str = "http:// sends the UCServer administrator password in clear (in createsession's Basic header and again in asnAdminLogin), readable by anyone on the network path";
+            if raw.allow_plain_http != Some(true) {
+                return Err(self.error(
+                    "ucserver.url",
+                    format!("{RISK}; use https://host:7225, or set ucserver.allow_plain_http = true to accept that risk"),
+                ));
+            }
+            self.warn("ucserver.url", format!("{RISK}; use https://host:7225"));
         }
         if settings.base_url.scheme() == crate::ucserver::native::SCHEME_TCP {
             self.warn(

@@ -42,6 +42,8 @@ pub(super) struct RawUcServer {
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub ucsid: Option<String>,
+    pub allow_plain_http: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

@@ -426,17 +426,54 @@ fn the_ucserver_url_gets_the_ucserver_default_ports() {
         ("https://[::1]", "https://[::1]:7225/"),
         ("https://[::1]:9000/", "https://[::1]:9000/"),
     ] {
-        let config = parse_text(&MINIMAL.replace("https://uc.example.com:7225", given)).unwrap();
+        let config = parse_text(&MINIMAL.replace(
+            "url = \"https://uc.example.com:7225\"",
+            &format!("url = \"{given}\"\nallow_plain_http = true"),
+        ))
+        .unwrap();
         assert_eq!(config.ucserver.base_url.as_str(), expected, "{given}");
     }
-    let config =
-        parse_text(&MINIMAL.replace("https://uc.example.com:7225", "http://uc.example.com"))
-            .unwrap();
+}
+
+#[test]
+fn an_http_ucserver_url_needs_allow_plain_http_which_names_the_risk() {
+    let plain = MINIMAL.replace("https://uc.example.com:7225", "http://uc.example.com");
+    let err = error_of(&plain);
+    assert_eq!(err.key.as_deref(), Some("ucserver.url"), "{err}");
+    for needed in [
+        "in clear",
+        "asnAdminLogin",
+        "allow_plain_http = true",
+        "https://",
+    ] {
+        assert!(err.message.contains(needed), "{needed:?} missing: {err}");
+    }
+    let err = error_of(&plain.replace(
+        "url = \"http://uc.example.com\"",
+        "url = \"http://uc.example.com\"\nallow_plain_http = false",
+    ));
+    assert_eq!(err.key.as_deref(), Some("ucserver.url"), "{err}");
+    let config = parse_text(&plain.replace(
+        "url = \"http://uc.example.com\"",
+        "url = \"http://uc.example.com\"\nallow_plain_http = true",
+    ))
+    .unwrap();
     assert!(
-        config.warnings.iter().any(|w| w.key == "ucserver.url"),
+        config
+            .warnings
+            .iter()
+            .any(|w| w.key == "ucserver.url" && w.message.contains("in clear")),
         "{:?}",
         config.warnings
     );
+}
+
+#[test]
+fn ucsid_defaults_to_local_and_is_configurable() {
+    let config = parse_text(MINIMAL).unwrap();
+    assert_eq!(config.ucserver.ucsid.as_deref(), Some("local"));
+    let config = parse_text(&with_key("ucserver", "ucsid = \"UCS-0815\"")).unwrap();
+    assert_eq!(config.ucserver.ucsid.as_deref(), Some("UCS-0815"));
 }
 
 #[test]

@@ -52,6 +52,9 @@ pub struct UcServerClient {
     events: broadcast::Sender<RoseEvent>,
     request_timeout: Duration,
     admin_user: String,
+    /// The worker. Dropping the client drops the command sender; the worker
+    /// then sends the WebSocket close frame and ends by itself (a reconnect
+    /// in progress ends at its next wait).
     task: JoinHandle<()>,
 }
 
@@ -195,13 +198,19 @@ impl UcServerClient {
             })??;
         decode_result(operation, value)
     }
-}
 
-impl Drop for UcServerClient {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// Ends the session: the WebSocket is closed with a close frame, and
+    /// this returns once it was sent (or after [`CLOSE_TIMEOUT`]).
+    pub async fn close(self) {
+        let UcServerClient { commands, task, .. } = self;
+        // The closed command channel tells the worker to close.
+        drop(commands);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, task).await;
     }
 }
+
+/// Longest wait for the close frame to go out when a session ends.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn decode_result<R: DeserializeOwned>(
     operation: Operation,
@@ -257,7 +266,7 @@ async fn establish(
                     operation: operation.name,
                 });
             };
-            let message = match serde_json::from_str::<RoseMessage>(&text?) {
+            let message = match RoseMessage::from_json(&text?) {
                 Ok(message) => message,
                 Err(e) => {
                     tracing::warn!("undecodable message from the UCServer ignored: {e}");
@@ -423,7 +432,9 @@ impl Worker {
             tokio::select! {
                 command = self.commands.recv() => {
                     let Some(command) = command else {
-                        let _ = sink.close().await;
+                        // The client was dropped or closed: end the session
+                        // with a close frame, not a vanished connection.
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
                         break SessionEnd::Closed;
                     };
                     if command.reply.is_closed() {
@@ -472,7 +483,7 @@ impl Worker {
 
     /// Handles one incoming message; returns a message to send back, if any.
     fn handle(&self, text: &str, pending: &mut HashMap<i64, Pending>) -> Option<String> {
-        let message = match serde_json::from_str::<RoseMessage>(text) {
+        let message = match RoseMessage::from_json(text) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!("undecodable message from the UCServer ignored: {e}");

@@ -26,7 +26,7 @@ pub enum UcError {
         message: String,
     },
 
-    #[error("the UCServer web service does not serve UCSID {ucsid:?} ({message}); set `ucsid` to the id of your UCServer, or leave it empty for a direct connection")]
+    #[error("the UCServer web service does not serve UCSID {ucsid:?} ({message}); set ucserver.ucsid to the UCSID of your UCServer (\"local\", the default, for a direct connection; empty sends no X-ucsid)")]
     UnknownUcsid { ucsid: String, message: String },
 
     #[error("the UCServer did not create a session: HTTP {status}: {message}")]

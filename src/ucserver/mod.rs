@@ -25,11 +25,12 @@ pub mod rose;
 mod settings;
 pub mod transport;
 
-pub use client::{RoseEvent, UcServerClient};
+pub use client::{RoseEvent, UcServerClient, CLOSE_TIMEOUT};
 pub use error::UcError;
 pub use model::{Appointment, AppointmentStatus, Importance, Sensitivity, UserFilter, UserProfile};
 pub use native::{NativeTransport, DEFAULT_NATIVE_PORT};
 pub use settings::{
-    UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT,
+    UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION, DEFAULT_HTTPS_PORT,
+    DEFAULT_HTTP_PORT, DEFAULT_UCSID,
 };
 pub use transport::{MessageSink, MessageStream, RoseTransport, WebSocketTransport};

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::asn::{
-    AsnAppointmentEntry, AsnOptionalParam, AsnOptionalParamValue, AsnUserProfile, DATA_SOURCE_EWS,
-    OPTIONAL_PARAM_LOCATION,
+    AsnAppointmentEntry, AsnOptionalParam, AsnOptionalParamValue, AsnOptionalParameters,
+    AsnUserProfile, DATA_SOURCE_EWS, OPTIONAL_PARAM_LOCATION,
 };
 use super::error::UcError;
 
@@ -124,10 +124,10 @@ impl Appointment {
             sensitivity: self.sensitivity as i64,
             is_valid: true,
             optional_params: self.location.as_ref().map(|location| {
-                vec![AsnOptionalParam {
+                AsnOptionalParameters(vec![AsnOptionalParam {
                     key: OPTIONAL_PARAM_LOCATION.to_owned(),
                     value: AsnOptionalParamValue::String(location.clone()),
-                }]
+                }])
             }),
         })
     }

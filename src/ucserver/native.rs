@@ -344,18 +344,6 @@ fn framing_error(error: &FramingError) -> UcError {
     UcError::Native(format!("malformed frame: {error}{hint}"))
 }
 
-/// Decodes a server message, also in the one-element array form estos's
-/// runtime reads (SnaccROSEBase.cpp `OnBinaryDataBlock` accepts `[`).
-pub(crate) fn decode_server_message(text: &str) -> Result<RoseMessage, serde_json::Error> {
-    match serde_json::from_str::<RoseMessage>(text) {
-        Ok(message) => Ok(message),
-        Err(e) => match serde_json::from_str::<[RoseMessage; 1]>(text) {
-            Ok([message]) => Ok(message),
-            Err(_) => Err(e),
-        },
-    }
-}
-
 /// The UCServer's native port: `tcp://host:7222` or
 /// `tcp+starttls://host:7222`.
 pub struct NativeTransport {
@@ -604,7 +592,7 @@ async fn call<A: Serialize, R: serde::de::DeserializeOwned>(
             });
         };
         let text = text?;
-        match decode_server_message(&text) {
+        match RoseMessage::from_json(&text) {
             Ok(RoseMessage::Invoke(i)) if i.invoke_id == EVENT_INVOKE_ID => continue,
             Ok(_) => return answer_of(operation, id, &text, user),
             Err(e) => {
@@ -621,7 +609,7 @@ fn answer_of<R: serde::de::DeserializeOwned>(
     text: &str,
     user: &str,
 ) -> Result<R, UcError> {
-    let message = decode_server_message(text).map_err(|e| UcError::Protocol {
+    let message = RoseMessage::from_json(text).map_err(|e| UcError::Protocol {
         operation: operation.name,
         reason: format!("the answer does not decode: {e}"),
     })?;

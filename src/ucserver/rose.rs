@@ -1,8 +1,18 @@
 //! The ROSE envelope (SNACCROSE.asn1) in its JSON form:
 //! `{"invoke": {...}}`, `{"result": {...}}`, `{"error": {...}}`,
-//! `{"reject": {...}}`. These SEQUENCEs have no extension marker, so decoding
-//! refuses members it does not know.
+//! `{"reject": {...}}`; the one ROSE JSON codec of the project (the
+//! WebSocket and the raw TCP transport both use it).
+//!
+//! Writing: [`RoseMessage::to_json`] writes the bare object, as estos's C++
+//! runtime does (cpp-runtime/SnaccROSEBase.cpp:404-425, `GetEncoded`).
+//! Reading: [`RoseMessage::from_json`] reads every form that runtime reads:
+//! a bare object or one wrapped in a JSON array (SnaccROSEBase.cpp:491 takes
+//! `{` and `[` as JSON; the web service sends `[{...}]`, which estos's
+//! examples read as `JSON.parse(text)[0]`, web-examples/SessionWithEvents.html:124),
+//! and members it does not know (`_type`, which estos's TypeScript encoder
+//! adds) ignored everywhere.
 
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -13,8 +23,7 @@ use super::asn::Operation;
 pub const EVENT_INVOKE_ID: i64 = 99999;
 
 /// `ROSEMessage`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum RoseMessage {
     #[serde(rename = "invoke")]
     Invoke(RoseInvoke),
@@ -77,14 +86,129 @@ impl RoseMessage {
         })
     }
 
+    /// The message as JSON text, the bare object the runtime writes.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("ROSE messages always serialize")
     }
+
+    /// The message in a one-element JSON array, the form the UCServer web
+    /// service sends (web-examples/SessionWithEvents.html:124 reads
+    /// `JSON.parse(text)[0]`).
+    pub fn to_json_array(&self) -> String {
+        format!("[{}]", self.to_json())
+    }
+
+    /// Reads a ROSE message in every form estos's runtime reads: bare or in
+    /// a one-element array, unknown members ignored, the CHOICE alternatives
+    /// of the envelope tried in declaration order (invoke, result, error,
+    /// reject) with other members ignored.
+    pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+        let envelope_text = match text.trim_start().as_bytes().first() {
+            Some(b'[') => {
+                let items: Vec<&RawValue> =
+                    serde_json::from_str(text).map_err(|e| classify(text, e))?;
+                match items.as_slice() {
+                    [only] => only.get(),
+                    other => {
+                        return Err(DecodeError::NotRose {
+                            reason: format!(
+                                "a JSON array of {} elements; the UCServer wraps one message in an array of one",
+                                other.len()
+                            ),
+                            invoke_id: None,
+                        })
+                    }
+                }
+            }
+            _ => text,
+        };
+        let envelope: Envelope =
+            serde_json::from_str(envelope_text).map_err(|e| classify(envelope_text, e))?;
+        if let Some(invoke) = envelope.invoke {
+            Ok(RoseMessage::Invoke(invoke))
+        } else if let Some(result) = envelope.result {
+            Ok(RoseMessage::Result(result))
+        } else if let Some(error) = envelope.error {
+            Ok(RoseMessage::Error(error))
+        } else if let Some(reject) = envelope.reject {
+            Ok(RoseMessage::Reject(reject))
+        } else {
+            Err(DecodeError::NotRose {
+                reason: "none of the members invoke, result, error or reject".into(),
+                invoke_id: None,
+            })
+        }
+    }
+}
+
+/// Why a text is not a ROSE message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON at all.
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not a ROSE message. `invoke_id` is the `invokeID` of an
+    /// invoke whose other members do not decode, 0 when it has none (the
+    /// runtime answers those with a reject naming it, SnaccROSEBase.cpp:527-545).
+    #[error("not a ROSE message: {reason}")]
+    NotRose {
+        reason: String,
+        invoke_id: Option<i64>,
+    },
+}
+
+fn classify(text: &str, error: serde_json::Error) -> DecodeError {
+    if error.is_syntax() || error.is_eof() {
+        return DecodeError::NotJson(error.to_string());
+    }
+    // Only on this error path: look for the invoke id a partial decode
+    // would have found.
+    let invoke_id = serde_json::from_str::<Value>(text).ok().and_then(|v| {
+        let v = match v {
+            Value::Array(mut items) if items.len() == 1 => items.remove(0),
+            other => other,
+        };
+        let invoke = v.get("invoke")?.as_object()?;
+        Some(invoke.get("invokeID").and_then(Value::as_i64).unwrap_or(0))
+    });
+    DecodeError::NotRose {
+        reason: error.to_string(),
+        invoke_id,
+    }
+}
+
+/// The `ROSEMessage` CHOICE as the runtime reads it: each alternative is
+/// looked for by name, other members are ignored.
+#[derive(Deserialize)]
+struct Envelope {
+    invoke: Option<RoseInvoke>,
+    result: Option<RoseResult>,
+    error: Option<RoseError>,
+    reject: Option<RoseReject>,
+}
+
+/// Reads a CHOICE as estos's runtime does (cpp-runtime/asn-optionalparam.cpp:496-524
+/// is the pattern): an object in which the first alternative present, in
+/// declaration order, is taken and every other member (`_type`) ignored.
+pub(crate) fn choice<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    type_name: &str,
+    alternatives: &[&'static str],
+) -> Result<(&'static str, Value), D::Error> {
+    let mut members = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+    for name in alternatives {
+        if let Some(value) = members.remove(*name) {
+            return Ok((*name, value));
+        }
+    }
+    Err(de::Error::custom(format!(
+        "{type_name} has none of its alternatives {}",
+        alternatives.join(", ")
+    )))
 }
 
 /// `ROSEAuth`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseAuth {
     pub method: String,
     /// OCTET STRING (base64); never logged by this project.
@@ -93,7 +217,6 @@ pub struct RoseAuth {
 
 /// `ROSEAuthRequest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseAuthRequest {
     pub auth: RoseAuth,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,7 +225,6 @@ pub struct RoseAuthRequest {
 
 /// `ROSEAuthResult`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseAuthResult {
     #[serde(rename = "authList")]
     pub auth_list: Vec<RoseAuth>,
@@ -114,7 +236,6 @@ pub struct RoseAuthResult {
 /// an argument goes from its typed form to text in one step, and a server
 /// decodes it from text into the operation's type.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseInvoke {
     #[serde(rename = "sessionID", skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -147,7 +268,6 @@ impl PartialEq for RoseInvoke {
 
 /// `ROSEResult`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseResult {
     #[serde(rename = "sessionID", skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -162,7 +282,6 @@ pub struct RoseResult {
 /// operation's type: a user listing of 10,000 profiles as a `Value` tree
 /// would cost several times the text's size.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseResultBody {
     #[serde(rename = "resultValue")]
     pub result_value: i64,
@@ -177,7 +296,6 @@ impl PartialEq for RoseResultBody {
 
 /// `ROSEError`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseError {
     #[serde(rename = "sessionID", skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -190,7 +308,6 @@ pub struct RoseError {
 
 /// `ROSEReject`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoseReject {
     #[serde(rename = "sessionID", skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -205,7 +322,7 @@ pub struct RoseReject {
 }
 
 /// The `invokedID` CHOICE of `ROSEReject`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RejectInvokedId {
     #[serde(rename = "invokedID")]
     InvokedId(i64),
@@ -214,7 +331,7 @@ pub enum RejectInvokedId {
 }
 
 /// `RejectProblem`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RejectProblem {
     #[serde(rename = "generalProblem")]
     General(i64),
@@ -224,6 +341,39 @@ pub enum RejectProblem {
     ReturnResult(i64),
     #[serde(rename = "returnErrorProblem")]
     ReturnError(i64),
+}
+
+impl<'de> Deserialize<'de> for RejectInvokedId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match choice(d, "ROSEReject.invokedID", &["invokedID", "invokednull"])? {
+            ("invokedID", value) => i64::deserialize(value)
+                .map(RejectInvokedId::InvokedId)
+                .map_err(de::Error::custom),
+            _ => Ok(RejectInvokedId::Null(())),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RejectProblem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (name, value) = choice(
+            d,
+            "RejectProblem",
+            &[
+                "generalProblem",
+                "invokeProblem",
+                "returnResultProblem",
+                "returnErrorProblem",
+            ],
+        )?;
+        let value = i64::deserialize(value).map_err(de::Error::custom)?;
+        Ok(match name {
+            "generalProblem" => RejectProblem::General(value),
+            "invokeProblem" => RejectProblem::Invoke(value),
+            "returnResultProblem" => RejectProblem::ReturnResult(value),
+            _ => RejectProblem::ReturnError(value),
+        })
+    }
 }
 
 /// `GeneralProblem` values.
@@ -309,7 +459,7 @@ mod tests {
 
     #[test]
     fn result_and_error_decode_from_the_documented_wire_form() {
-        let result: RoseMessage = serde_json::from_str(
+        let result = RoseMessage::from_json(
             r#"{"result":{"invokeID":3,"result":{"resultValue":0,"result":{"iResult":0}}}}"#,
         )
         .unwrap();
@@ -317,7 +467,7 @@ mod tests {
             result,
             RoseMessage::result(3, RawValue::from_string(r#"{"iResult":0}"#.into()).unwrap())
         );
-        let error: RoseMessage = serde_json::from_str(
+        let error = RoseMessage::from_json(
             r#"{"error":{"invokedID":3,"error_value":0,"error":{"iErrorDetail":1,"u8sErrorString":"x"}}}"#,
         )
         .unwrap();
@@ -328,12 +478,74 @@ mod tests {
     }
 
     #[test]
-    fn unknown_envelope_members_are_refused() {
-        let err = serde_json::from_str::<RoseMessage>(
-            r#"{"invoke":{"invokeID":1,"operationID":400,"operationName":"x","bogus":1}}"#,
+    fn unknown_envelope_members_are_ignored_as_the_runtime_ignores_them() {
+        let message = RoseMessage::from_json(
+            r#"{"_type":"ROSEMessage","invoke":{"_type":"ROSEInvoke","invokeID":1,"operationID":400,"operationName":"x","bogus":1}}"#,
         )
-        .unwrap_err();
-        assert!(err.to_string().contains("bogus"), "{err}");
+        .unwrap();
+        assert!(matches!(
+            message,
+            RoseMessage::Invoke(RoseInvoke {
+                invoke_id: 1,
+                operation_id: 400,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_message_wrapped_in_a_one_element_array_reads_like_the_bare_one() {
+        // web-examples/SessionWithEvents.html:124 reads `JSON.parse(text)[0]`.
+        let bare = r#"{"result":{"invokeID":3,"result":{"resultValue":0,"result":{"iResult":0}}}}"#;
+        let wrapped = format!("[{bare}]\n");
+        assert_eq!(
+            RoseMessage::from_json(&wrapped).unwrap(),
+            RoseMessage::from_json(bare).unwrap()
+        );
+        let two = format!("[{bare},{bare}]");
+        assert!(matches!(
+            RoseMessage::from_json(&two),
+            Err(DecodeError::NotRose { .. })
+        ));
+    }
+
+    #[test]
+    fn choices_take_their_alternative_and_ignore_type_members() {
+        let message = RoseMessage::from_json(
+            r#"{"reject":{"_type":"ROSEReject","invokedID":{"_type":"ROSERejectChoice","invokedID":4},"reject":{"_type":"RejectProblem","invokeProblem":2}}}"#,
+        )
+        .unwrap();
+        let RoseMessage::Reject(reject) = message else {
+            panic!("a reject: {message:?}")
+        };
+        assert_eq!(reject.invoked_id, RejectInvokedId::InvokedId(4));
+        assert_eq!(reject.reject, Some(RejectProblem::Invoke(2)));
+    }
+
+    #[test]
+    fn undecodable_texts_say_whether_they_were_json_and_which_invoke_they_were() {
+        assert!(matches!(
+            RoseMessage::from_json("{not json"),
+            Err(DecodeError::NotJson(_))
+        ));
+        assert_eq!(
+            RoseMessage::from_json(r#"[{"invoke":{"invokeID":7,"operationID":"x"}}]"#).unwrap_err(),
+            DecodeError::NotRose {
+                reason: RoseMessage::from_json(r#"{"invoke":{"invokeID":7,"operationID":"x"}}"#)
+                    .unwrap_err()
+                    .to_string()
+                    .trim_start_matches("not a ROSE message: ")
+                    .to_owned(),
+                invoke_id: Some(7)
+            }
+        );
+        assert!(matches!(
+            RoseMessage::from_json(r#"{"hello":1}"#),
+            Err(DecodeError::NotRose {
+                invoke_id: None,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -18,13 +18,18 @@ pub const CLIENT_APP_ID: u32 = 22;
 /// `iClientProtocolVersion` of the createsession negotiate body (ProCall 7).
 pub const CLIENT_PROTOCOL_VERSION: u32 = 70;
 
+/// `X-ucsid` of a direct connection to a UCServer, as the web service's
+/// page sends it (docs/ucws-wsclient.txt:12, web-examples/SessionWithEvents.html:40).
+pub const DEFAULT_UCSID: &str = "local";
+
 /// Settings of [`super::UcServerClient`].
 #[derive(Clone)]
 pub struct UcServerSettings {
     /// `http://host:7224` or `https://host:7225` (the web service root), or
     /// `tcp://host:7222` / `tcp+starttls://host:7222` (the native port).
     pub base_url: Url,
-    /// Sent as `X-ucsid` when set (needed behind UCWeb/UCConnect).
+    /// Sent as `X-ucsid` on createsession (default [`DEFAULT_UCSID`]; the
+    /// UCServer's own id behind UCWeb/UCConnect); `None` or empty: not sent.
     pub ucsid: Option<String>,
     pub admin_user: String,
     pub admin_password: String,
@@ -50,7 +55,7 @@ impl UcServerSettings {
     ) -> Self {
         UcServerSettings {
             base_url,
-            ucsid: None,
+            ucsid: Some(DEFAULT_UCSID.to_owned()),
             admin_user: admin_user.into(),
             admin_password: admin_password.into(),
             ca_file: None,

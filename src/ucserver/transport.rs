@@ -11,7 +11,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use serde::Deserialize;
@@ -22,6 +22,11 @@ use url::Url;
 
 use super::error::UcError;
 use super::settings::{UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION};
+
+/// Longest createsession answer read: the UCServer answers with a short
+/// JSON object (`{"sessionid": "..."}` or an error of a few hundred bytes),
+/// so anything longer is not a UCServer and is cut off here.
+pub const MAX_CREATESESSION_BODY: usize = 16 * 1024;
 
 /// Outgoing half of a ROSE channel: one JSON text per message.
 pub type MessageSink = Pin<Box<dyn Sink<String, Error = UcError> + Send>>;
@@ -115,7 +120,8 @@ impl WebSocketTransport {
         .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8")
         .header("X-no401", "1")
         .header("X-simple", "1");
-        if let Some(ucsid) = &settings.ucsid {
+        // The headers of the documented request (ucws-wsclient.txt:9-14).
+        if let Some(ucsid) = settings.ucsid.as_deref().filter(|u| !u.is_empty()) {
             request = request.header("X-ucsid", ucsid);
         }
         let request = request
@@ -126,13 +132,27 @@ impl WebSocketTransport {
             .await
             .map_err(|e| self.http_error(e))?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
+        let body = Limited::new(response.into_body(), MAX_CREATESESSION_BODY)
             .collect()
-            .await
-            .map_err(|e| self.http_error(e))?
-            .to_bytes();
+            .await;
         connection.abort();
+        let body = match body {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(UcError::Protocol {
+                    operation: "createsession",
+                    reason: format!(
+                        "the answer (HTTP {status}) is longer than {MAX_CREATESESSION_BODY} bytes; a UCServer answers with a short JSON object: check that ucserver.url names the UCServer web service"
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(UcError::Connect {
+                    address: format!("{}:{}", self.host(), self.port()),
+                    reason: format!("HTTP: {e}"),
+                })
+            }
+        };
         self.session_from_response(status, &body)
     }
 

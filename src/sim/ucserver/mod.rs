@@ -1,9 +1,13 @@
 //! A UCServer simulator: the web service routes (`/ws/client/createsession`,
-//! the WebSocket at `/ws/client/websocket`) over real HTTP(S) on loopback,
-//! with ROSE/JSON decoded as strictly as the ASN.1 defines it, and on request
-//! the native TCP port ([`UcServerSim::listen_native`]). Tests and the
-//! demo read what was stored and turn knobs (latency, dropped connections,
-//! refused sessions, error answers, session expiry).
+//! the WebSocket at `/ws/client/websocket`) over real HTTP(S) on loopback.
+//! It reads and answers ROSE/JSON as estos's own runtime does
+//! (../shared/reference/ucserver-sdk/cpp-runtime), not as this project's
+//! client writes it: what the runtime accepts is accepted, what it refuses
+//! is refused with its reject codes, and answers come in the web service's
+//! form ([`MessageForm`]); on request also on the native TCP port
+//! ([`UcServerSim::listen_native`]). Tests and the demo read what was stored and turn
+//! knobs (latency, dropped connections, refused sessions, error answers,
+//! session expiry).
 
 mod http;
 mod native;
@@ -31,10 +35,28 @@ use crate::ucserver::asn::{AsnAppointmentEntry, AsnRequestError, Operation};
 use crate::ucserver::rose::{RoseInvoke, RoseMessage, EVENT_INVOKE_ID};
 use state::{Knobs, Shared, State, Users};
 
+/// The form of the messages the simulator sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageForm {
+    /// As the UCServer web service sends them: each message in a
+    /// one-element array (estos's examples read `JSON.parse(text)[0]`,
+    /// web-examples/SessionWithEvents.html:124, ChangePresence.html:169),
+    /// `_type` on results, errors and profiles (SessionWithEvents.html:179,
+    /// ChangePresence.html:220), `optionalParams` of profiles in the object
+    /// form the runtime writes (cpp-runtime/asn-optionalparam.cpp:34-56).
+    #[default]
+    WebService,
+    /// Bare messages, no `_type`, `optionalParams` as the old array form:
+    /// the plainest form the runtime reads.
+    Plain,
+}
+
 /// How the simulated UCServer behaves.
 #[derive(Debug, Clone)]
 pub struct UcServerSimConfig {
     pub users: UserDatabase,
+    /// The form of what the simulator sends.
+    pub form: MessageForm,
     /// The UCSID this server answers to; an `X-ucsid` naming another gets
     /// 502. `None`: any `X-ucsid` is accepted (a direct connection).
     pub ucsid: Option<String>,
@@ -46,6 +68,7 @@ impl UcServerSimConfig {
     pub fn new(users: UserDatabase) -> Self {
         UcServerSimConfig {
             users,
+            form: MessageForm::default(),
             ucsid: None,
             session_idle_timeout: Duration::from_secs(300),
         }
@@ -80,6 +103,7 @@ impl UcServerSim {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(State {
+            form: config.form,
             ucsid: config.ucsid,
             session_idle_timeout: config.session_idle_timeout,
             users: Users::new(config.users.users),
@@ -87,6 +111,7 @@ impl UcServerSim {
             store: HashMap::new(),
             writes: HashMap::new(),
             keep_alives: 0,
+            close_frames: 0,
             sessions_created: 0,
             admin_logins: 0,
             received: Vec::new(),
@@ -224,6 +249,11 @@ impl UcServerSim {
         self.shared.lock().keep_alives
     }
 
+    /// WebSocket close frames received from clients.
+    pub fn close_frames_received(&self) -> u64 {
+        self.shared.lock().close_frames
+    }
+
     pub fn sessions_created(&self) -> u64 {
         self.shared.lock().sessions_created
     }
@@ -329,7 +359,8 @@ impl UcServerSim {
             operation_id,
             argument: Some(serde_json::value::to_raw_value(&argument).expect("a Value encodes")),
         });
-        self.shared.events.send(event.to_json()).unwrap_or(0)
+        let text = rose::encode(self.shared.lock().form, &event);
+        self.shared.events.send(text).unwrap_or(0)
     }
 
     /// Drops every open WebSocket at once (sessions stay valid).

@@ -125,7 +125,7 @@ async fn serve_connection(
     if let Some(text) = pending {
         match handle(&shared, &mut phase, &text).await {
             Action::Reply(answer) => {
-                if sink.send(answer).await.is_err() {
+                if sink.send(answer.to_json()).await.is_err() {
                     return end(&shared, &phase);
                 }
             }
@@ -155,7 +155,8 @@ async fn serve_connection(
                 };
                 match handle(&shared, &mut phase, &text).await {
                     Action::Reply(answer) => {
-                        if sink.send(answer).await.is_err() {
+                        // The runtime writes bare messages on the raw stream.
+                        if sink.send(answer.to_json()).await.is_err() {
                             break;
                         }
                     }
@@ -253,9 +254,11 @@ fn start_tls_invoke_id(text: &str) -> Option<i64> {
 }
 
 fn reject(id: i64, problem: i64, details: impl Into<String>) -> Action {
-    Action::Reply(
-        RoseMessage::reject(Some(id), RejectProblem::Invoke(problem), details.into()).to_json(),
-    )
+    Action::Reply(RoseMessage::reject(
+        Some(id),
+        RejectProblem::Invoke(problem),
+        details.into(),
+    ))
 }
 
 fn decode<T: DeserializeOwned>(invoke: &Value, operation: &str) -> Result<T, String> {
@@ -279,14 +282,11 @@ async fn handle(shared: &Shared, phase: &mut Phase, text: &str) -> Action {
         // SnaccROSEBase.cpp: JSON that does not parse gets invokeProblem
         // mistypedArgument with invokednull.
         Err(e) => {
-            return Action::Reply(
-                RoseMessage::reject(
-                    None,
-                    RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
-                    format!("the message is not JSON: {e}"),
-                )
-                .to_json(),
-            )
+            return Action::Reply(RoseMessage::reject(
+                None,
+                RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
+                format!("the message is not JSON: {e}"),
+            ))
         }
     };
     let Some(invoke) = invoke_of(&value) else {
@@ -371,7 +371,7 @@ fn negotiate(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Act
             )
         }
     };
-    Action::Reply(RoseMessage::result(id, to_raw(&answer)).to_json())
+    Action::Reply(RoseMessage::result(id, to_raw(&answer)))
 }
 
 fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action {
@@ -394,7 +394,7 @@ fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action 
                 AsnLoginV2Result::SupportedAuthMethods(AsnLoginV2ResultSupportedAuthMethods {
                     auth_methods_ordered: vec![AUTH_METHOD_BASIC],
                 });
-            return Action::Reply(RoseMessage::result(id, to_raw(&answer)).to_json());
+            return Action::Reply(RoseMessage::result(id, to_raw(&answer)));
         }
     };
     let error = |detail: i64, text: &str| {
@@ -402,9 +402,10 @@ fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action 
             error_detail: detail,
             error_string: text.to_owned(),
         };
-        Action::Reply(
-            RoseMessage::error(id, serde_json::to_value(error).expect("encodes")).to_json(),
-        )
+        Action::Reply(RoseMessage::error(
+            id,
+            serde_json::to_value(error).expect("encodes"),
+        ))
     };
     let Some((user, password)) = credential.decode() else {
         return error(LOGON_INVALID_USER, "User Authentication failed");
@@ -432,7 +433,7 @@ fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action 
     let answer = AsnLoginV2Result::Succeeded(AsnLoginV2ResultSuccess {
         logged_in_user: Some(canonical),
     });
-    Action::Reply(RoseMessage::result(id, to_raw(&answer)).to_json())
+    Action::Reply(RoseMessage::result(id, to_raw(&answer)))
 }
 
 fn new_session(shared: &Shared, user: &str) -> String {

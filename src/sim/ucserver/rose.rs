@@ -1,4 +1,6 @@
-//! One WebSocket of the simulator: strict ROSE decoding and the operations.
+//! One WebSocket of the simulator: ROSE read and answered as estos's C++
+//! runtime does (cpp-runtime/SnaccROSEBase.cpp; lines cited where each rule
+//! is applied), and the operations.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::state::{Knobs, Shared, State, WriteRecord};
+use super::MessageForm;
 use crate::ucserver::asn::{
     self, AdminPassword, AsnAdminGetUserProfilesArgument, AsnAdminGetUserProfilesResult,
     AsnAdminLoginArgument, AsnAdminLoginResult, AsnAppointmentSetEntryListArgument,
@@ -20,8 +23,10 @@ use crate::ucserver::asn::{
     AsnTransportKeepAliveArgument, AsnUserProfile, AsnUserPropertyBag, OnlineStateFilter,
     Operation,
 };
+use crate::ucserver::asn::{AsnOptionalParam, AsnOptionalParamValue, AsnOptionalParameters};
 use crate::ucserver::rose::{
-    general_problem, invoke_problem, RejectProblem, RoseInvoke, RoseMessage, EVENT_INVOKE_ID,
+    general_problem, invoke_problem, DecodeError, RejectProblem, RoseInvoke, RoseMessage,
+    EVENT_INVOKE_ID,
 };
 
 /// `iErrorDetail` the simulator answers when no user matches (as
@@ -33,9 +38,17 @@ pub const ERROR_ACCESS_DENIED: i64 = 2;
 /// `iErrorDetail` for a feature the simulator does not implement.
 pub const ERROR_NOT_SUPPORTED: i64 = 3;
 
+/// `message` as JSON text in `form`.
+pub(super) fn encode(form: MessageForm, message: &RoseMessage) -> String {
+    match form {
+        MessageForm::WebService => message.to_json_array(),
+        MessageForm::Plain => message.to_json(),
+    }
+}
+
 /// What to do after a message.
 pub(super) enum Action {
-    Reply(String),
+    Reply(RoseMessage),
     Nothing,
     /// Drop the socket without a close frame (a network failure).
     Drop,
@@ -44,14 +57,25 @@ pub(super) enum Action {
 }
 
 fn reject(id: Option<i64>, problem: RejectProblem, details: impl Into<String>) -> Action {
-    Action::Reply(RoseMessage::reject(id, problem, details.into()).to_json())
+    Action::Reply(RoseMessage::reject(id, problem, details.into()))
 }
 
+/// `SendRejectInvoke` (SnaccROSEBase.cpp:730-754): an invoke problem for
+/// `id`; events (invokeID 99999) get no answer (SnaccROSEBase.cpp:732-736).
+fn reject_invoke(id: i64, problem: i64, details: impl Into<String>) -> Action {
+    if id == EVENT_INVOKE_ID {
+        return Action::Nothing;
+    }
+    reject(Some(id), RejectProblem::Invoke(problem), details)
+}
+
+/// A mistyped argument (SnaccROSEBase.cpp:775-797: the runtime's details
+/// are `mistypedArgument`; the simulator adds why).
 fn mistyped(id: i64, details: impl Into<String>) -> Action {
-    reject(
-        Some(id),
-        RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
-        details,
+    reject_invoke(
+        id,
+        invoke_problem::MISTYPED_ARGUMENT,
+        format!("mistypedArgument: {}", details.into()),
     )
 }
 
@@ -84,9 +108,9 @@ pub(super) async fn serve_socket<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (epoch, idle) = {
+    let (epoch, idle, form) = {
         let state = shared.lock();
-        (state.drop_epoch, state.session_idle_timeout)
+        (state.drop_epoch, state.session_idle_timeout, state.form)
     };
     let mut changes = shared.changes.subscribe();
     let mut events = shared.events.subscribe();
@@ -97,7 +121,11 @@ pub(super) async fn serve_socket<S>(
         tokio::select! {
             incoming = stream.next() => {
                 let text = match incoming {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    None | Some(Err(_)) => return,
+                    Some(Ok(Message::Close(_))) => {
+                        shared.lock().close_frames += 1;
+                        return;
+                    }
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
                         let answer = RoseMessage::reject(
@@ -105,7 +133,7 @@ pub(super) async fn serve_socket<S>(
                             RejectProblem::General(general_problem::UNRECOGNISED_APDU),
                             "binary (BER) messages are not supported by the simulator; send JSON text frames".into(),
                         );
-                        if sink.send(Message::text(answer.to_json())).await.is_err() {
+                        if sink.send(Message::text(encode(form, &answer))).await.is_err() {
                             return;
                         }
                         continue;
@@ -117,7 +145,7 @@ pub(super) async fn serve_socket<S>(
                 drop(invoke);
                 match action {
                     Action::Reply(answer) => {
-                        if sink.send(Message::text(answer)).await.is_err() {
+                        if sink.send(Message::text(encode(form, &answer))).await.is_err() {
                             return;
                         }
                     }
@@ -176,14 +204,37 @@ pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -
             None => return Action::Expired,
         }
     }
-    let message: RoseMessage = match serde_json::from_str(text) {
+    let message = match RoseMessage::from_json(text) {
         Ok(m) => m,
-        Err(e) => {
+        // SnaccROSEBase.cpp:547-580: text that is not JSON gets a reject
+        // with invokednull and invokeProblem mistypedArgument.
+        Err(DecodeError::NotJson(e)) => {
             return reject(
                 None,
-                RejectProblem::General(general_problem::BADLY_STRUCTURED_APDU),
-                format!("cannot decode the ROSE message: {e}"),
+                RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
+                format!("mistypedArgument: the message is not JSON: {e}"),
             )
+        }
+        // SnaccROSEBase.cpp:510-546: JSON that does not decode as a ROSE
+        // message: an invoke is rejected (its invokeID, or invokednull when
+        // that is 0) with invokeProblem mistypedArgument; anything else is
+        // dropped unanswered.
+        Err(DecodeError::NotRose {
+            reason,
+            invoke_id: Some(id),
+        }) => {
+            return reject(
+                (id != 0).then_some(id),
+                RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
+                format!("mistypedArgument: the invoke does not decode: {reason}"),
+            )
+        }
+        Err(DecodeError::NotRose {
+            reason,
+            invoke_id: None,
+        }) => {
+            tracing::debug!("UCServer sim: undecodable message dropped: {reason}");
+            return Action::Nothing;
         }
     };
     let invoke = match message {
@@ -192,38 +243,43 @@ pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -
         _ => return Action::Nothing,
     };
     let id = invoke.invoke_id;
-    let Some(name) = invoke.operation_name.clone() else {
-        return reject(
-            Some(id),
-            RejectProblem::Invoke(invoke_problem::UNRECOGNISED_OPERATION),
-            "operationName is missing; the UCServer dispatches by operationName",
-        );
+    // SnaccROSEBase.cpp:611: an invoke with neither operationID nor
+    // operationName is dropped unanswered.
+    if invoke.operation_id == 0 && invoke.operation_name.is_none() {
+        return Action::Nothing;
+    }
+    // SnaccROSEBase.cpp:770-771: operationID 0 is looked up from
+    // operationName; any other operationID is dispatched on as it is, and
+    // operationName is not read.
+    let operation_id = match (invoke.operation_id, invoke.operation_name.as_deref()) {
+        (0, Some(name)) => asn::operation_by_name(name).map_or(0, |op| op.id),
+        (number, _) => number,
     };
-    let Some(operation) = asn::operation_by_name(&name) else {
-        return reject(
-            Some(id),
-            RejectProblem::Invoke(invoke_problem::UNRECOGNISED_OPERATION),
-            format!("unknown operation {name:?}"),
-        );
-    };
-    if invoke.operation_id != operation.id {
-        return reject(
-            Some(id),
-            RejectProblem::General(general_problem::MISTYPED_APDU),
+    // SnaccROSEBase.cpp:794-795: an unknown operation is unrecognisedOperation.
+    let Some(operation) = asn::operation_by_id(operation_id) else {
+        return reject_invoke(
+            id,
+            invoke_problem::UNRECOGNISED_OPERATION,
             format!(
-                "operationID {} does not match {} ({})",
-                invoke.operation_id, operation.name, operation.id
+                "unrecognisedOperation: the simulator implements no operation {} ({:?})",
+                invoke.operation_id,
+                invoke.operation_name.as_deref().unwrap_or_default()
             ),
         );
-    }
+    };
     if id == EVENT_INVOKE_ID || operation == asn::TRANSPORT_KEEP_ALIVE {
         return handle_event(shared, invoke, operation);
     }
+    // SnaccROSEBase.cpp:812-813: argumentMissing is a mistypedArgument.
     let Some(argument) = invoke.argument else {
-        return mistyped(id, format!("{} needs an argument", operation.name));
+        return reject_invoke(
+            id,
+            invoke_problem::MISTYPED_ARGUMENT,
+            format!("argumentMissing: {} needs an argument", operation.name),
+        );
     };
 
-    let (latency, failure) = {
+    let (latency, failure, form) = {
         let mut state = shared.lock();
         if Knobs::take(&mut state.knobs.drop_before, operation.name) {
             return Action::Drop;
@@ -235,7 +291,7 @@ pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -
             }
             _ => None,
         };
-        (state.knobs.latency, failure)
+        (state.knobs.latency, failure, state.form)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -254,10 +310,15 @@ pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -
         return Action::Drop;
     }
     match outcome {
-        Outcome::Result(value) => Action::Reply(RoseMessage::result(id, value).to_json()),
-        Outcome::Error(error) => Action::Reply(
-            RoseMessage::error(id, serde_json::to_value(error).expect("encodes")).to_json(),
-        ),
+        Outcome::Result(value) => Action::Reply(RoseMessage::result(id, value)),
+        Outcome::Error(error) => {
+            let mut error = serde_json::to_value(error).expect("encodes");
+            if form == MessageForm::WebService {
+                // As the web service sends errors (ucws-wsclient.txt:55-56).
+                error["_type"] = "AsnRequestError".into();
+            }
+            Action::Reply(RoseMessage::error(id, error))
+        }
         Outcome::Mistyped(details) => mistyped(id, details),
         Outcome::Expired => Action::Expired,
     }
@@ -266,9 +327,11 @@ pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -
 fn handle_event(shared: &Shared, invoke: RoseInvoke, operation: Operation) -> Action {
     let id = invoke.invoke_id;
     if operation != asn::TRANSPORT_KEEP_ALIVE {
-        return reject(
-            Some(id),
-            RejectProblem::Invoke(invoke_problem::UNRECOGNISED_OPERATION),
+        // An event of an operation the server does not take as one: as an
+        // event it gets no answer (SnaccROSEBase.cpp:732-736).
+        return reject_invoke(
+            id,
+            invoke_problem::UNRECOGNISED_OPERATION,
             format!("{} is not an event the server accepts", operation.name),
         );
     }
@@ -283,8 +346,9 @@ fn handle_event(shared: &Shared, invoke: RoseInvoke, operation: Operation) -> Ac
     }
     let null = RawValue::NULL;
     let argument = invoke.argument.as_deref().unwrap_or(null);
-    if let Err(details) = decode::<AsnTransportKeepAliveArgument>(operation, argument) {
-        return mistyped(id, details);
+    if decode::<AsnTransportKeepAliveArgument>(operation, argument).is_err() {
+        // A malformed event is not answered either (SnaccROSEBase.cpp:732-736).
+        return Action::Nothing;
     }
     shared.lock().keep_alives += 1;
     Action::Nothing
@@ -339,9 +403,11 @@ fn admin_login(
     } else {
         asn::ADMIN_LOGIN_FAILED
     };
-    Ok(Outcome::Result(
-        serde_json::value::to_raw_value(&AsnAdminLoginResult { result }).expect("encodes"),
-    ))
+    Ok(Outcome::Result(typed_result(
+        state.form,
+        "AsnAdminLoginResult",
+        &AsnAdminLoginResult { result },
+    )))
 }
 
 fn get_user_profiles(
@@ -377,7 +443,8 @@ fn get_user_profiles(
             OnlineStateFilter::OnlineOnly => u.online,
             OnlineStateFilter::OfflineOnly => !u.online,
         })
-        .map(|u| AsnUserProfile {
+        .enumerate()
+        .map(|(index, u)| AsnUserProfile {
             enabled: i64::from(u.enabled),
             dn_path: u.dn.clone(),
             user_name: u.user_name.clone(),
@@ -402,16 +469,108 @@ fn get_user_profiles(
                 ..Default::default()
             },
             user_property_bag: AsnUserPropertyBag::default(),
-            optional_params: None,
+            optional_params: Some(profile_optional_params(index)),
             write_picture: None,
         })
-        .collect();
-    Ok(Outcome::Result(
-        serde_json::value::to_raw_value(&AsnAdminGetUserProfilesResult {
-            user_profiles: profiles,
+        .collect::<Vec<_>>();
+    let result = match state.form {
+        MessageForm::WebService => {
+            #[derive(serde::Serialize)]
+            struct TypedProfiles<'a> {
+                #[serde(rename = "userProfiles")]
+                user_profiles: Vec<Typed<'a, AsnUserProfile>>,
+            }
+            let user_profiles = profiles
+                .iter()
+                .map(|p| Typed {
+                    type_name: "AsnUserProfile",
+                    value: p,
+                })
+                .collect();
+            typed_result(
+                state.form,
+                "AsnAdminGetUserProfilesResult",
+                &TypedProfiles { user_profiles },
+            )
+        }
+        MessageForm::Plain => {
+            let mut result = serde_json::to_value(AsnAdminGetUserProfilesResult {
+                user_profiles: profiles,
+            })
+            .expect("encodes");
+            for profile in result["userProfiles"].as_array_mut().into_iter().flatten() {
+                if let Some(params) = profile.get_mut("optionalParams") {
+                    *params = array_form(params);
+                }
+            }
+            serde_json::value::to_raw_value(&result).expect("encodes")
+        }
+    };
+    Ok(Outcome::Result(result))
+}
+
+/// The `optionalParams` of a profile, with keys ENetUC_Admin.asn1:97-103
+/// lists (as an Active Directory-backed UCServer fills them).
+fn profile_optional_params(index: usize) -> AsnOptionalParameters {
+    let param = |key: &str, value| AsnOptionalParam {
+        key: key.to_owned(),
+        value,
+    };
+    AsnOptionalParameters(vec![
+        param("ADDisabled", AsnOptionalParamValue::Integer(0)),
+        param(
+            "SourceDB",
+            AsnOptionalParamValue::String("ActiveDirectory".into()),
+        ),
+        param("primaryGroupID", AsnOptionalParamValue::Integer(513)),
+        param(
+            "objectSID",
+            AsnOptionalParamValue::String(format!(
+                "S-1-5-21-1004336348-1177238915-682003330-{}",
+                1100 + index
+            )),
+        ),
+    ])
+}
+
+/// The old array form of `optionalParams` (cpp-runtime/asn-optionalparam.cpp:13-23),
+/// from the object form.
+fn array_form(object_form: &serde_json::Value) -> serde_json::Value {
+    let members = object_form.as_object().cloned().unwrap_or_default();
+    members
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                serde_json::Value::String(_) => serde_json::json!({ "stringdata": value }),
+                serde_json::Value::Number(_) => serde_json::json!({ "integerdata": value }),
+                other => other,
+            };
+            serde_json::json!({"key": key, "value": value})
         })
-        .expect("encodes"),
-    ))
+        .collect()
+}
+
+/// A SEQUENCE with the `_type` member estos's encoder adds.
+#[derive(serde::Serialize)]
+struct Typed<'a, T> {
+    #[serde(rename = "_type")]
+    type_name: &'static str,
+    #[serde(flatten)]
+    value: &'a T,
+}
+
+/// A result as JSON text; in the web service's form with `_type` naming its
+/// type, as estos's examples read it (SessionWithEvents.html:179).
+fn typed_result<T: serde::Serialize>(
+    form: MessageForm,
+    type_name: &'static str,
+    value: &T,
+) -> Box<RawValue> {
+    match form {
+        MessageForm::WebService => serde_json::value::to_raw_value(&Typed { type_name, value }),
+        MessageForm::Plain => serde_json::value::to_raw_value(value),
+    }
+    .expect("results encode")
 }
 
 fn set_entry_list(
@@ -484,8 +643,9 @@ fn set_entry_list(
             entries: entries.len(),
         });
     state.store.insert(owner, entries);
-    Ok(Outcome::Result(
-        serde_json::value::to_raw_value(&AsnAppointmentSetEntryListResult { result: 0 })
-            .expect("encodes"),
-    ))
+    Ok(Outcome::Result(typed_result(
+        state.form,
+        "AsnAppointmentSetEntryListResult",
+        &AsnAppointmentSetEntryListResult { result: 0 },
+    )))
 }

@@ -63,6 +63,7 @@ impl Knobs {
 }
 
 pub(super) struct State {
+    pub form: super::MessageForm,
     pub ucsid: Option<String>,
     pub session_idle_timeout: Duration,
     pub users: Users,
@@ -70,6 +71,8 @@ pub(super) struct State {
     pub store: HashMap<String, Vec<AsnAppointmentEntry>>,
     pub writes: HashMap<String, Vec<WriteRecord>>,
     pub keep_alives: u64,
+    /// WebSocket close frames received from clients.
+    pub close_frames: u64,
     pub sessions_created: u64,
     pub admin_logins: u64,
     pub received: Vec<String>,
