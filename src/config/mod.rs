@@ -76,6 +76,8 @@ pub struct Config {
 
 /// `[directory]`: where mailboxes are looked up.
 #[derive(Debug, Clone)]
+// One value per process: the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum DirectoryConfig {
     /// `kind = "ad"`.
     ActiveDirectory(DirectorySettings),
