@@ -3,6 +3,7 @@
 //! (`--no-default-features`); the other modules make up the replicator.
 
 pub mod ews;
+pub mod secret;
 pub mod server_text;
 pub mod tls;
 

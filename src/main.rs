@@ -99,8 +99,24 @@ enum ConfigCommand {
     },
 }
 
+/// Keeps passwords out of core dumps and away from other processes of the
+/// same user: a non-dumpable process writes no core file, and only root may
+/// ptrace it or read its memory, environment and file descriptors under
+/// /proc. Done first, before any configuration (and password) is read.
+fn forbid_core_dumps() {
+    // SAFETY: PR_SET_DUMPABLE takes one integer argument and touches no
+    // memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        eprintln!(
+            "warning: cannot mark the process non-dumpable ({}); a core dump would hold the passwords: set LimitCORE=0 (systemd) or ulimit -c 0",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    forbid_core_dumps();
     ews_calendar_replicator::memory::tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {

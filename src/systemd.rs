@@ -167,6 +167,45 @@ mod tests {
         assert!(lines.iter().any(|l| l.starts_with("User=")));
     }
 
+    /// Issue #15: no core files, memory capped, passwords as credentials
+    /// under the names the example configuration reads.
+    #[test]
+    fn the_unit_keeps_passwords_out_of_cores_and_the_environment_and_caps_memory() {
+        let unit = include_str!("../packaging/ews-calendar-replicator.service");
+        let lines: Vec<&str> = unit.lines().collect();
+        assert!(lines.contains(&"LimitCORE=0"));
+        let megabytes = |key: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.strip_suffix('M'))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{key} in MB"))
+        };
+        let (high, max) = (megabytes("MemoryHigh="), megabytes("MemoryMax="));
+        // Above the 20,000-mailbox peak (89 MB, README Performance) with room.
+        assert!(
+            200 <= high && high < max,
+            "MemoryHigh={high}M MemoryMax={max}M"
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("Environment")));
+        let example = include_str!("../config.example.toml");
+        for name in ["ldap.password", "exchange.password"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("LoadCredential={name}:"))),
+                "LoadCredential={name}"
+            );
+            assert!(
+                example.contains(&format!(
+                    "password_file = \"${{CREDENTIALS_DIRECTORY}}/{name}\""
+                )),
+                "config.example.toml reads {name}"
+            );
+        }
+    }
+
     #[test]
     fn a_socket_nobody_listens_on_is_an_error() {
         let dir = tempfile::tempdir().unwrap();

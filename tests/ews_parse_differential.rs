@@ -7,7 +7,9 @@
 //! Errors compare in full (variant and message, positions included), except
 //! `EnvelopeError::Deserialize`: its message is xsd-parser's wording, which
 //! the streaming reader does not imitate; there only the variant and the
-//! operation must agree.
+//! operation must agree. `TooManyAnswers` (the streaming reader stops at the
+//! first answer beyond the count) matches any error of the reference, which
+//! reads the whole document first.
 
 use chrono::FixedOffset;
 use ews_calendar_replicator::ews::availability::{
@@ -63,6 +65,12 @@ fn agree(label: &str, mailbox_count: usize, xml: &[u8], offset: FixedOffset) -> 
             assert_eq!(a, b, "{}", context());
             false
         }
+        // The streaming reader stops at the first answer beyond the count,
+        // so it never sees what the reference may find later in the document.
+        (Err(AvailabilityError::TooManyAnswers { asked }), Err(_)) => {
+            assert_eq!(*asked, mailbox_count, "{}", context());
+            false
+        }
         (Err(a), Err(b)) => {
             assert_eq!(a, b, "{}", context());
             false
@@ -112,7 +120,7 @@ fn every_fixture_parses_alike() {
         }
         let xml = std::fs::read(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        // Right count, and wrong counts either side (CountMismatch).
+        // Right count, and wrong counts either side (CountMismatch, TooManyAnswers).
         for count in 0..=6 {
             for offset in [utc(), FixedOffset::east_opt(3600).unwrap()] {
                 if agree(&name, count, &xml, offset) {

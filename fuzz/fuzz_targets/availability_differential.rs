@@ -2,7 +2,8 @@
 //! (`parse_response`) must agree with the generated bindings
 //! (`parse_response_generated`, the reference): equal results, or errors of
 //! the same kind (for schema errors only the variant, since the wording is
-//! xsd-parser's; every other error in full).
+//! xsd-parser's; every other error in full, except that an early stop on too
+//! many answers matches any error of the reference).
 #![no_main]
 
 use chrono::FixedOffset;
@@ -35,6 +36,9 @@ fuzz_target!(|data: &[u8]| {
             Err(AvailabilityError::Envelope(EnvelopeError::Deserialize { .. })),
             Err(AvailabilityError::Envelope(EnvelopeError::Deserialize { .. })),
         ) => {}
+        // The streaming reader stops at the first answer beyond the count,
+        // so it never sees what the reference may find later in the document.
+        (Err(AvailabilityError::TooManyAnswers { .. }), Err(_)) => {}
         (Err(a), Err(b)) => assert_eq!(a, b),
         _ => panic!("readers disagree:\nfast: {fast:?}\ngenerated: {reference:?}"),
     }

@@ -87,9 +87,28 @@ async fn assemble_until_ready<S: StateStore + Clone>(
     }
 }
 
+/// A service must not run with a password every local user can read,
+/// unless the configuration says so.
+fn refuse_readable_secrets(config: &Config) -> Result<(), String> {
+    if config.allow_readable_secrets || config.readable_secrets.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<String> = config
+        .readable_secrets
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    Err(format!(
+        "{}: refusing to run: {}",
+        config.file.display(),
+        found.join("; ")
+    ))
+}
+
 /// `run`: the service.
 pub async fn run(path: &Path) -> Result<ExitCode, String> {
     let config = load_config(path)?;
+    refuse_readable_secrets(&config)?;
     init_logging(&config)?;
     let state = SqliteStateStore::open(&config.state_path).map_err(|e| e.to_string())?;
     let state = std::sync::Arc::new(state);

@@ -37,10 +37,15 @@ keep the file readable only by the service, chmod 600), password_file or\n\
 password_env.";
 const PASSWORD_FILE_DOC: &str =
     "A file holding only the password (one trailing newline is ignored).\n\
-Relative paths are relative to this configuration file.";
+Relative paths are relative to this configuration file; ${NAME} is replaced by\n\
+the environment variable NAME. Recommended under systemd: LoadCredential= in\n\
+the unit (the password stays in a root-only file, the service reads a private\n\
+copy) and \"${CREDENTIALS_DIRECTORY}/name\" here. A file other users can read is\n\
+a warning, and `run` refuses it unless [security] allow_readable_secrets.";
 const PASSWORD_ENV_DOC: &str =
-    "The name of an environment variable holding the password (under systemd:\n\
-Environment= or EnvironmentFile= in the unit). Unset is an error.";
+    "The name of an environment variable holding the password (upper-case letters,\n\
+digits and _). Unset is an error. Under systemd prefer password_file with\n\
+LoadCredential=: Environment= values can be read over D-Bus by any local user.";
 
 /// The file's header comment.
 pub const HEADER: &str = "# ews-calendar-replicator configuration.
@@ -120,8 +125,8 @@ pub const SECTIONS: &[SectionDoc] = &[
                 true,
             ),
             key("password", PASSWORD_DOC, "\"change-me\"", false),
-            key("password_file", PASSWORD_FILE_DOC, "\"/etc/ews-calendar-replicator/ldap.password\"", false),
-            key("password_env", PASSWORD_ENV_DOC, "\"LDAP_BIND_PASSWORD\"", true),
+            key("password_file", PASSWORD_FILE_DOC, "\"${CREDENTIALS_DIRECTORY}/ldap.password\"", true),
+            key("password_env", PASSWORD_ENV_DOC, "\"LDAP_BIND_PASSWORD\"", false),
             key(
                 "base_dn",
                 "(ad, optional) Where users are searched. Default: the whole domain (the\nRootDSE's defaultNamingContext).",
@@ -150,6 +155,18 @@ pub const SECTIONS: &[SectionDoc] = &[
                 "ca_file",
                 "(ad, optional) PEM file with the CA that issued the domain controllers'\ncertificates, trusted besides the public roots.",
                 "\"/etc/ews-calendar-replicator/corp-ca.pem\"",
+                false,
+            ),
+            key(
+                "max_entries",
+                "(ad, optional) The most entries one search may return (1 to 10000000,\ndefault 200000); more stop it with an error, so that a wrong base or a\nhostile server cannot fill the memory.",
+                "200000",
+                false,
+            ),
+            key(
+                "max_response_mb",
+                "(ad, optional) The most the directory server may send on one connection\n(1 to 4096 MB, default 256); more close the connection with an error.",
+                "256",
                 false,
             ),
             key(
@@ -183,7 +200,7 @@ pub const SECTIONS: &[SectionDoc] = &[
                 true,
             ),
             key("password", PASSWORD_DOC, "\"change-me\"", false),
-            key("password_file", PASSWORD_FILE_DOC, "\"exchange.password\"", true),
+            key("password_file", PASSWORD_FILE_DOC, "\"${CREDENTIALS_DIRECTORY}/exchange.password\"", true),
             key("password_env", PASSWORD_ENV_DOC, "\"EXCHANGE_PASSWORD\"", false),
             key(
                 "auth",
@@ -314,6 +331,16 @@ pub const SECTIONS: &[SectionDoc] = &[
             "path",
             "(optional) The database file. Default: $STATE_DIRECTORY/state.sqlite under\nsystemd (StateDirectory=), /var/lib/ews-calendar-replicator/state.sqlite as\nroot, otherwise $XDG_DATA_HOME (or ~/.local/share)/ews-calendar-replicator/\nstate.sqlite. Relative paths are relative to this configuration file.",
             "\"/var/lib/ews-calendar-replicator/state.sqlite\"",
+            false,
+        )],
+    },
+    SectionDoc {
+        name: "security",
+        doc: "Exceptions to the checks that keep the passwords private.",
+        keys: &[key(
+            "allow_readable_secrets",
+            "true: `run` starts even when a password_file is readable by every user\n(a warning remains). Default false: `run` refuses to start, naming the file.",
+            "false",
             false,
         )],
     },

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, BufRead, Write};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use super::{document, LoadContext};
@@ -463,6 +463,27 @@ fn write_file(target: &Path, text: &str, force: bool) -> Result<(), InitError> {
             error(e)
         }
     })?;
+    // `mode` applies only to a new file: an overwritten one keeps its mode,
+    // so it is set here, before the passwords are written.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(error)?;
     file.write_all(text.as_bytes()).map_err(error)?;
     file.sync_all().map_err(error)
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn an_overwritten_file_is_left_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("config.toml");
+        fs::write(&target, "old").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        write_file(&target, "password = \"new\"\n", true).unwrap();
+        let mode = fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "password = \"new\"\n");
+    }
 }

@@ -66,10 +66,19 @@ pub struct Config {
     /// Things that work but deserve attention (shown at start-up and by
     /// `check`).
     pub warnings: Vec<ConfigWarning>,
+    /// Password files other users may read (their keys, and why); `run`
+    /// refuses to start with any unless `allow_readable_secrets`.
+    pub readable_secrets: Vec<ConfigWarning>,
+    /// `[security] allow_readable_secrets`.
+    pub allow_readable_secrets: bool,
+    /// A section sets `password` in the file itself.
+    inline_password: bool,
 }
 
 /// `[directory]`: where mailboxes are looked up.
 #[derive(Debug, Clone)]
+// One value per process: the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum DirectoryConfig {
     /// `kind = "ad"`.
     ActiveDirectory(DirectorySettings),
@@ -209,7 +218,8 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
 
 /// Loads `file`; relative paths in it are relative to its directory.
 pub fn load_with(file: &Path, context: &LoadContext) -> Result<Config, ConfigError> {
-    let text = fs::read_to_string(file).map_err(|e| ConfigError {
+    // A Secret: the file may hold passwords, and this copy is zeroed on drop.
+    let text = fs::read_to_string(file).map(Secret::new).map_err(|e| ConfigError {
         file: file.to_owned(),
         line: None,
         key: None,
@@ -221,9 +231,11 @@ pub fn load_with(file: &Path, context: &LoadContext) -> Result<Config, ConfigErr
             _ => format!("cannot read the configuration file: {e}"),
         },
     })?;
-    let mut config = parse(&text, file, context)?;
-    if let Some(warning) = permission_warning(file, &text) {
-        config.warnings.push(warning);
+    let mut config = parse(text.expose(), file, context)?;
+    if config.inline_password {
+        if let Some(warning) = permission_warning(file) {
+            config.warnings.push(warning);
+        }
     }
     Ok(config)
 }
@@ -234,6 +246,11 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
     let source = SourceMap::new(text);
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| translate_toml_error(file, &source, &e))?;
+    // Decided on the parsed document, so that any spelling of the key
+    // (quoted, inline tables, tabs) counts.
+    let inline_password = raw.ucserver.as_ref().is_some_and(|s| s.password.is_some())
+        || raw.directory.as_ref().is_some_and(|s| s.password.is_some())
+        || raw.exchange.as_ref().is_some_and(|s| s.password.is_some());
     let base_dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -245,6 +262,7 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
         source,
         context,
         warnings: Vec::new(),
+        readable_secrets: Vec::new(),
     };
     let ucserver = builder.ucserver(raw.ucserver)?;
     let directory = builder.directory(raw.directory)?;
@@ -252,6 +270,7 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
     let replication = builder.replication(raw.replication)?;
     let logging = builder.logging(raw.logging)?;
     let state_path = builder.state(raw.state)?;
+    let allow_readable_secrets = raw.security.allow_readable_secrets.unwrap_or(false);
     Ok(Config {
         file: file.to_owned(),
         ucserver,
@@ -261,6 +280,9 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
         logging,
         state_path,
         warnings: builder.warnings,
+        readable_secrets: builder.readable_secrets,
+        allow_readable_secrets,
+        inline_password,
     })
 }
 
@@ -378,17 +400,25 @@ pub fn default_config_path(context: &LoadContext) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG_PATH))
 }
 
+/// An environment variable name as services name them (`LDAP_BIND_PASSWORD`):
+/// upper-case letters, digits and `_`, not starting with a digit. Anything
+/// else in `password_env` is more likely the password itself.
+fn looks_like_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A file that holds a password inline should be private to the service.
-fn permission_warning(file: &Path, text: &str) -> Option<ConfigWarning> {
+fn permission_warning(file: &Path) -> Option<ConfigWarning> {
     let mode = fs::metadata(file).ok()?.permissions().mode();
-    let has_inline_password = text.lines().any(|line| {
-        line.trim_start().starts_with("password ") || line.trim_start().starts_with("password=")
-    });
-    (has_inline_password && mode & 0o007 != 0).then(|| ConfigWarning {
+    (mode & 0o007 != 0).then(|| ConfigWarning {
         key: "password".into(),
         message: format!(
             "the file holds a password and other users can read it (mode {:o}); chmod 600 (or 640 with the service's group), or use password_file / password_env",
@@ -403,6 +433,7 @@ struct Builder<'a> {
     source: SourceMap<'a>,
     context: &'a LoadContext,
     warnings: Vec<ConfigWarning>,
+    readable_secrets: Vec<ConfigWarning>,
 }
 
 impl Builder<'_> {
@@ -481,7 +512,7 @@ impl Builder<'_> {
     }
 
     /// Exactly one of `password`, `password_file`, `password_env`.
-    fn password(&self, section: &str, keys: RawPassword) -> Result<Secret, ConfigError> {
+    fn password(&mut self, section: &str, keys: RawPassword) -> Result<Secret, ConfigError> {
         let set: Vec<&str> = [
             ("password", keys.password.is_some()),
             ("password_file", keys.password_file.is_some()),
@@ -509,33 +540,83 @@ impl Builder<'_> {
             (format!("{section}.password"), password)
         } else if let Some(file) = keys.password_file {
             let key = format!("{section}.password_file");
-            let path = self.path(file);
-            let mut text = fs::read_to_string(&path).map_err(|e| {
+            let path = self.password_path(&key, &file)?;
+            let text = fs::read_to_string(&path).map(Secret::new).map_err(|e| {
                 self.error(&key, format!("cannot read the password file {}: {e}; create it (readable only by the service user) or correct the path", path.display()))
             })?;
-            // Editors and `echo` add a final newline; it is not part of the password.
-            if text.ends_with('\n') {
-                text.pop();
-                if text.ends_with('\r') {
-                    text.pop();
+            // Editors and `echo` add a final newline; it is not part of the
+            // password. Sliced, not popped, so that no second buffer exists.
+            let value = text.expose();
+            let value = value
+                .strip_suffix('\n')
+                .map_or(value, |v| v.strip_suffix('\r').unwrap_or(v));
+            let value = Secret::new(value);
+            if let Ok(metadata) = fs::metadata(&path) {
+                let mode = metadata.permissions().mode();
+                if mode & 0o004 != 0 {
+                    let warning = ConfigWarning {
+                        key: key.clone(),
+                        message: format!(
+                            "the password file {} is readable by every user (mode {:o}); chmod 600 it (or 640 with the service's group), or use systemd's LoadCredential= (see config.example.toml); `run` refuses to start until then unless [security] allow_readable_secrets = true",
+                            path.display(),
+                            mode & 0o777
+                        ),
+                    };
+                    self.warnings.push(warning.clone());
+                    self.readable_secrets.push(warning);
                 }
             }
-            (key, text)
+            (key, value)
         } else {
             let name = keys.password_env.unwrap_or_default();
             let key = format!("{section}.password_env");
             if name.trim().is_empty() {
                 return Err(self.error(&key, "empty; give the name of an environment variable"));
             }
-            let value = self.context.var(&name).ok_or_else(|| {
-                self.error(&key, format!("the environment variable {name} is not set (or empty); set it in the service's environment (systemd: Environment= or EnvironmentFile=)"))
+            if !looks_like_variable_name(&name) {
+                // It may be the password itself: never repeat it.
+                return Err(self.error(&key, "is not the name of an environment variable (expected upper-case letters, digits and _, e.g. LDAP_BIND_PASSWORD); if you wrote the password itself here, move it to a password_file and change it, since the configuration file may have been read by others (the value is not shown)"));
+            }
+            let value = self.context.var(&name).map(Secret::new).ok_or_else(|| {
+                self.error(&key, format!("the environment variable {name} is not set (or empty); set it in the service's environment (systemd: LoadCredential= with password_file is safer, see config.example.toml)"))
             })?;
             (key, value)
         };
         if value.is_empty() {
             return Err(self.error(&key, "the password is empty"));
         }
-        Ok(Secret::new(value))
+        Ok(value)
+    }
+
+    /// A `password_file` path: `${NAME}` expands to the environment variable
+    /// (systemd's `${CREDENTIALS_DIRECTORY}` for `LoadCredential=`);
+    /// relative paths are relative to the configuration file.
+    fn password_path(&self, key: &str, file: &Path) -> Result<PathBuf, ConfigError> {
+        let Some(text) = file.to_str().filter(|t| t.contains("${")) else {
+            return Ok(self.path(file.to_owned()));
+        };
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}').ok_or_else(|| {
+                self.error(key, format!("{text:?} has an unclosed ${{...}}; write ${{NAME}}, e.g. ${{CREDENTIALS_DIRECTORY}}/ldap.password"))
+            })?;
+            let name = &after[..end];
+            let value = self.context.var(name).ok_or_else(|| {
+                let hint = if name == "CREDENTIALS_DIRECTORY" {
+                    "systemd sets it for a unit with LoadCredential= (see packaging/ews-calendar-replicator.service); outside systemd, give the file's path instead"
+                } else {
+                    "set it, or give the file's path instead"
+                };
+                self.error(key, format!("{text:?} uses ${{{name}}}, which is not set; {hint}"))
+            })?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(self.path(PathBuf::from(out)))
     }
 
     fn ucserver(&mut self, raw: Option<RawUcServer>) -> Result<UcServerSettings, ConfigError> {
@@ -615,7 +696,7 @@ impl Builder<'_> {
         let raw = raw.ok_or_else(|| {
             self.error("directory", "missing section [directory]: kind = \"ad\" with url, bind_user and a password, or kind = \"static\" with file")
         })?;
-        const AD_ONLY: [&str; 11] = [
+        const AD_ONLY: [&str; 13] = [
             "url",
             "starttls",
             "bind_user",
@@ -627,6 +708,8 @@ impl Builder<'_> {
             "include_group",
             "exclude_group",
             "ca_file",
+            "max_entries",
+            "max_response_mb",
         ];
         let present = |name: &str| match name {
             "url" => raw.url.is_some(),
@@ -640,6 +723,8 @@ impl Builder<'_> {
             "include_group" => raw.include_group.is_some(),
             "exclude_group" => raw.exclude_group.is_some(),
             "ca_file" => raw.ca_file.is_some(),
+            "max_entries" => raw.max_entries.is_some(),
+            "max_response_mb" => raw.max_response_mb.is_some(),
             "file" => raw.file.is_some(),
             _ => false,
         };
@@ -689,6 +774,26 @@ impl Builder<'_> {
                 settings.user_filter = optional(raw.user_filter);
                 settings.include_group = optional(raw.include_group);
                 settings.exclude_group = optional(raw.exclude_group);
+                let max_entries = raw
+                    .max_entries
+                    .unwrap_or(crate::directory::DEFAULT_MAX_ENTRIES as u64);
+                if !(1..=10_000_000).contains(&max_entries) {
+                    return Err(self.error(
+                        "directory.max_entries",
+                        format!("{max_entries} is out of range; expected 1 to 10000000 (default 200000)"),
+                    ));
+                }
+                settings.max_entries = max_entries as usize;
+                let max_response_mb = raw
+                    .max_response_mb
+                    .unwrap_or(crate::directory::DEFAULT_MAX_RESPONSE_MB);
+                if !(1..=4096).contains(&max_response_mb) {
+                    return Err(self.error(
+                        "directory.max_response_mb",
+                        format!("{max_response_mb} is out of range; expected 1 to 4096 MB (default 256)"),
+                    ));
+                }
+                settings.max_response_mb = max_response_mb;
                 let address = settings.validate().map_err(|e| {
                     let text = e.to_string();
                     let key = [
@@ -760,7 +865,7 @@ impl Builder<'_> {
         }
         let username = self.required_text("exchange.username", raw.username.clone())?;
         let password = self.password("exchange", raw.password_keys())?;
-        let credentials = Credentials::new(username, password.expose(), scheme)
+        let credentials = Credentials::new(username, password, scheme)
             .map_err(|e| self.error("exchange.username", e.to_string()))?;
         let max_concurrency = raw.max_concurrency.unwrap_or(4);
         if !(1..=MAX_CONCURRENCY_LIMIT).contains(&max_concurrency) {

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 // No Debug on anything holding a password.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,12 +22,20 @@ pub(super) struct RawConfig {
     pub logging: RawLogging,
     #[serde(default)]
     pub state: RawState,
+    #[serde(default)]
+    pub security: RawSecurity,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecurity {
+    pub allow_readable_secrets: Option<bool>,
 }
 
 /// `password`, `password_file`, `password_env` of one section.
 #[derive(Default, Clone)]
 pub(super) struct RawPassword {
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
 }
@@ -38,7 +48,7 @@ pub(super) struct RawPassword {
 pub(super) struct RawUcServer {
     pub url: Option<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -62,7 +72,7 @@ pub(super) struct RawDirectory {
     pub url: Option<String>,
     pub starttls: Option<bool>,
     pub bind_user: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
     pub base_dn: Option<String>,
@@ -70,6 +80,8 @@ pub(super) struct RawDirectory {
     pub include_group: Option<String>,
     pub exclude_group: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub max_entries: Option<u64>,
+    pub max_response_mb: Option<u64>,
     pub file: Option<PathBuf>,
 }
 
@@ -87,7 +99,7 @@ pub(super) struct RawExchange {
     pub url: Option<String>,
     pub version: Option<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
     pub auth: Option<RawAuth>,

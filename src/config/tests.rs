@@ -70,8 +70,15 @@ fn the_example_file_loads() {
     let file = dir.path().join("config.toml");
     fs::write(&file, EXAMPLE).unwrap();
     fs::write(dir.path().join("exchange.password"), "ews-pass\n").unwrap();
-    let context =
-        LoadContext::with_vars([("LDAP_BIND_PASSWORD", "ldap-pass"), ("HOME", "/home/t")]);
+    fs::write(dir.path().join("ldap.password"), "ldap-pass\n").unwrap();
+    for name in ["exchange.password", "ldap.password"] {
+        fs::set_permissions(dir.path().join(name), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let credentials = dir.path().to_str().unwrap().to_owned();
+    let context = LoadContext::with_vars([
+        ("CREDENTIALS_DIRECTORY", credentials.as_str()),
+        ("HOME", "/home/t"),
+    ]);
     let config = load_with(&file, &context).unwrap();
     assert_eq!(
         config.ucserver.base_url.as_str(),
@@ -552,6 +559,141 @@ fn a_readable_file_with_an_inline_password_gets_a_warning() {
     );
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
     assert!(load_with(&file, &context()).unwrap().warnings.is_empty());
+}
+
+/// Issue #15: the check used to match the text `password =` at a line's
+/// start, so quoted keys, tabs and inline tables escaped it.
+#[test]
+fn any_spelling_of_an_inline_password_makes_a_readable_file_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let quoted = MINIMAL.replace(
+        "password = \"uc-secret-1\"",
+        "\"password\" = \"uc-secret-1\"",
+    );
+    let tab = MINIMAL.replace("password = \"uc-secret-1\"", "password\t= \"uc-secret-1\"");
+    let inline_table = MINIMAL.replace(
+        "[ucserver]\nurl = \"https://uc.example.com:7225\"\nusername = \"Administrator\"\npassword = \"uc-secret-1\"\n",
+        "ucserver = { url = \"https://uc.example.com:7225\", username = \"Administrator\", password = \"uc-secret-1\" }\n",
+    );
+    assert_ne!(inline_table, MINIMAL);
+    for (label, text) in [
+        ("quoted key", quoted),
+        ("tab", tab),
+        ("inline table", inline_table),
+    ] {
+        // Only the UCServer password inline: the others from files.
+        let text = text
+            .replace(
+                "password = \"ldap-secret-2\"",
+                "password_file = \"ldap.pw\"",
+            )
+            .replace("password = \"ews-secret-3\"", "password_file = \"ews.pw\"");
+        for name in ["ldap.pw", "ews.pw"] {
+            fs::write(dir.path().join(name), "pw").unwrap();
+            fs::set_permissions(dir.path().join(name), fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        fs::write(&file, &text).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let config = load_with(&file, &context()).unwrap();
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.message.contains("chmod 600")),
+            "{label}: {:?}",
+            config.warnings
+        );
+    }
+}
+
+#[test]
+fn a_world_readable_password_file_is_a_warning_and_a_readable_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    fs::write(dir.path().join("uc.pw"), "from-file").unwrap();
+    fs::set_permissions(dir.path().join("uc.pw"), fs::Permissions::from_mode(0o644)).unwrap();
+    let text = MINIMAL.replace("password = \"uc-secret-1\"", "password_file = \"uc.pw\"");
+    fs::write(&file, &text).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let config = load_with(&file, &context()).unwrap();
+    assert_eq!(
+        config.readable_secrets.len(),
+        1,
+        "{:?}",
+        config.readable_secrets
+    );
+    let warning = &config.readable_secrets[0];
+    assert_eq!(warning.key, "ucserver.password_file");
+    assert!(
+        warning
+            .message
+            .contains("readable by every user (mode 644)"),
+        "{warning}"
+    );
+    assert!(
+        warning.message.contains("allow_readable_secrets"),
+        "{warning}"
+    );
+    assert!(config.warnings.contains(warning));
+    assert!(!config.allow_readable_secrets);
+
+    let allowed = format!("{text}\n[security]\nallow_readable_secrets = true\n");
+    fs::write(&file, allowed).unwrap();
+    assert!(load_with(&file, &context()).unwrap().allow_readable_secrets);
+
+    fs::set_permissions(dir.path().join("uc.pw"), fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(load_with(&file, &context())
+        .unwrap()
+        .readable_secrets
+        .is_empty());
+}
+
+#[test]
+fn a_password_written_into_password_env_is_not_repeated() {
+    for value in ["Hunter2-secret!", "hunter2secret", "S3cr3t pass"] {
+        let text = MINIMAL.replace(
+            "password = \"ews-secret-3\"",
+            &format!("password_env = \"{value}\""),
+        );
+        let err = error_of(&text);
+        assert_eq!(err.key.as_deref(), Some("exchange.password_env"));
+        assert!(!err.to_string().contains(value), "{err}");
+        assert!(
+            err.message
+                .contains("not the name of an environment variable"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn password_files_expand_the_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    fs::create_dir(&credentials).unwrap();
+    fs::write(credentials.join("ldap"), "from-credential\n").unwrap();
+    fs::set_permissions(credentials.join("ldap"), fs::Permissions::from_mode(0o400)).unwrap();
+    let text = MINIMAL.replace(
+        "password = \"ldap-secret-2\"",
+        "password_file = \"${CREDENTIALS_DIRECTORY}/ldap\"",
+    );
+    let file = dir.path().join("config.toml");
+    fs::write(&file, &text).unwrap();
+    let with_credentials = LoadContext::with_vars([
+        ("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap()),
+        ("HOME", "/h"),
+    ]);
+    let config = load_with(&file, &with_credentials).unwrap();
+    let DirectoryConfig::ActiveDirectory(directory) = &config.directory else {
+        panic!("expected Active Directory");
+    };
+    assert_eq!(directory.bind_password.expose(), "from-credential");
+
+    let err = load_with(&file, &context()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("directory.password_file"));
+    assert!(err.message.contains("${CREDENTIALS_DIRECTORY}"), "{err}");
+    assert!(err.message.contains("LoadCredential="), "{err}");
 }
 
 #[test]

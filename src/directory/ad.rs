@@ -1,6 +1,9 @@
 //! Active Directory over LDAP (ldap3): connecting, binding, paged searches.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, StdStream};
@@ -8,7 +11,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry
 use super::error::{bind_failure, result_code_name, DirectoryError};
 use super::guid::ObjectGuid;
 use super::settings::{DirectorySettings, ServerAddress, PAGE_SIZE};
-use super::user::{all_smtp_addresses, normalize_dn, primary_smtp_address, sam_without_domain};
+use super::user::{all_smtp_addresses, dn_is_within, primary_smtp_address, sam_without_domain};
 use super::user::{DirectoryUser, UserKey};
 
 /// The attributes read for each user.
@@ -52,9 +55,9 @@ impl AdDirectory {
             base_dn: String::new(),
             configuration_dn: String::new(),
         };
-        let mut ldap = directory.session().await?;
-        let root = directory.read_root_dse(&mut ldap).await;
-        let _ = ldap.unbind().await;
+        let mut session = directory.session().await?;
+        let root = directory.read_root_dse(&mut session).await;
+        let _ = session.ldap.unbind().await;
         let (default_nc, configuration_nc) = root?;
         directory.base_dn = match &directory.settings.base_dn {
             Some(base) if !base.trim().is_empty() => base.trim().to_owned(),
@@ -92,10 +95,10 @@ impl AdDirectory {
     /// Every user the filter and group scoping select, read in pages.
     pub async fn read_users(&self) -> Result<Vec<DirectoryUser>, DirectoryError> {
         let filter = self.settings.scoped_user_filter();
-        let mut ldap = self.session().await?;
+        let mut session = self.session().await?;
         let entries = self
             .paged_search(
-                &mut ldap,
+                &mut session,
                 &self.base_dn,
                 Scope::Subtree,
                 &filter,
@@ -103,7 +106,7 @@ impl AdDirectory {
                 "user search",
             )
             .await;
-        let _ = ldap.unbind().await;
+        let _ = session.ldap.unbind().await;
         let users = entries?
             .into_iter()
             .map(user_from_entry)
@@ -127,7 +130,7 @@ impl AdDirectory {
         let scoped = self.settings.scoped_user_filter();
         let (base, scope, key_filter) = match key {
             UserKey::Dn(dn) => {
-                if !normalize_dn(dn).ends_with(&normalize_dn(&self.base_dn)) {
+                if !dn_is_within(dn, &self.base_dn) {
                     return Ok(None);
                 }
                 (dn.trim().to_owned(), Scope::Base, None)
@@ -174,10 +177,10 @@ impl AdDirectory {
             Some(key_filter) => format!("(&{scoped}{key_filter})"),
             None => scoped,
         };
-        let mut ldap = self.session().await?;
+        let mut session = self.session().await?;
         let entries = self
             .paged_search(
-                &mut ldap,
+                &mut session,
                 &base,
                 scope,
                 &filter,
@@ -185,7 +188,7 @@ impl AdDirectory {
                 "user lookup",
             )
             .await;
-        let _ = ldap.unbind().await;
+        let _ = session.ldap.unbind().await;
         let entries = match entries {
             Err(DirectoryError::NoSuchBase { .. }) if scope == Scope::Base => return Ok(None),
             other => other?,
@@ -217,10 +220,10 @@ impl AdDirectory {
             .map(|k| format!("(keywords={k})"))
             .collect();
         let filter = format!("(&(objectClass=serviceConnectionPoint)(|{keywords}))");
-        let mut ldap = self.session().await?;
+        let mut session = self.session().await?;
         let entries = self
             .paged_search(
-                &mut ldap,
+                &mut session,
                 &self.configuration_dn,
                 Scope::Subtree,
                 &filter,
@@ -228,7 +231,7 @@ impl AdDirectory {
                 "autodiscover SCP search",
             )
             .await;
-        let _ = ldap.unbind().await;
+        let _ = session.ldap.unbind().await;
         let mut points = Vec::new();
         for entry in entries? {
             let sites = text_values(&entry, "keywords")
@@ -252,7 +255,7 @@ impl AdDirectory {
     }
 
     /// A connected, bound LDAP handle.
-    async fn session(&self) -> Result<Ldap, DirectoryError> {
+    async fn session(&self) -> Result<Session, DirectoryError> {
         let authority = self.address.authority();
         let timeout = self.settings.timeout;
         let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(authority.as_str()))
@@ -262,12 +265,14 @@ impl AdDirectory {
                 address: authority.clone(),
                 source,
             })?;
-        let std_stream = tcp
-            .into_std()
-            .map_err(|source| DirectoryError::Unreachable {
-                address: authority.clone(),
-                source,
-            })?;
+        let (std_stream, over_limit) =
+            self.limited_relay(tcp)
+                .await
+                .map_err(|source| DirectoryError::Unreachable {
+                    address: authority.clone(),
+                    source,
+                })?;
+        let limit = |e: DirectoryError| self.read_limit_error(&over_limit, "connecting", e);
         let mut conn_settings = LdapConnSettings::new()
             .set_conn_timeout(timeout)
             .set_starttls(self.settings.starttls)
@@ -284,8 +289,8 @@ impl AdDirectory {
         let (conn, mut ldap) =
             tokio::time::timeout(timeout, LdapConnAsync::with_settings(conn_settings, &url))
                 .await
-                .map_err(|_| self.timeout_error("opening the connection"))?
-                .map_err(|e| self.connect_error(e))?;
+                .map_err(|_| limit(self.timeout_error("opening the connection")))?
+                .map_err(|e| limit(self.connect_error(e)))?;
         ldap3::drive!(conn);
 
         let user = self.settings.bind_user.trim();
@@ -293,23 +298,107 @@ impl AdDirectory {
             .with_timeout(timeout)
             .simple_bind(user, self.settings.bind_password.expose())
             .await
-            .map_err(|e| self.operation_error("bind", e))?;
+            .map_err(|e| {
+                self.read_limit_error(&over_limit, "bind", self.operation_error("bind", e))
+            })?;
         if result.rc != 0 {
             return Err(bind_failure(user, result.rc, &result.text));
         }
-        Ok(ldap)
+        Ok(Session { ldap, over_limit })
+    }
+
+    /// Puts a relay between ldap3 and the server that closes the connection
+    /// once the server has sent more than `max_response_mb`: ldap3 takes a
+    /// socket, not a stream, and buffers a message of any announced length.
+    /// The relay passes bytes through unchanged (TLS stays end to end,
+    /// between ldap3 and the server). Returns ldap3's end of a loopback
+    /// connection and the flag the relay raises when it cut the connection.
+    async fn limited_relay(
+        &self,
+        server: tokio::net::TcpStream,
+    ) -> std::io::Result<(std::net::TcpStream, Arc<AtomicBool>)> {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let ours = tokio::net::TcpStream::connect(listener.local_addr()?).await?;
+        let expected_peer = ours.local_addr()?;
+        // Another local process could connect first: take only our own.
+        let theirs = loop {
+            let (stream, peer) = listener.accept().await?;
+            if peer == expected_peer {
+                break stream;
+            }
+        };
+        drop(listener);
+        let over_limit = Arc::new(AtomicBool::new(false));
+        let limit = self.settings.max_response_mb.saturating_mul(1 << 20);
+        let flag = over_limit.clone();
+        tokio::spawn(async move {
+            let (mut server_read, mut server_write) = server.into_split();
+            let (mut local_read, mut local_write) = theirs.into_split();
+            let requests = async {
+                let _ = tokio::io::copy(&mut local_read, &mut server_write).await;
+                let _ = server_write.shutdown().await;
+            };
+            let responses = async {
+                let mut buffer = vec![0u8; 16 * 1024];
+                let mut received: u64 = 0;
+                loop {
+                    let n = match server_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    received += n as u64;
+                    if received > limit {
+                        flag.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    if local_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = local_write.shutdown().await;
+            };
+            // Either side ending ends both: dropping the halves closes them.
+            tokio::select! {
+                _ = requests => {}
+                _ = responses => {}
+            }
+        });
+        Ok((ours.into_std()?, over_limit))
+    }
+
+    /// `error`, or the read limit's error when the relay cut the connection
+    /// (ldap3 then sees only a closed connection).
+    fn read_limit_error(
+        &self,
+        over_limit: &AtomicBool,
+        operation: &str,
+        error: DirectoryError,
+    ) -> DirectoryError {
+        if over_limit.load(Ordering::SeqCst) {
+            DirectoryError::ResponseTooLarge {
+                address: self.address.authority(),
+                operation: operation.to_owned(),
+                limit_mb: self.settings.max_response_mb,
+            }
+        } else {
+            error
+        }
     }
 
     async fn read_root_dse(
         &self,
-        ldap: &mut Ldap,
+        session: &mut Session,
     ) -> Result<(Option<String>, Option<String>), DirectoryError> {
         let attrs = ["defaultNamingContext", "configurationNamingContext"];
-        let result = ldap
+        let result = session
+            .ldap
             .with_timeout(self.settings.timeout)
             .search("", Scope::Base, "(objectClass=*)", attrs)
             .await
-            .map_err(|e| self.operation_error("RootDSE read", e))?;
+            .map_err(|e| {
+                let error = self.operation_error("RootDSE read", e);
+                self.read_limit_error(&session.over_limit, "RootDSE read", error)
+            })?;
         let (entries, status) = (result.0, result.1);
         if status.rc != 0 {
             return Err(self.result_error("RootDSE read", "", status.rc, &status.text));
@@ -332,7 +421,7 @@ impl AdDirectory {
     /// credentials and servers.
     async fn paged_search(
         &self,
-        ldap: &mut Ldap,
+        session: &mut Session,
         base: &str,
         scope: Scope,
         filter: &str,
@@ -344,19 +433,33 @@ impl AdDirectory {
             Box::new(EntriesOnly::new()),
             Box::new(PagedResults::new(PAGE_SIZE)),
         ];
-        let mut stream = ldap
+        let over_limit = session.over_limit.clone();
+        let failed = |e: LdapError| {
+            self.read_limit_error(&over_limit, operation, self.operation_error(operation, e))
+        };
+        let mut stream = session
+            .ldap
             .with_timeout(self.settings.timeout)
             .streaming_search_with(adapters, base, scope, filter, attrs)
             .await
-            .map_err(|e| self.operation_error(operation, e))?;
+            .map_err(failed)?;
         let mut entries = Vec::new();
         loop {
             match stream.next().await {
+                Ok(Some(_)) if entries.len() >= self.settings.max_entries => {
+                    // Dropping the stream abandons the search; the session
+                    // is unbound by the caller.
+                    return Err(DirectoryError::TooManyEntries {
+                        operation: operation.to_owned(),
+                        base: base.to_owned(),
+                        limit: self.settings.max_entries,
+                    });
+                }
                 Ok(Some(entry)) => entries.push(SearchEntry::construct(entry)),
                 Ok(None) => break,
                 Err(e) => {
                     let _ = stream.finish().await;
-                    return Err(self.operation_error(operation, e));
+                    return Err(failed(e));
                 }
             }
         }
@@ -450,6 +553,12 @@ impl AdDirectory {
             detail: format!("{err}{hint}"),
         }
     }
+}
+
+/// One bound connection and the flag its read limit raises.
+struct Session {
+    ldap: Ldap,
+    over_limit: Arc<AtomicBool>,
 }
 
 /// The string values of `name` (attribute names compare case-insensitively).

@@ -76,6 +76,23 @@ pub enum DirectoryError {
     #[error("user list {location}: {message}")]
     StaticList { location: String, message: String },
 
+    /// A search found more entries than `directory.max_entries` allows.
+    #[error("the {operation} under {base} returned more than {limit} entries and was stopped; narrow `directory.user_filter` or `directory.include_group`, or raise `directory.max_entries` if the directory really holds that many")]
+    TooManyEntries {
+        operation: String,
+        base: String,
+        limit: usize,
+    },
+
+    /// The server sent more than `directory.max_response_mb` on one
+    /// connection; it was closed instead of buffering the rest.
+    #[error("the directory server {address} sent more than {limit_mb} MB on one connection ({operation}) and the connection was closed; check that {address} is your domain controller, or raise `directory.max_response_mb` if the directory really is that large")]
+    ResponseTooLarge {
+        address: String,
+        operation: String,
+        limit_mb: u64,
+    },
+
     #[error("LDAP connection to {address} failed during {operation}: {detail}")]
     Connection {
         address: String,

@@ -10,18 +10,20 @@ mod ad;
 mod error;
 mod guid;
 mod scp;
-mod secret;
 mod settings;
 mod static_list;
 mod user;
 
 use std::future::Future;
 
+pub use crate::secret::Secret;
 pub use ad::AdDirectory;
 pub use error::{ad_data_code, explain_ad_data_code, DirectoryError};
 pub use guid::{InvalidGuid, ObjectGuid};
-pub use secret::Secret;
-pub use settings::{DirectorySettings, DEFAULT_USER_FILTER, MATCHING_RULE_IN_CHAIN, PAGE_SIZE};
+pub use settings::{
+    DirectorySettings, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RESPONSE_MB, DEFAULT_USER_FILTER,
+    MATCHING_RULE_IN_CHAIN, PAGE_SIZE,
+};
 pub use static_list::StaticDirectory;
 pub use user::{all_smtp_addresses, normalize_dn, primary_smtp_address};
 pub use user::{DirectoryUser, UserIndex, UserKey};

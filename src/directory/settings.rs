@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::DirectoryError;
-use super::secret::Secret;
+use crate::secret::Secret;
 
 /// Enabled person accounts: the default user filter.
 pub const DEFAULT_USER_FILTER: &str =
@@ -15,6 +15,13 @@ pub const MATCHING_RULE_IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 
 /// AD returns at most 1,000 entries per page by default (MaxPageSize).
 pub const PAGE_SIZE: i32 = 1000;
+
+/// Default `max_entries`: ten times the largest benchmarked organisation.
+pub const DEFAULT_MAX_ENTRIES: usize = 200_000;
+
+/// Default `max_response_mb`: room for [`DEFAULT_MAX_ENTRIES`] users of
+/// about 1 KB each (the seven attributes read, several proxy addresses).
+pub const DEFAULT_MAX_RESPONSE_MB: u64 = 256;
 
 /// Connection and search settings for Active Directory.
 #[derive(Debug, Clone)]
@@ -40,6 +47,12 @@ pub struct DirectorySettings {
     pub exclude_group: Option<String>,
     /// Limit for connecting and for each LDAP operation.
     pub timeout: Duration,
+    /// Most entries one search may return (ldap3 gathers them all in
+    /// memory); more stop the search with an error naming this setting.
+    pub max_entries: usize,
+    /// Most bytes (in MB) the server may send on one connection: ldap3
+    /// buffers a whole message, whatever length it announces.
+    pub max_response_mb: u64,
 }
 
 impl DirectorySettings {
@@ -60,6 +73,8 @@ impl DirectorySettings {
             include_group: None,
             exclude_group: None,
             timeout: Duration::from_secs(30),
+            max_entries: DEFAULT_MAX_ENTRIES,
+            max_response_mb: DEFAULT_MAX_RESPONSE_MB,
         }
     }
 

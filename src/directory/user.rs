@@ -89,6 +89,108 @@ impl UserKey {
     }
 }
 
+/// One relative distinguished name: its attribute type and value pairs
+/// (lowercased, escapes resolved, sorted: `+` joins them in any order).
+type Rdn = Vec<(String, String)>;
+
+/// Parses a DN (RFC 4514) into its RDNs, first (leaf) to last (root);
+/// `None` when it is malformed (an unfinished escape, a pair without `=`).
+fn parse_dn(dn: &str) -> Option<Vec<Rdn>> {
+    let mut rdns = Vec::new();
+    let mut rdn: Rdn = Vec::new();
+    let mut attribute = String::new();
+    // Value bytes, and how many of them end in escaped (kept) spaces.
+    let mut value: Vec<u8> = Vec::new();
+    let mut kept = 0usize;
+    let mut in_value = false;
+    let bytes = dn.trim().as_bytes();
+    let mut i = 0;
+    let finish_pair =
+        |attribute: &mut String, value: &mut Vec<u8>, kept: usize, rdn: &mut Rdn| -> Option<()> {
+            let name = attribute.trim().to_ascii_lowercase();
+            if name.is_empty() {
+                return None;
+            }
+            // Unescaped spaces around a value do not belong to it.
+            let start = value.iter().take_while(|b| **b == b' ').count();
+            let mut end = value.len();
+            while end > start.max(kept) && value[end - 1] == b' ' {
+                end -= 1;
+            }
+            let text = String::from_utf8(value[start..end].to_vec()).ok()?;
+            rdn.push((name, text.to_lowercase()));
+            attribute.clear();
+            value.clear();
+            Some(())
+        };
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !in_value {
+            match b {
+                b'=' => in_value = true,
+                b',' | b'+' | b'\\' => return None,
+                _ => attribute.push(b as char),
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'\\' => {
+                let next = *bytes.get(i + 1)?;
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(next), bytes.get(i + 2).and_then(|c| hex(*c))) {
+                    (Some(high), Some(low)) => {
+                        value.push((high * 16 + low) as u8);
+                        i += 3;
+                    }
+                    _ => {
+                        value.push(next);
+                        i += 2;
+                    }
+                }
+                kept = value.len();
+            }
+            b',' | b'+' => {
+                finish_pair(&mut attribute, &mut value, kept, &mut rdn)?;
+                kept = 0;
+                in_value = false;
+                if b == b',' {
+                    rdn.sort();
+                    rdns.push(std::mem::take(&mut rdn));
+                }
+                i += 1;
+            }
+            _ => {
+                value.push(b);
+                i += 1;
+            }
+        }
+    }
+    if !in_value {
+        return if rdns.is_empty() && rdn.is_empty() && attribute.trim().is_empty() {
+            Some(rdns)
+        } else {
+            None
+        };
+    }
+    finish_pair(&mut attribute, &mut value, kept, &mut rdn)?;
+    rdn.sort();
+    rdns.push(rdn);
+    Some(rdns)
+}
+
+/// Whether `dn` is `base` or below it, compared RDN by RDN (attribute types
+/// and values without regard to case, escapes resolved), so that an escaped
+/// separator (`CN=x\,DC=corp,DC=com`) or a value ending like the base
+/// (`OU=xDC=corp,...`) is not mistaken for a place inside the base. A DN
+/// that does not parse is in no base.
+pub(crate) fn dn_is_within(dn: &str, base: &str) -> bool {
+    let (Some(dn), Some(base)) = (parse_dn(dn), parse_dn(base)) else {
+        return false;
+    };
+    dn.len() >= base.len() && dn[dn.len() - base.len()..] == base[..]
+}
+
 /// A DN in a form that compares equal however case and separator spacing
 /// differ (`CN=Alice, OU=Staff` equals `cn=alice,ou=staff`).
 pub fn normalize_dn(dn: &str) -> String {
@@ -225,6 +327,47 @@ mod tests {
     fn all_addresses_list_primary_first_without_duplicates() {
         let proxies = strings(&["smtp:a@x", "SMTP:P@x", "x400:c=us", "smtp:p@X"]);
         assert_eq!(all_smtp_addresses(&proxies, Some("a@x")), ["P@x", "a@x"]);
+    }
+
+    #[test]
+    fn dn_scope_compares_rdns_not_text() {
+        let base = "DC=corp,DC=example,DC=com";
+        for (dn, within) in [
+            ("CN=Alice,OU=Staff,DC=corp,DC=example,DC=com", true),
+            ("cn=alice, ou=staff , dc=CORP,dc=Example,DC=COM", true),
+            (base, true),
+            // An escaped comma is part of the value: the DN is under
+            // DC=example,DC=com, not under DC=corp.
+            ("CN=evil\\,DC=corp,DC=example,DC=com", false),
+            ("CN=evil\\2CDC=corp,DC=example,DC=com", false),
+            // A value that ends like the base's first RDN.
+            ("CN=a,OU=xDC=corp,DC=example,DC=com", false),
+            ("CN=a,DC=notcorp,DC=example,DC=com", false),
+            ("CN=a,DC=corp,DC=example,DC=com,DC=evil", false),
+            ("DC=example,DC=com", false),
+            // Escapes of the same character compare equal.
+            ("CN=a,DC=c\\6Frp,DC=example,DC=com", true),
+            // A multi-valued RDN's order does not matter, nor the case of
+            // its types.
+            ("CN=a+UID=1,DC=corp,DC=example,DC=com", true),
+            // Malformed: never within.
+            ("CN=a,DC=corp,DC=example,DC=com\\", false),
+            ("CN=a,noequals,DC=corp,DC=example,DC=com", false),
+        ] {
+            assert_eq!(dn_is_within(dn, base), within, "{dn}");
+        }
+        assert!(dn_is_within("CN=x,OU=A+CN=B,DC=corp", "cn=b+ou=a,DC=corp"));
+        assert!(!dn_is_within(
+            "CN=x,OU=Smith\\, Alice,DC=corp",
+            "OU=Alice,DC=corp"
+        ));
+        assert!(dn_is_within(
+            "CN=x,OU=Smith\\, Alice,DC=corp",
+            "OU=smith\\2c alice,DC=corp"
+        ));
+        // Escaped spaces at the ends of a value stay; unescaped ones go.
+        assert!(!dn_is_within("CN=x,OU=a\\ ,DC=corp", "OU=a,DC=corp"));
+        assert!(dn_is_within("CN=x,OU= a ,DC=corp", "OU=a,DC=corp"));
     }
 
     #[test]

@@ -222,6 +222,9 @@ pub enum AvailabilityError {
     Envelope(#[from] EnvelopeError),
     #[error("Exchange answered for {answered} mailboxes but {asked} were asked for")]
     CountMismatch { asked: usize, answered: usize },
+    /// Checked while reading, so that the rest of the document is not read.
+    #[error("Exchange answered for more than the {asked} mailboxes asked for; the rest of the response was not read (a server answers once per mailbox asked for)")]
+    TooManyAnswers { asked: usize },
     #[error("mailbox {mailbox}: invalid time {value:?}")]
     InvalidTime { mailbox: String, value: String },
 }
@@ -255,6 +258,11 @@ pub fn parse_response_generated(
         .free_busy_response_array
         .map(|a| a.free_busy_response)
         .unwrap_or_default();
+    if answers.len() > mailboxes.len() {
+        return Err(AvailabilityError::TooManyAnswers {
+            asked: mailboxes.len(),
+        });
+    }
     if answers.len() != mailboxes.len() {
         return Err(AvailabilityError::CountMismatch {
             asked: mailboxes.len(),

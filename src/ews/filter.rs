@@ -66,34 +66,79 @@ pub enum XmlError {
 pub type NameValues = Vec<(String, String)>;
 
 /// The `xs:any` content found in a kept document (`MessageXml`), by owner.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct OpenContent {
     /// The local name of the element that holds the open content's parent
     /// (`ResponseMessage`), its ordinal among same-named elements, and the
     /// name/value pairs found: `<t:Value Name="X">v</t:Value>` gives ("X", v),
     /// `<t:LineNumber>3</t:LineNumber>` gives ("LineNumber", "3").
     pub entries: Vec<(String, usize, NameValues)>,
+    /// Position in `entries` by owner and ordinal: a response holds one
+    /// owner per mailbox, so a linear search made parsing quadratic.
+    index: std::collections::HashMap<(String, usize), usize>,
+}
+
+/// Entries examined by [`OpenContent`]'s additions and look-ups since the
+/// process started: the parsers' work on open content, counted so that a
+/// test can assert it grows linearly with the document (tests may not time).
+static OPEN_CONTENT_PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`OPEN_CONTENT_PROBES`]; for tests.
+#[doc(hidden)]
+pub fn open_content_probes() -> u64 {
+    OPEN_CONTENT_PROBES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_probe() {
+    OPEN_CONTENT_PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl PartialEq for OpenContent {
+    fn eq(&self, other: &Self) -> bool {
+        // The index follows from the entries.
+        self.entries == other.entries
+    }
+}
+
+impl Eq for OpenContent {}
+
+impl std::fmt::Debug for OpenContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenContent")
+            .field("entries", &self.entries)
+            .finish()
+    }
 }
 
 impl OpenContent {
     /// Adds a name/value pair to the `ordinal`-th `owner` element's content.
     pub(crate) fn push(&mut self, owner: String, ordinal: usize, entry: (String, String)) {
-        match self
-            .entries
-            .iter_mut()
-            .find(|(o, n, _)| *o == owner && *n == ordinal)
-        {
-            Some((_, _, values)) => values.push(entry),
-            None => self.entries.push((owner, ordinal, vec![entry])),
+        count_probe();
+        // Pairs of one element arrive together: the last entry is the usual hit.
+        if let Some((o, n, values)) = self.entries.last_mut() {
+            if *o == owner && *n == ordinal {
+                values.push(entry);
+                return;
+            }
+        }
+        match self.index.entry((owner, ordinal)) {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                self.entries[*at.get()].2.push(entry);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let (owner, ordinal) = slot.key().clone();
+                slot.insert(self.entries.len());
+                self.entries.push((owner, ordinal, vec![entry]));
+            }
         }
     }
 
     /// The values of the `ordinal`-th `owner` element's open content.
     pub fn values(&self, owner: &str, ordinal: usize) -> &[(String, String)] {
-        self.entries
-            .iter()
-            .find(|(o, n, _)| o == owner && *n == ordinal)
-            .map(|(_, _, v)| v.as_slice())
+        count_probe();
+        self.index
+            .get(&(owner.to_owned(), ordinal))
+            .map(|&i| self.entries[i].2.as_slice())
             .unwrap_or(&[])
     }
 }

@@ -435,6 +435,10 @@ struct BodyReader<'m> {
     answer: Answer,
     event: PendingEvent,
     response_messages: usize,
+    /// A `FreeBusyResponse` began after one per mailbox had been read: the
+    /// rest is not read (a hostile server could send a long document of
+    /// answers nobody asked for).
+    too_many_answers: bool,
 }
 
 impl BodyReader<'_> {
@@ -494,7 +498,13 @@ impl BodyReader<'_> {
         }
         let [response_class] = declared_attributes(reader, e, [b"ResponseClass"])?;
         match kind {
-            K::FreeBusyResponse => self.answer = Answer::default(),
+            K::FreeBusyResponse => {
+                if self.answers.len() == self.mailboxes.len() {
+                    self.too_many_answers = true;
+                    return Ok(());
+                }
+                self.answer = Answer::default()
+            }
             K::ResponseMessage => {
                 self.answer.message_ordinal = Some(self.response_messages);
                 self.response_messages += 1;
@@ -656,7 +666,7 @@ fn read_body(
         return Ok(());
     }
     body.stack.push(Frame::new(K::Response));
-    while !body.stack.is_empty() {
+    while !body.stack.is_empty() && !body.too_many_answers {
         match reader.read_event().map_err(|e| malformed(reader, e))? {
             Event::Start(ref e) => body.start(reader, open_content, e, false)?,
             Event::Empty(ref e) => body.start(reader, open_content, e, true)?,
@@ -821,6 +831,7 @@ pub(crate) fn parse_response(
         answer: Answer::default(),
         event: PendingEvent::default(),
         response_messages: 0,
+        too_many_answers: false,
     };
     loop {
         let event = reader
@@ -893,6 +904,11 @@ pub(crate) fn parse_response(
                 }
                 read_body(&mut reader, &e, empty, &mut body, &mut open_content)
                     .map_err(EnvelopeError::from)?;
+                if body.too_many_answers {
+                    return Err(AvailabilityError::TooManyAnswers {
+                        asked: mailboxes.len(),
+                    });
+                }
                 break;
             }
             _ => {

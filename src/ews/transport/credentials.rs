@@ -36,7 +36,7 @@ impl fmt::Display for AuthScheme {
 #[derive(Clone)]
 pub struct Credentials {
     username: String,
-    password: String,
+    password: crate::secret::Secret,
     scheme: AuthScheme,
 }
 
@@ -54,7 +54,7 @@ impl Credentials {
     /// `username` is `DOMAIN\user`, `user@domain` or a bare `user`.
     pub fn new(
         username: impl Into<String>,
-        password: impl Into<String>,
+        password: impl Into<crate::secret::Secret>,
         scheme: AuthScheme,
     ) -> Result<Self, CredentialsError> {
         let username = username.into();
@@ -94,7 +94,7 @@ impl Credentials {
     }
 
     pub(crate) fn password(&self) -> &str {
-        &self.password
+        self.password.expose()
     }
 
     /// The account and domain as NTLM sends them: `DOMAIN\user` →
