@@ -551,20 +551,17 @@ impl Builder<'_> {
                 .strip_suffix('\n')
                 .map_or(value, |v| v.strip_suffix('\r').unwrap_or(v));
             let value = Secret::new(value);
-            if let Ok(metadata) = fs::metadata(&path) {
-                let mode = metadata.permissions().mode();
-                if mode & 0o004 != 0 {
-                    let warning = ConfigWarning {
-                        key: key.clone(),
-                        message: format!(
-                            "the password file {} is readable by every user (mode {:o}); chmod 600 it (or 640 with the service's group), or use systemd's LoadCredential= (see config.example.toml); `run` refuses to start until then unless [security] allow_readable_secrets = true",
-                            path.display(),
-                            mode & 0o777
-                        ),
-                    };
-                    self.warnings.push(warning.clone());
-                    self.readable_secrets.push(warning);
-                }
+            if let Some(mode) = readable_by_every_user(&path) {
+                let warning = ConfigWarning {
+                    key: key.clone(),
+                    message: format!(
+                        "the password file {} is readable by every user (mode {:o}); chmod 600 it (or 640 with the service's group), or use systemd's LoadCredential= (see config.example.toml); `run` refuses to start until then unless [security] allow_readable_secrets = true",
+                        path.display(),
+                        mode & 0o777
+                    ),
+                };
+                self.warnings.push(warning.clone());
+                self.readable_secrets.push(warning);
             }
             (key, value)
         } else {
@@ -1048,6 +1045,25 @@ impl ConfigError {
         };
         self
     }
+}
+
+/// The file's mode when every user of the machine can read it: the file
+/// itself is readable by others and every directory above it lets others
+/// through (a 0644 file in a 0700 directory is private). None otherwise, or
+/// when the path cannot be inspected.
+fn readable_by_every_user(path: &Path) -> Option<u32> {
+    let path = fs::canonicalize(path).ok()?;
+    let mode = fs::metadata(&path).ok()?.permissions().mode();
+    if mode & 0o004 == 0 {
+        return None;
+    }
+    for directory in path.ancestors().skip(1) {
+        let directory_mode = fs::metadata(directory).ok()?.permissions().mode();
+        if directory_mode & 0o001 == 0 {
+            return None;
+        }
+    }
+    Some(mode)
 }
 
 #[cfg(test)]

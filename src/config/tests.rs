@@ -613,6 +613,16 @@ fn a_world_readable_password_file_is_a_warning_and_a_readable_secret() {
     let file = dir.path().join("config.toml");
     fs::write(dir.path().join("uc.pw"), "from-file").unwrap();
     fs::set_permissions(dir.path().join("uc.pw"), fs::Permissions::from_mode(0o644)).unwrap();
+    // In a directory only its owner may enter, the file is private.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let text = MINIMAL.replace("password = \"uc-secret-1\"", "password_file = \"uc.pw\"");
+    fs::write(&file, &text).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(load_with(&file, &context())
+        .unwrap()
+        .readable_secrets
+        .is_empty());
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let text = MINIMAL.replace("password = \"uc-secret-1\"", "password_file = \"uc.pw\"");
     fs::write(&file, &text).unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
