@@ -171,9 +171,9 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         exchange.write_ca_pem(&path("exchange-ca.pem")).unwrap();
-        std::fs::write(path("uc.password"), format!("{UC_PASSWORD}\n")).unwrap();
-        std::fs::write(path("ldap.password"), &dc["BIND_PASSWORD"]).unwrap();
-        std::fs::write(path("ews.password"), EWS_PASSWORD).unwrap();
+        write_private(&path("uc.password"), format!("{UC_PASSWORD}\n"));
+        write_private(&path("ldap.password"), &dc["BIND_PASSWORD"]);
+        write_private(&path("ews.password"), EWS_PASSWORD);
         let state = path("state/state.sqlite");
         let config = path("config.toml");
         std::fs::write(
@@ -543,10 +543,15 @@ async fn sigterm_during_a_cycle_stops_the_service_cleanly_with_intact_state() {
         .unwrap();
     // Wait until the availability request is in flight.
     let mut waited = 0;
+    let mut child = child;
     while lab.exchange.counters().current_concurrent == 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
-        assert!(waited < 1200, "the service never asked Exchange");
+        if waited >= 1200 || child.try_wait().unwrap().is_some() {
+            child.start_kill().ok();
+            let output = child.wait_with_output().await.unwrap();
+            panic!("the service never asked Exchange\n{}", text(&output));
+        }
     }
     let pid = child.id().unwrap() as i32;
     assert_eq!(send_sigterm(pid), 0);
@@ -570,4 +575,19 @@ fn send_sigterm(pid: i32) -> i32 {
         .unwrap()
         .code()
         .unwrap()
+}
+
+/// Writes a password file as an administrator would: readable by its owner
+/// only (`run` refuses a password file every user can read).
+fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_ref()))
+        .unwrap();
 }

@@ -1354,6 +1354,7 @@ mod check_command {
             r#"
 [ucserver]
 url = "http://127.0.0.1:{closed}"
+allow_plain_http = true
 username = "Administrator"
 password = "uc-secret"
 

@@ -214,9 +214,9 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         exchange.write_ca_pem(&path("exchange-ca.pem")).unwrap();
-        std::fs::write(path("uc.password"), format!("{UC_PASSWORD}\n")).unwrap();
-        std::fs::write(path("ldap.password"), &dc["BIND_PASSWORD"]).unwrap();
-        std::fs::write(path("ews.password"), EWS_PASSWORD).unwrap();
+        write_private(&path("uc.password"), format!("{UC_PASSWORD}\n"));
+        write_private(&path("ldap.password"), &dc["BIND_PASSWORD"]);
+        write_private(&path("ews.password"), EWS_PASSWORD);
         let directory_section = if options.static_directory {
             "kind = \"static\"\nfile = \"directory.toml\"\n".to_owned()
         } else {
@@ -546,4 +546,19 @@ impl SteppedClock {
             .env("FAKETIME_NO_CACHE", "1")
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     }
+}
+
+/// Writes a password file as an administrator would: readable by its owner
+/// only (`run` refuses a password file every user can read).
+fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_ref()))
+        .unwrap();
 }
