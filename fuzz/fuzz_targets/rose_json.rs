@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let mut buffer = BytesMut::from(data);
     while let Ok(Some(_frame)) = decode_frame(&mut buffer) {}
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(RoseMessage::Result(result)) = serde_json::from_str::<RoseMessage>(text) {
+        if let Ok(RoseMessage::Result(result)) = RoseMessage::from_json(text) {
             if let Some(body) = result.result {
                 let _ = serde_json::from_str::<AsnAdminGetUserProfilesResult>(body.result.get());
                 let _ = serde_json::from_str::<AsnAppointmentSetEntryListResult>(body.result.get());
