@@ -1,6 +1,6 @@
 //! Full replication cycles at scale against the in-process simulators:
 //! UCServer listing, static directory, Exchange (GetUserAvailability over TLS
-//! with NTLMv2), mapping, UCServer writes, for 1,000, 10,000 and 20,000
+//! with NTLMv2), mapping, UCServer writes, the SQLite state store, for 1,000, 10,000 and 20,000
 //! mailboxes of 10 events each, all users offline. The Exchange simulator
 //! costs 50 ms per request plus 1 ms per mailbox of the request (one sleep
 //! per request, so a full request of 100 mailboxes costs 150 ms); the reader
@@ -46,13 +46,14 @@ use ews_calendar_replicator::ews::transport::{
 };
 use ews_calendar_replicator::ews::{AvailabilityReader, AvailabilityReaderConfig, EwsClient};
 use ews_calendar_replicator::replication::{
-    CycleOptions, Engine, MemoryStateStore, ReplicationSettings, UserOutcome,
+    CycleOptions, Engine, ReplicationSettings, UserOutcome,
 };
 use ews_calendar_replicator::sim::exchange::{
     generate, BusyMode, ExchangeSim, ExchangeSimConfig, GenerateSpec, Permission, SimAccount,
     SimBusyType, SimEvent,
 };
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
+use ews_calendar_replicator::state::SqliteStateStore;
 use ews_calendar_replicator::ucserver::{UcServerClient, UcServerSettings};
 
 const SEED: u64 = 0x5EED_C7C1E;
@@ -562,7 +563,11 @@ async fn replicator_process(n: usize, throttled: bool) {
     .expect("reader");
     let settings = ReplicationSettings::default();
     assert_eq!(settings.window_days, 30, "one 42-day chunk per mailbox");
-    let engine = Engine::new(client, directory, reader, MemoryStateStore::new(), settings);
+    // The production store (SQLite, WAL): its two commits per write (before
+    // the send and after the answer) are part of the cycle's cost.
+    let state_dir = tempfile::tempdir().expect("state directory");
+    let state = SqliteStateStore::open(&state_dir.path().join("state.sqlite")).expect("state");
+    let engine = Engine::new(client, directory, reader, state, settings);
     let options = CycleOptions::default();
 
     // Cycle 1: every user's calendar is new.

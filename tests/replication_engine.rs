@@ -9,8 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ews_calendar_replicator::replication::{
-    run_scheduled, CycleOptions, MatchedBy, Progress, ReplicationSettings, StateStore, UserOutcome,
+    run_scheduled, CycleOptions, CycleRecord, MatchedBy, MemoryStateStore, Progress,
+    ReplicationSettings, StateError, StateStore, UserOutcome, UserRecord,
 };
 use ews_calendar_replicator::ucserver::asn::{
     AsnRequestError, ADMIN_GET_USER_PROFILES, APPOINTMENT_SET_ENTRY_LIST,
@@ -232,6 +234,71 @@ async fn a_refused_write_loses_nothing_and_is_retried_next_cycle() {
     assert_eq!(stored_subjects(&s.sim, "alice"), ["Planning", "Review"]);
     let record = s.engine.state().user("alice").unwrap().unwrap();
     assert!(record.written_hash.is_some() && record.last_error.is_none());
+}
+
+/// The in-memory store, except that it refuses every before-send record (a
+/// full disk, a read-only state file).
+struct RefusesSendRecords(MemoryStateStore);
+
+impl StateStore for RefusesSendRecords {
+    fn user(&self, user_name: &str) -> Result<Option<UserRecord>, StateError> {
+        self.0.user(user_name)
+    }
+    fn users(&self) -> Result<Vec<UserRecord>, StateError> {
+        self.0.users()
+    }
+    fn record_sending(&self, _user_name: &str, _hash: &str) -> Result<(), StateError> {
+        Err(StateError {
+            path: "/var/lib/ews-calendar-replicator/state.sqlite".into(),
+            message: "database or disk is full".into(),
+        })
+    }
+    fn settle_unanswered_sends(&self) -> Result<usize, StateError> {
+        self.0.settle_unanswered_sends()
+    }
+    fn record_written(&self, user: &str, hash: &str, at: DateTime<Utc>) -> Result<(), StateError> {
+        self.0.record_written(user, hash, at)
+    }
+    fn record_failure(
+        &self,
+        user: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        self.0.record_failure(user, reason, at)
+    }
+    fn clear_failure(&self, user_name: &str) -> Result<(), StateError> {
+        self.0.clear_failure(user_name)
+    }
+    fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError> {
+        self.0.record_cycle(cycle)
+    }
+    fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError> {
+        self.0.recent_cycles(limit)
+    }
+}
+
+#[tokio::test]
+async fn a_send_the_state_database_cannot_record_is_not_sent_and_is_not_blamed_on_the_ucserver() {
+    let s = setup_with_state(
+        ReplicationSettings::default(),
+        RefusesSendRecords(MemoryStateStore::new()),
+    )
+    .await;
+    let report = cycle(&s).await;
+    let UserOutcome::Failed { reason } = outcome(&report, "alice") else {
+        panic!("{report:#?}")
+    };
+    assert!(
+        reason.starts_with("not sent: the state database did not record the send")
+            && reason.contains("database or disk is full")
+            && reason.contains("disk space and permissions"),
+        "{reason}"
+    );
+    assert!(!reason.contains("UCServer"), "{reason}");
+    // Nothing reached the UCServer: a list the state cannot track is not sent.
+    assert_eq!(s.sim.write_count("alice"), 0);
+    assert_eq!(s.sim.appointments("alice"), None);
 }
 
 #[tokio::test]

@@ -23,7 +23,9 @@ use crate::ucserver::{Appointment, UserFilter};
 use super::diff::{list_hash, needs_write};
 use super::mapping::map_calendar;
 use super::matching::match_user;
-use super::ports::{CalendarSource, SourceError, StateStore, UcServerPort, UserRecord, WriteError};
+use super::ports::{
+    CalendarSource, SourceError, StateError, StateStore, UcServerPort, UserRecord, WriteError,
+};
 use super::report::{
     CycleReport, Durations, PlannedAppointment, Progress, ProgressFn, UserOutcome, UserReport,
 };
@@ -84,6 +86,14 @@ async fn shutdown_signal(shutdown: Option<watch::Receiver<bool>>) {
 }
 
 /// A changed list on its way to the UCServer.
+/// Why a list did not reach the UCServer: the two need different fixes.
+enum SendFailure {
+    /// The state database refused the before-send record; nothing was sent.
+    NotRecorded(StateError),
+    /// Sent, and the UCServer refused it or did not answer.
+    Refused(WriteError),
+}
+
 struct WriteJob {
     /// Index into `report.users`.
     slot: usize,
@@ -398,7 +408,7 @@ where
                         // client's new session). Replacing a whole list is
                         // idempotent, so a write the server did store is
                         // only repeated, never lost or doubled.
-                        Err(e) if e.retryable && !job.retried && !stopping => {
+                        Err(SendFailure::Refused(e)) if e.retryable && !job.retried && !stopping => {
                             tracing::info!(user = %job.user_name, "UCServer write not confirmed ({e}); sending it again");
                             queued.push_back(WriteJob { retried: true, ..job });
                         }
@@ -503,20 +513,17 @@ where
         None
     }
 
-    async fn write(&self, job: WriteJob) -> (WriteJob, Result<(), WriteError>) {
+    async fn write(&self, job: WriteJob) -> (WriteJob, Result<(), SendFailure>) {
         // Durable before the send: a process killed while the write is in
         // flight leaves it behind, and the next cycle settles it.
         if let Err(e) = self.state.record_sending(&job.user_name, &job.hash) {
-            let result = Err(WriteError {
-                retryable: false,
-                message: format!("not sent: the state database did not record the send ({e})"),
-            });
-            return (job, result);
+            return (job, Err(SendFailure::NotRecorded(e)));
         }
         let result = self
             .ucserver
             .write_appointments(&job.user_name, &job.list)
-            .await;
+            .await
+            .map_err(SendFailure::Refused);
         (job, result)
     }
 
@@ -526,7 +533,7 @@ where
         report: &mut CycleReport,
         slot: usize,
         hash: &str,
-        result: Result<(), WriteError>,
+        result: Result<(), SendFailure>,
     ) {
         let user_name = report.users[slot].user_name.clone();
         match result {
@@ -538,9 +545,16 @@ where
                 }
                 report.users[slot].outcome = UserOutcome::Written;
             }
-            Err(e) => {
+            Err(SendFailure::Refused(e)) => {
                 let reason = format!(
                     "the UCServer did not accept the appointment list ({e}); it is written again next cycle"
+                );
+                self.fail(report, slot, reason, false);
+            }
+            Err(SendFailure::NotRecorded(e)) => {
+                // Nothing reached the UCServer: the fix is on this machine.
+                let reason = format!(
+                    "not sent: the state database did not record the send ({e}); check the state path's disk space and permissions; the user is tried again next cycle"
                 );
                 self.fail(report, slot, reason, false);
             }

@@ -15,7 +15,7 @@ use ews_calendar_replicator::ews::availability::{
 };
 use ews_calendar_replicator::replication::{
     CalendarSource, CycleOptions, CycleReport, Engine, MemoryStateStore, ReplicationSettings,
-    SourceError, UserOutcome,
+    SourceError, StateStore, UserOutcome,
 };
 use ews_calendar_replicator::sim::ucserver::{SimUser, UcServerSim, UserDatabase};
 use ews_calendar_replicator::ucserver::UcServerClient;
@@ -228,15 +228,24 @@ impl CalendarSource for ScriptedCalendars {
     }
 }
 
-pub type TestEngine = Engine<UcServerClient, StaticDirectory, ScriptedCalendars, MemoryStateStore>;
+pub type TestEngine<S = MemoryStateStore> =
+    Engine<UcServerClient, StaticDirectory, ScriptedCalendars, S>;
 
-pub struct Setup {
+pub struct Setup<S = MemoryStateStore> {
     pub sim: UcServerSim,
-    pub engine: TestEngine,
+    pub engine: TestEngine<S>,
     pub _dir: tempfile::TempDir,
 }
 
 pub async fn setup_with(replication: ReplicationSettings) -> Setup {
+    setup_with_state(replication, MemoryStateStore::new()).await
+}
+
+/// The standard organisation over a given state store.
+pub async fn setup_with_state<S: StateStore>(
+    replication: ReplicationSettings,
+    state: S,
+) -> Setup<S> {
     let sim =
         start_sim_with(ews_calendar_replicator::sim::ucserver::UcServerSimConfig::new(sim_users()))
             .await;
@@ -255,13 +264,7 @@ pub async fn setup_with(replication: ReplicationSettings) -> Setup {
     );
     calendars.set("carol@example.com", vec![meeting("c1", 2, 10, "Workshop")]);
     calendars.set("bob@example.com", vec![meeting("b1", 2, 10, "Bob's")]);
-    let engine = Engine::new(
-        client,
-        directory,
-        calendars,
-        MemoryStateStore::new(),
-        replication,
-    );
+    let engine = Engine::new(client, directory, calendars, state, replication);
     Setup {
         sim,
         engine,
@@ -273,7 +276,7 @@ pub async fn setup() -> Setup {
     setup_with(ReplicationSettings::default()).await
 }
 
-pub async fn cycle(s: &Setup) -> CycleReport {
+pub async fn cycle<S: StateStore>(s: &Setup<S>) -> CycleReport {
     s.engine.run_cycle(now(), &CycleOptions::default()).await
 }
 
