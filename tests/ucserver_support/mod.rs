@@ -215,13 +215,13 @@ pub fn holiday() -> Appointment {
     }
 }
 
-/// Every ROSE message the client sends in a scripted session, as the
-/// simulator received them (keep-alive included), in order, and the
-/// simulator for reading what it answered.
-pub async fn record_client_session() -> (UcServerSim, Vec<serde_json::Value>) {
+/// Every ROSE message the client sends in a scripted session over `case`'s
+/// transport, as the simulator received them (keep-alive included), in
+/// order, and the simulator for reading what it answered.
+pub async fn record_client_session(case: Case) -> (UcServerSim, Vec<serde_json::Value>) {
     use ews_calendar_replicator::ucserver::UcServerClient;
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
     s.ucsid = Some("local".into());
     let client = UcServerClient::connect(s).await.unwrap();
     client.offline_users().await.unwrap();
@@ -234,7 +234,7 @@ pub async fn record_client_session() -> (UcServerSim, Vec<serde_json::Value>) {
     drop(client);
 
     // A second client that sends keep-alives quickly.
-    let mut s = settings(&sim);
+    let mut s = settings_for(case, &sim);
     s.keep_alive_interval = Duration::from_millis(20);
     let keep_alive_client = UcServerClient::connect(s).await.unwrap();
     wait_until("a keep-alive arrived", || sim.keep_alive_count() >= 1).await;
