@@ -505,6 +505,21 @@ mod tests {
     }
 
     #[test]
+    fn an_invoke_carrying_a_secret_is_written_exactly_as_any_other() {
+        let argument = serde_json::json!({"u8sAdminUsername": "a", "adminPassword": {"u8sAdminPassword": "p\"w\u{e4}"}});
+        let wiped = RoseMessage::invoke_json_wiped(4, APPOINTMENT_SET_ENTRY_LIST, &argument);
+        let plain = RoseMessage::invoke(
+            4,
+            APPOINTMENT_SET_ENTRY_LIST,
+            serde_json::value::to_raw_value(&argument).unwrap(),
+        )
+        .to_json();
+        assert_eq!(wiped, plain);
+        // Allocated once at its final size: no reallocation left a copy.
+        assert_eq!(wiped.capacity(), wiped.len());
+    }
+
+    #[test]
     fn result_and_error_decode_from_the_documented_wire_form() {
         let result = RoseMessage::from_json(
             r#"{"result":{"invokeID":3,"result":{"resultValue":0,"result":{"iResult":0}}}}"#,
