@@ -94,3 +94,47 @@ async fn a_soap_fault_string_with_line_breaks_is_inert_in_the_error() {
     assert_inert(&error);
     assert!(error.contains(&format!("bad  {FORGED} x")), "{error}");
 }
+
+/// A peer on the UCServer's native port that answers the client's first
+/// message (the negotiate, invoke 1) with `json`, framed.
+async fn native_peer_answering(json: String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        let mut frame = bytes::BytesMut::new();
+        ews_calendar_replicator::ucserver::framing::encode_frame(&json, &mut frame).unwrap();
+        let _ = tcp.write_all(&frame).await;
+        // Held open: the client ends the exchange.
+        let _ = tcp.read(&mut buf).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_native_port_answer_to_another_invoke_is_inert_in_the_error() {
+    use ews_calendar_replicator::ucserver::{UcServerClient, UcServerSettings};
+    // JSON allows line breaks between tokens: the answer's text, quoted in
+    // the error, would otherwise start a forged log line.
+    let answer = format!("{{\"result\":{{\"invokeID\":77,\r\n\"sessionID\":\"{FORGED}\"}}}}");
+    let addr = native_peer_answering(answer).await;
+    let mut settings =
+        UcServerSettings::new(format!("tcp://{addr}/").parse().unwrap(), "ucadmin", "pw");
+    settings.connect_timeout = std::time::Duration::from_secs(20);
+
+    let error = UcServerClient::connect(settings)
+        .await
+        .err()
+        .expect("an answer to another invoke fails the logon")
+        .to_string();
+
+    assert_inert(&error);
+    assert!(error.contains("invoke 1"), "{error}");
+    assert!(
+        error.contains(&format!("  \"sessionID\":\"{FORGED}")),
+        "{error}"
+    );
+}

@@ -1,4 +1,7 @@
 //! The UCServer client against the simulator over real loopback sockets.
+//! The core behaviours run once per transport (web service, native port
+//! 7222) and message form (web service form, plain form):
+//! [`for_each_transport_and_form!`] at the end lists them.
 #![cfg(feature = "sim")]
 
 mod ucserver_support;
@@ -9,7 +12,8 @@ use ews_calendar_replicator::sim::ucserver::{
     UcServerSimConfig, ERROR_ACCESS_DENIED, ERROR_NO_SUCH_USER,
 };
 use ews_calendar_replicator::ucserver::asn::{
-    AsnRequestError, ADMIN_GET_USER_PROFILES, APPOINTMENT_SET_ENTRY_LIST,
+    AsnAdminGetUserProfilesResult, AsnOptionalParamValue, AsnRequestError, ADMIN_GET_USER_PROFILES,
+    APPOINTMENT_SET_ENTRY_LIST,
 };
 use ews_calendar_replicator::ucserver::{UcError, UcServerClient};
 use ucserver_support::*;
@@ -18,10 +22,11 @@ fn names(users: &[ews_calendar_replicator::ucserver::UserProfile]) -> Vec<&str> 
     users.iter().map(|u| u.user_name.as_str()).collect()
 }
 
-#[tokio::test]
-async fn admin_login_succeeds_and_both_user_filters_list_the_right_users() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn admin_login_succeeds_and_both_user_filters_list_the_right_users(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     assert_eq!(sim.admin_logins(), 1);
 
     let all = client.all_users().await.unwrap();
@@ -36,6 +41,20 @@ async fn admin_login_succeeds_and_both_user_filters_list_the_right_users() {
     assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
     assert_eq!(alice.object_guid, sim.users()[0].object_guid);
     assert!(alice.enabled);
+    // optionalParams as the form has them: the object form (web service
+    // form) or the array form (plain form) read alike.
+    let raw: AsnAdminGetUserProfilesResult = client
+        .invoke(
+            ADMIN_GET_USER_PROFILES,
+            &serde_json::json!({"iActiveUsersOnly": 0, "iFilterOnlineState": 0}),
+        )
+        .await
+        .unwrap();
+    let params = raw.user_profiles[0].optional_params.as_ref().unwrap();
+    assert_eq!(
+        params.get("SourceDB"),
+        Some(&AsnOptionalParamValue::String("ActiveDirectory".into()))
+    );
 
     // Online state changes while the server runs.
     assert!(sim.set_online("alice", true));
@@ -44,10 +63,9 @@ async fn admin_login_succeeds_and_both_user_filters_list_the_right_users() {
     assert_eq!(names(&offline), ["bob", "carol", ADMIN]);
 }
 
-#[tokio::test]
-async fn a_wrong_password_is_a_logon_failure_that_is_not_retried() {
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
+async fn a_wrong_password_is_a_logon_failure_that_is_not_retried(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
     s.admin_password = "wrong-password".into();
     let err = UcServerClient::connect(s).await.err().expect("login fails");
     match &err {
@@ -62,10 +80,9 @@ async fn a_wrong_password_is_a_logon_failure_that_is_not_retried() {
     assert_eq!(sim.sessions_created(), 0);
 }
 
-#[tokio::test]
-async fn an_account_without_administrator_rights_is_refused_clearly() {
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
+async fn an_account_without_administrator_rights_is_refused_clearly(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
     s.admin_user = "carol".into();
     s.admin_password = "carol-pw".into();
     let err = UcServerClient::connect(s)
@@ -102,28 +119,36 @@ async fn an_unknown_ucsid_gets_the_502_answer() {
         .expect("the right UCSID connects");
 }
 
-#[tokio::test]
-async fn a_refused_session_is_retryable_and_the_next_attempt_connects() {
-    let sim = start_sim().await;
+async fn a_refused_session_is_retryable_and_the_next_attempt_connects(case: Case) {
+    let sim = start_sim_for(case).await;
     sim.refuse_sessions(1);
-    let err = UcServerClient::connect(settings(&sim))
+    let err = UcServerClient::connect(settings_for(case, &sim))
         .await
         .err()
         .expect("refused");
-    assert!(
-        matches!(err, UcError::SessionRefused { status: 503, .. }),
-        "{err:?}"
-    );
+    match case.transport {
+        // createsession answers 503.
+        Transport::WebService => assert!(
+            matches!(err, UcError::SessionRefused { status: 503, .. }),
+            "{err:?}"
+        ),
+        // asnNegotiateServerConnectionV2 answers busy.
+        Transport::Native => assert!(
+            matches!(&err, UcError::Unavailable { reason, .. } if reason.contains("busy")),
+            "{err:?}"
+        ),
+    }
     assert!(err.is_retryable());
-    UcServerClient::connect(settings(&sim))
+    UcServerClient::connect(settings_for(case, &sim))
         .await
         .expect("second attempt");
 }
 
-#[tokio::test]
-async fn writing_replaces_the_whole_list_and_an_empty_list_clears_it() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn writing_replaces_the_whole_list_and_an_empty_list_clears_it(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     assert_eq!(sim.appointments("alice"), None);
 
     client
@@ -169,10 +194,11 @@ async fn writing_replaces_the_whole_list_and_an_empty_list_clears_it() {
     assert_eq!(sim.write_count("bob"), 0);
 }
 
-#[tokio::test]
-async fn a_write_for_an_unknown_owner_is_refused() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn a_write_for_an_unknown_owner_is_refused(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     let err = client
         .set_appointments("mallory", &[meeting("m1", 9)])
         .await
@@ -185,10 +211,11 @@ async fn a_write_for_an_unknown_owner_is_refused() {
     assert_eq!(sim.total_writes(), 0);
 }
 
-#[tokio::test]
-async fn an_invalid_appointment_is_refused_before_sending() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn an_invalid_appointment_is_refused_before_sending(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     let mut backwards = meeting("m1", 9);
     std::mem::swap(&mut backwards.start, &mut backwards.end);
     let err = client
@@ -205,10 +232,11 @@ async fn an_invalid_appointment_is_refused_before_sending() {
         .all(|m| !m.contains("asnAppointmentSetEntryList")));
 }
 
-#[tokio::test]
-async fn error_answers_of_the_server_become_typed_errors() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn error_answers_of_the_server_become_typed_errors(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     sim.fail_operation(
         ADMIN_GET_USER_PROFILES,
         1,
@@ -225,10 +253,9 @@ async fn error_answers_of_the_server_become_typed_errors() {
     assert_eq!(client.all_users().await.unwrap().len(), 4);
 }
 
-#[tokio::test]
-async fn keep_alives_reach_the_server_while_idle() {
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
+async fn keep_alives_reach_the_server_while_idle(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
     s.keep_alive_interval = Duration::from_millis(50);
     let _client = UcServerClient::connect(s).await.unwrap();
     wait_until("the sim counted three keep-alives", || {
@@ -237,10 +264,13 @@ async fn keep_alives_reach_the_server_while_idle() {
     .await;
 }
 
-#[tokio::test]
-async fn a_write_cut_off_by_a_dropped_socket_fails_retryably_and_the_retry_arrives_once() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn a_write_cut_off_by_a_dropped_socket_fails_retryably_and_the_retry_arrives_once(
+    case: Case,
+) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     sim.drop_before_processing(APPOINTMENT_SET_ENTRY_LIST, 1);
 
     let list = [meeting("m1", 9), meeting("m2", 11)];
@@ -267,12 +297,17 @@ async fn a_write_cut_off_by_a_dropped_socket_fails_retryably_and_the_retry_arriv
     // A new session and admin login were needed.
     assert_eq!(sim.sessions_created(), 2);
     assert_eq!(sim.admin_logins(), 2);
+    // The session of the dropped connection is not used again.
+    if case.transport == Transport::Native {
+        assert_eq!(sim.live_sessions(), 1);
+    }
 }
 
-#[tokio::test]
-async fn a_write_whose_answer_is_lost_is_safe_to_repeat() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn a_write_whose_answer_is_lost_is_safe_to_repeat(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     sim.drop_after_processing(APPOINTMENT_SET_ENTRY_LIST, 1);
     let list = [meeting("m1", 9)];
     let err = client.set_appointments("alice", &list).await.unwrap_err();
@@ -283,10 +318,11 @@ async fn a_write_whose_answer_is_lost_is_safe_to_repeat() {
     assert_eq!(sim.appointments("alice").unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn the_client_reconnects_after_every_socket_is_dropped() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn the_client_reconnects_after_every_socket_is_dropped(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     sim.drop_all_connections();
     wait_until("the client logged in again", || sim.admin_logins() >= 2).await;
     client
@@ -296,10 +332,11 @@ async fn the_client_reconnects_after_every_socket_is_dropped() {
     assert_eq!(sim.write_count("bob"), 1);
 }
 
-#[tokio::test]
-async fn an_expired_session_is_replaced_by_a_new_one_with_admin_login() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn an_expired_session_is_replaced_by_a_new_one_with_admin_login(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     sim.expire_all_sessions();
     wait_until("a new session exists", || {
         sim.sessions_created() >= 2 && sim.admin_logins() >= 2
@@ -312,13 +349,14 @@ async fn an_expired_session_is_replaced_by_a_new_one_with_admin_login() {
     assert_eq!(sim.write_count("alice"), 1);
 }
 
-#[tokio::test]
-async fn a_session_idle_past_the_timeout_expires_and_the_client_recovers() {
+async fn a_session_idle_past_the_timeout_expires_and_the_client_recovers(case: Case) {
     let mut config = UcServerSimConfig::new(users());
     config.session_idle_timeout = Duration::from_millis(200);
-    let sim = start_sim_with(config).await;
+    let sim = start_sim_for_with(case, config).await;
     // Keep-alives far apart: nothing keeps the session alive.
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     wait_until("the idle session expired and a new one was made", || {
         sim.sessions_created() >= 2
     })
@@ -337,10 +375,9 @@ async fn a_session_idle_past_the_timeout_expires_and_the_client_recovers() {
     assert_eq!(sim.write_count("alice"), 1);
 }
 
-#[tokio::test]
-async fn a_request_without_an_answer_times_out_retryably() {
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
+async fn a_request_without_an_answer_times_out_retryably(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
     s.request_timeout = Duration::from_millis(200);
     let client = UcServerClient::connect(s).await.unwrap();
     sim.set_latency(Duration::from_secs(3));
@@ -358,23 +395,27 @@ async fn a_request_without_an_answer_times_out_retryably() {
     assert!(err.is_retryable());
 }
 
-#[tokio::test]
-async fn nothing_listens_on_the_port_gives_a_retryable_connect_error() {
+async fn nothing_listens_on_the_port_gives_a_retryable_connect_error(case: Case) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
-    s.base_url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
+    let scheme = match case.transport {
+        Transport::WebService => "http",
+        Transport::Native => "tcp",
+    };
+    s.base_url = format!("{scheme}://127.0.0.1:{port}/").parse().unwrap();
     let err = UcServerClient::connect(s).await.err().expect("fails");
     assert!(matches!(err, UcError::Connect { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
 
-#[tokio::test]
-async fn events_from_the_server_are_dispatched_to_subscribers() {
-    let sim = start_sim().await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
+async fn events_from_the_server_are_dispatched_to_subscribers(case: Case) {
+    let sim = start_sim_for(case).await;
+    let client = UcServerClient::connect(settings_for(case, &sim))
+        .await
+        .unwrap();
     let mut events = client.events();
     // The socket is registered with the sim once the admin login is through.
     assert_eq!(
@@ -393,10 +434,9 @@ async fn events_from_the_server_are_dispatched_to_subscribers() {
     assert_eq!(client.all_users().await.unwrap().len(), 4);
 }
 
-#[tokio::test]
-async fn while_reconnecting_fails_requests_carry_the_reason() {
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
+async fn while_reconnecting_fails_requests_carry_the_reason(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
     // A long back-off, so that the request meets it.
     s.reconnect_initial_delay = Duration::from_secs(30);
     s.reconnect_max_delay = Duration::from_secs(30);
@@ -405,7 +445,7 @@ async fn while_reconnecting_fails_requests_carry_the_reason() {
     sim.refuse_sessions(u32::MAX);
     sim.drop_all_connections();
     wait_until("the reconnect was refused", || {
-        sim.createsession_requests().len() >= 2
+        logon_attempts(case, &sim) >= 2
     })
     .await;
     let err = loop {
@@ -416,7 +456,11 @@ async fn while_reconnecting_fails_requests_carry_the_reason() {
         }
     };
     assert!(
-        matches!(&err, UcError::Unavailable { reason, retryable: true } if reason.contains("HTTP 503")),
+        matches!(&err, UcError::Unavailable { reason, retryable: true }
+        if reason.contains(match case.transport {
+            Transport::WebService => "HTTP 503",
+            Transport::Native => "busy",
+        })),
         "{err:?}"
     );
 }
@@ -459,22 +503,59 @@ async fn createsession_sends_x_ucsid_local_by_default_as_ucws_wsclient_12_docume
     assert_eq!(sim.createsession_requests()[1].x_ucsid, None);
 }
 
-#[tokio::test]
-async fn the_client_works_against_the_simulators_plain_form_too() {
-    let mut config = UcServerSimConfig::new(users());
-    config.form = ews_calendar_replicator::sim::ucserver::MessageForm::Plain;
-    let sim = start_sim_with(config).await;
-    let client = UcServerClient::connect(settings(&sim)).await.unwrap();
-    assert_eq!(
-        names(&client.offline_users().await.unwrap()),
-        ["alice", "carol", ADMIN]
-    );
-    client
-        .set_appointments("alice", &[meeting("m1", 9)])
+/// Neither the settings' `Debug` nor the text of any logon error shows the
+/// administrator password, in clear or as the Basic credential (issue #15).
+async fn no_settings_or_error_text_shows_the_password(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut texts = vec![format!("{:?}", settings_for(case, &sim))];
+    let mut wrong = settings_for(case, &sim);
+    wrong.admin_password = "wr0ng-Secret-pw".into();
+    texts.push(format!("{wrong:?}"));
+    let err = UcServerClient::connect(wrong).await.err().expect("refused");
+    texts.push(format!("{err} {err:?}"));
+    let mut carol = settings_for(case, &sim);
+    carol.admin_user = "carol".into();
+    carol.admin_password = "carol-pw".into();
+    let err = UcServerClient::connect(carol).await.err().expect("refused");
+    texts.push(format!("{err} {err:?}"));
+    let client = UcServerClient::connect(settings_for(case, &sim))
         .await
         .unwrap();
-    assert_eq!(
-        sim.appointments("alice").unwrap()[0].location(),
-        Some("Room 4.12")
-    );
+    let err = client.set_appointments("mallory", &[]).await.unwrap_err();
+    texts.push(format!("{err} {err:?}"));
+    use base64::Engine as _;
+    let base64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    for text in &texts {
+        for secret in ["wr0ng-Secret-pw", "carol-pw", ADMIN_PASSWORD] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        for credential in [
+            format!("{ADMIN}:wr0ng-Secret-pw"),
+            format!("{ADMIN}:{ADMIN_PASSWORD}"),
+        ] {
+            assert!(!text.contains(&base64(&credential)), "{text}");
+        }
+    }
 }
+
+crate::for_each_transport_and_form!(
+    admin_login_succeeds_and_both_user_filters_list_the_right_users,
+    a_wrong_password_is_a_logon_failure_that_is_not_retried,
+    an_account_without_administrator_rights_is_refused_clearly,
+    a_refused_session_is_retryable_and_the_next_attempt_connects,
+    writing_replaces_the_whole_list_and_an_empty_list_clears_it,
+    a_write_for_an_unknown_owner_is_refused,
+    an_invalid_appointment_is_refused_before_sending,
+    error_answers_of_the_server_become_typed_errors,
+    keep_alives_reach_the_server_while_idle,
+    a_write_cut_off_by_a_dropped_socket_fails_retryably_and_the_retry_arrives_once,
+    a_write_whose_answer_is_lost_is_safe_to_repeat,
+    the_client_reconnects_after_every_socket_is_dropped,
+    an_expired_session_is_replaced_by_a_new_one_with_admin_login,
+    a_session_idle_past_the_timeout_expires_and_the_client_recovers,
+    a_request_without_an_answer_times_out_retryably,
+    nothing_listens_on_the_port_gives_a_retryable_connect_error,
+    events_from_the_server_are_dispatched_to_subscribers,
+    while_reconnecting_fails_requests_carry_the_reason,
+    no_settings_or_error_text_shows_the_password,
+);

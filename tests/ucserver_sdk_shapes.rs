@@ -240,7 +240,7 @@ fn module_of(operation: &str) -> &'static str {
 #[tokio::test]
 async fn client_arguments_and_simulator_results_have_the_sdk_shapes() {
     let Some(mut sdk) = Sdk::load() else { return };
-    let (sim, messages) = record_client_session().await;
+    let (sim, messages) = record_client_session(WEB_SERVICE_WEB_FORM).await;
     let mut errors = Vec::new();
     let mut checked = std::collections::BTreeSet::new();
     for message in &messages {

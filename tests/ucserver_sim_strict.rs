@@ -1,8 +1,9 @@
 //! The simulator reads and answers ROSE as estos's C++ runtime does
 //! (../shared/reference/ucserver-sdk/cpp-runtime; test names cite the file
-//! and line each behaviour follows). These tests speak raw ROSE JSON over
-//! the WebSocket transport (a session without asnAdminLogin unless a test
-//! logs in itself).
+//! and line each behaviour follows). These tests speak raw ROSE JSON over a
+//! logged-on channel (a session without asnAdminLogin unless a test logs in
+//! itself); the ROSE rules run once per transport ([`for_each_transport!`]
+//! at the end), the web service's HTTP routes on the web service only.
 #![cfg(feature = "sim")]
 
 mod ucserver_support;
@@ -10,27 +11,38 @@ mod ucserver_support;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-use ews_calendar_replicator::sim::ucserver::{
-    MessageForm, UcServerSim, UcServerSimConfig, ERROR_ACCESS_DENIED,
-};
+use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, ERROR_ACCESS_DENIED};
 use ews_calendar_replicator::ucserver::transport::{MessageSink, MessageStream};
-use ews_calendar_replicator::ucserver::{RoseTransport, WebSocketTransport};
+use ews_calendar_replicator::ucserver::{NativeTransport, RoseTransport, WebSocketTransport};
 use ucserver_support::*;
 
 struct Raw {
     sink: MessageSink,
     stream: MessageStream,
+    /// Whether answers come in the web service's one-element array.
+    wrapped: bool,
 }
 
 impl Raw {
-    async fn open(sim: &UcServerSim) -> Raw {
-        let transport = WebSocketTransport::new(&settings(sim)).unwrap();
-        let (sink, stream) = transport.open().await.unwrap();
-        Raw { sink, stream }
+    /// A channel as the transport opens it: a createsession session, or a
+    /// native connection after negotiate and asnLoginV2.
+    async fn open(case: Case, sim: &UcServerSim) -> Raw {
+        let settings = settings_for(case, sim);
+        let (sink, stream) = match case.transport {
+            Transport::WebService => WebSocketTransport::new(&settings).unwrap().open().await,
+            Transport::Native => NativeTransport::new(&settings).unwrap().open().await,
+        }
+        .unwrap();
+        Raw {
+            sink,
+            stream,
+            wrapped: case.transport == Transport::WebService
+                && case.form == MessageForm::WebService,
+        }
     }
 
     /// Sends `message` and returns the next message, taken out of the web
-    /// service's one-element array.
+    /// service's one-element array (the native port sends it bare).
     async fn exchange(&mut self, message: Value) -> Value {
         self.send_text(&message.to_string()).await;
         self.next().await
@@ -47,11 +59,21 @@ impl Raw {
     async fn next(&mut self) -> Value {
         let text = self.next_text().await;
         match serde_json::from_str(&text).unwrap() {
-            Value::Array(mut items) => {
+            Value::Array(mut items) if self.wrapped => {
                 assert_eq!(items.len(), 1, "{text}");
                 items.remove(0)
             }
-            other => panic!("the web service form wraps every message in an array: {other}"),
+            other if self.wrapped => {
+                panic!("the web service form wraps every message in an array: {other}")
+            }
+            // SnaccROSEBase.cpp:410-420, 698: the runtime writes bare on 7222.
+            other => {
+                assert!(
+                    other.is_object(),
+                    "the native port sends bare messages: {text}"
+                );
+                other
+            }
         }
     }
 
@@ -110,10 +132,9 @@ fn assert_reject(answer: &Value, invoked: Value, problem: Value, details_contain
     );
 }
 
-#[tokio::test]
-async fn admin_operations_without_admin_login_are_refused() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn admin_operations_without_admin_login_are_refused(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 5, "operationID": 2913, "operationName": "asnAdminGetUserProfiles",
             "argument": {"iActiveUsersOnly": 0, "iFilterOnlineState": 2}}}))
@@ -137,10 +158,9 @@ async fn admin_operations_without_admin_login_are_refused() {
     assert_eq!(sim.total_writes(), 0);
 }
 
-#[tokio::test]
-async fn an_unknown_operation_is_unrecognised_operation_snacc_rose_base_794() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn an_unknown_operation_is_unrecognised_operation_snacc_rose_base_794(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 7, "operationID": 401, "operationName": "asnAppointmentRemoveEntry",
             "argument": {"u8sEntryID": "x"}}}))
@@ -153,10 +173,9 @@ async fn an_unknown_operation_is_unrecognised_operation_snacc_rose_base_794() {
     );
 }
 
-#[tokio::test]
-async fn the_operation_id_is_dispatched_on_and_the_name_not_read_snacc_rose_base_770() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn the_operation_id_is_dispatched_on_and_the_name_not_read_snacc_rose_base_770(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     // 401 is no operation of the simulator, whatever the name says.
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 8, "operationID": 401, "operationName": "asnAppointmentSetEntryList",
@@ -180,11 +199,12 @@ async fn the_operation_id_is_dispatched_on_and_the_name_not_read_snacc_rose_base
     );
 }
 
-#[tokio::test]
-async fn operation_id_0_is_looked_up_from_the_name_as_estos_examples_send_it_snacc_rose_base_770() {
+async fn operation_id_0_is_looked_up_from_the_name_as_estos_examples_send_it_snacc_rose_base_770(
+    case: Case,
+) {
     // web-examples/SessionWithEvents.html:259 sends "operationID": 0.
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 2, "operationID": 0, "operationName": "asnAdminLogin",
             "argument": {"u8sAdminUsername": ADMIN, "adminPassword": {"u8sAdminPassword": ADMIN_PASSWORD}}}}))
@@ -207,10 +227,9 @@ async fn operation_id_0_is_looked_up_from_the_name_as_estos_examples_send_it_sna
     );
 }
 
-#[tokio::test]
-async fn an_operation_id_without_a_name_is_dispatched_on_the_id_snacc_rose_base_611() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn an_operation_id_without_a_name_is_dispatched_on_the_id_snacc_rose_base_611(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 4, "operationID": 2904,
             "argument": {"u8sAdminUsername": ADMIN, "adminPassword": {"u8sAdminPassword": ADMIN_PASSWORD}}}}))
@@ -223,10 +242,11 @@ async fn an_operation_id_without_a_name_is_dispatched_on_the_id_snacc_rose_base_
     assert_eq!(sim.admin_logins(), 1);
 }
 
-#[tokio::test]
-async fn an_invoke_with_neither_operation_id_nor_name_is_dropped_unanswered_snacc_rose_base_611() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn an_invoke_with_neither_operation_id_nor_name_is_dropped_unanswered_snacc_rose_base_611(
+    case: Case,
+) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.send_text(
         &json!({"invoke": {"invokeID": 5, "operationID": 0, "argument": {}}}).to_string(),
     )
@@ -234,10 +254,9 @@ async fn an_invoke_with_neither_operation_id_nor_name_is_dropped_unanswered_snac
     raw.assert_no_answer(6).await;
 }
 
-#[tokio::test]
-async fn a_missing_mandatory_member_is_rejected_by_name() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn a_missing_mandatory_member_is_rejected_by_name(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.admin_login().await;
     let mut incomplete = entry();
     incomplete.as_object_mut().unwrap().remove("bIsValid");
@@ -268,10 +287,9 @@ async fn a_missing_mandatory_member_is_rejected_by_name() {
     assert_eq!(sim.total_writes(), 0);
 }
 
-#[tokio::test]
-async fn a_member_of_the_wrong_type_is_rejected() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn a_member_of_the_wrong_type_is_rejected(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.admin_login().await;
     let mut wrong = entry();
     wrong["iStatus"] = json!("busy");
@@ -318,10 +336,9 @@ async fn a_member_of_the_wrong_type_is_rejected() {
     assert_eq!(sim.total_writes(), 0);
 }
 
-#[tokio::test]
-async fn unknown_members_of_extensible_sequences_are_accepted() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn unknown_members_of_extensible_sequences_are_accepted(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.admin_login().await;
     let mut newer = entry();
     newer["u8sFutureMember"] = json!("from a newer client");
@@ -339,12 +356,11 @@ async fn unknown_members_of_extensible_sequences_are_accepted() {
     assert_eq!(sim.write_count("alice"), 1);
 }
 
-#[tokio::test]
-async fn type_and_unknown_members_are_ignored_everywhere_in_what_the_runtime_reads() {
+async fn type_and_unknown_members_are_ignored_everywhere_in_what_the_runtime_reads(case: Case) {
     // estos's decoders skip members they do not know; estos's encoder adds
     // `_type` (web-examples/SessionWithEvents.html:270).
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     let answer = raw
         .exchange(json!({"_type": "ROSEMessage", "invoke": {"_type": "ROSEInvoke", "invokeID": 15,
             "operationID": 2904, "operationName": "asnAdminLogin", "priority": 1,
@@ -373,10 +389,11 @@ async fn type_and_unknown_members_are_ignored_everywhere_in_what_the_runtime_rea
     assert_eq!(sim.write_count("alice"), 1);
 }
 
-#[tokio::test]
-async fn a_choice_without_a_known_alternative_is_a_mistyped_argument_with_the_invoke_id() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn a_choice_without_a_known_alternative_is_a_mistyped_argument_with_the_invoke_id(
+    case: Case,
+) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 16, "operationID": 2904, "operationName": "asnAdminLogin",
             "argument": {"u8sAdminUsername": ADMIN, "adminPassword": {"u8sAdminPasswordHash": "x"}}}}))
@@ -389,11 +406,11 @@ async fn a_choice_without_a_known_alternative_is_a_mistyped_argument_with_the_in
     );
 }
 
-#[tokio::test]
-async fn an_undecodable_invoke_is_invoke_problem_mistyped_argument_with_its_id_snacc_rose_base_527()
-{
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn an_undecodable_invoke_is_invoke_problem_mistyped_argument_with_its_id_snacc_rose_base_527(
+    case: Case,
+) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     // operationID must be an INTEGER.
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 21, "operationID": "2904", "operationName": "asnAdminLogin",
@@ -417,11 +434,11 @@ async fn an_undecodable_invoke_is_invoke_problem_mistyped_argument_with_its_id_s
     );
 }
 
-#[tokio::test]
 async fn text_that_is_not_json_is_rejected_with_invokednull_and_mistyped_argument_snacc_rose_base_570(
+    case: Case,
 ) {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.send_text("{\"invoke\": {\"invokeID\": 3,").await;
     let answer = raw.next().await;
     assert_reject(
@@ -432,18 +449,18 @@ async fn text_that_is_not_json_is_rejected_with_invokednull_and_mistyped_argumen
     );
 }
 
-#[tokio::test]
-async fn json_that_is_no_rose_message_and_no_invoke_is_dropped_unanswered_snacc_rose_base_527() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn json_that_is_no_rose_message_and_no_invoke_is_dropped_unanswered_snacc_rose_base_527(
+    case: Case,
+) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.send_text(&json!({"hello": 1}).to_string()).await;
     raw.assert_no_answer(22).await;
 }
 
-#[tokio::test]
-async fn an_invoke_wrapped_in_an_array_is_read_snacc_rose_base_491() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn an_invoke_wrapped_in_an_array_is_read_snacc_rose_base_491(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     let answer = raw
         .exchange(json!([{"invoke": {"invokeID": 23, "operationID": 2904, "operationName": "asnAdminLogin",
             "argument": {"u8sAdminUsername": ADMIN, "adminPassword": {"u8sAdminPassword": ADMIN_PASSWORD}}}}]))
@@ -455,10 +472,9 @@ async fn an_invoke_wrapped_in_an_array_is_read_snacc_rose_base_491() {
     );
 }
 
-#[tokio::test]
-async fn events_are_never_answered_even_malformed_ones_snacc_rose_base_732() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn events_are_never_answered_even_malformed_ones_snacc_rose_base_732(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     // An unknown operation as an event.
     raw.send_text(
         &json!({"invoke": {"invokeID": 99999, "operationID": 401,
@@ -484,10 +500,11 @@ async fn events_are_never_answered_even_malformed_ones_snacc_rose_base_732() {
     assert_eq!(sim.keep_alive_count(), 0);
 }
 
-#[tokio::test]
-async fn optional_params_in_the_object_form_and_the_array_form_are_read_asn_optionalparam_58() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn optional_params_in_the_object_form_and_the_array_form_are_read_asn_optionalparam_58(
+    case: Case,
+) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.admin_login().await;
     for (id, params) in [
         (25, json!({"Location": "Room 1"})),
@@ -519,10 +536,9 @@ async fn optional_params_in_the_object_form_and_the_array_form_are_read_asn_opti
     }
 }
 
-#[tokio::test]
-async fn times_are_read_as_the_runtime_reads_them_asn_systemtime_94() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn times_are_read_as_the_runtime_reads_them_asn_systemtime_94(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.admin_login().await;
     let mut entry = entry();
     // The offset is not applied (the scan stops before it), a variant time
@@ -553,16 +569,25 @@ async fn times_are_read_as_the_runtime_reads_them_asn_systemtime_94() {
     assert_eq!(stored.start.to_rfc3339(), "1899-12-30T00:00:00+00:00");
 }
 
-#[tokio::test]
-async fn answers_come_as_the_web_service_sends_them_in_an_array_with_type_members() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn answers_come_in_the_web_service_form_with_type_members(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.send_text(&json!({"invoke": {"invokeID": 1, "operationID": 2904, "operationName": "asnAdminLogin",
         "argument": {"u8sAdminUsername": ADMIN, "adminPassword": {"u8sAdminPassword": ADMIN_PASSWORD}}}}).to_string())
         .await;
     let text = raw.next_text().await;
-    assert!(text.starts_with("[{"), "{text}");
-    let answer: Value = serde_json::from_str::<Value>(&text).unwrap()[0].clone();
+    // In an array on the WebSocket; bare on the native port
+    // (SnaccROSEBase.cpp:410-420, 698).
+    let answer: Value = match case.transport {
+        Transport::WebService => {
+            assert!(text.starts_with("[{"), "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()[0].clone()
+        }
+        Transport::Native => {
+            assert!(text.starts_with('{'), "{text}");
+            serde_json::from_str(&text).unwrap()
+        }
+    };
     assert_eq!(
         answer["result"]["result"]["result"]["_type"], "AsnAdminLoginResult",
         "{answer}"
@@ -590,7 +615,7 @@ async fn the_plain_form_sends_bare_messages_without_type_and_array_form_optional
     let mut config = UcServerSimConfig::new(users());
     config.form = MessageForm::Plain;
     let sim = start_sim_with(config).await;
-    let mut raw = Raw::open(&sim).await;
+    let mut raw = Raw::open(WEB_SERVICE_PLAIN_FORM, &sim).await;
     raw.send_text(&json!({"invoke": {"invokeID": 1, "operationID": 2904, "operationName": "asnAdminLogin",
         "argument": {"u8sAdminUsername": ADMIN, "adminPassword": {"u8sAdminPassword": ADMIN_PASSWORD}}}}).to_string())
         .await;
@@ -617,10 +642,9 @@ async fn the_plain_form_sends_bare_messages_without_type_and_array_form_optional
     );
 }
 
-#[tokio::test]
-async fn a_keep_alive_must_be_an_event_and_a_malformed_one_is_not_answered() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn a_keep_alive_must_be_an_event_and_a_malformed_one_is_not_answered(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.send_text(&json!({"invoke": {"invokeID": 99999, "operationID": 1706, "operationName": "asnTransportKeepAlive",
         "argument": {}}}).to_string())
         .await;
@@ -637,10 +661,9 @@ async fn a_keep_alive_must_be_an_event_and_a_malformed_one_is_not_answered() {
     assert_eq!(sim.keep_alive_count(), 0);
 }
 
-#[tokio::test]
-async fn an_invalid_online_state_filter_is_rejected() {
-    let sim = start_sim().await;
-    let mut raw = Raw::open(&sim).await;
+async fn an_invalid_online_state_filter_is_rejected(case: Case) {
+    let sim = start_sim_for(case).await;
+    let mut raw = Raw::open(case, &sim).await;
     raw.admin_login().await;
     let answer = raw
         .exchange(json!({"invoke": {"invokeID": 18, "operationID": 2913, "operationName": "asnAdminGetUserProfiles",
@@ -741,3 +764,27 @@ async fn a_websocket_for_an_unknown_session_is_refused() {
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("expired"), "{body}");
 }
+
+crate::for_each_transport!(
+    admin_operations_without_admin_login_are_refused,
+    an_unknown_operation_is_unrecognised_operation_snacc_rose_base_794,
+    the_operation_id_is_dispatched_on_and_the_name_not_read_snacc_rose_base_770,
+    operation_id_0_is_looked_up_from_the_name_as_estos_examples_send_it_snacc_rose_base_770,
+    an_operation_id_without_a_name_is_dispatched_on_the_id_snacc_rose_base_611,
+    an_invoke_with_neither_operation_id_nor_name_is_dropped_unanswered_snacc_rose_base_611,
+    a_missing_mandatory_member_is_rejected_by_name,
+    a_member_of_the_wrong_type_is_rejected,
+    unknown_members_of_extensible_sequences_are_accepted,
+    type_and_unknown_members_are_ignored_everywhere_in_what_the_runtime_reads,
+    a_choice_without_a_known_alternative_is_a_mistyped_argument_with_the_invoke_id,
+    an_undecodable_invoke_is_invoke_problem_mistyped_argument_with_its_id_snacc_rose_base_527,
+    json_that_is_no_rose_message_and_no_invoke_is_dropped_unanswered_snacc_rose_base_527,
+    an_invoke_wrapped_in_an_array_is_read_snacc_rose_base_491,
+    events_are_never_answered_even_malformed_ones_snacc_rose_base_732,
+    optional_params_in_the_object_form_and_the_array_form_are_read_asn_optionalparam_58,
+    times_are_read_as_the_runtime_reads_them_asn_systemtime_94,
+    answers_come_in_the_web_service_form_with_type_members,
+    text_that_is_not_json_is_rejected_with_invokednull_and_mistyped_argument_snacc_rose_base_570,
+    a_keep_alive_must_be_an_event_and_a_malformed_one_is_not_answered,
+    an_invalid_online_state_filter_is_rejected,
+);

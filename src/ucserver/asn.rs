@@ -15,6 +15,7 @@
 
 use std::fmt;
 
+use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -469,13 +470,26 @@ pub struct AsnAdminLoginArgument {
     pub admin_password: AdminPassword,
 }
 
-/// The `adminPassword` CHOICE of `AsnAdminLoginArgument`.
+/// The `adminPassword` CHOICE of `AsnAdminLoginArgument`; the password is
+/// a [`Secret`] (zeroed when dropped).
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub enum AdminPassword {
-    #[serde(rename = "u8sAdminPassword")]
-    Plain(String),
-    #[serde(rename = "u8sAdminPasswordCrypted")]
-    Crypted(String),
+    #[serde(rename = "u8sAdminPassword", serialize_with = "serialize_secret")]
+    Plain(Secret),
+    #[serde(
+        rename = "u8sAdminPasswordCrypted",
+        serialize_with = "serialize_secret"
+    )]
+    Crypted(Secret),
+}
+
+/// Writes a secret into a message; only called while encoding the message
+/// that carries it.
+pub(crate) fn serialize_secret<S: serde::Serializer>(
+    secret: &Secret,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose())
 }
 
 impl<'de> Deserialize<'de> for AdminPassword {
@@ -485,7 +499,7 @@ impl<'de> Deserialize<'de> for AdminPassword {
             "adminPassword",
             &["u8sAdminPassword", "u8sAdminPasswordCrypted"],
         )?;
-        let text = String::deserialize(value).map_err(serde::de::Error::custom)?;
+        let text = Secret::deserialize(value).map_err(serde::de::Error::custom)?;
         Ok(match name {
             "u8sAdminPassword" => AdminPassword::Plain(text),
             _ => AdminPassword::Crypted(text),

@@ -219,7 +219,10 @@ fn decode_result<R: DeserializeOwned>(
     let text = result.as_deref().map_or("null", RawValue::get);
     serde_json::from_str(text).map_err(|e| UcError::Protocol {
         operation: operation.name,
-        reason: format!("result does not decode: {e}"),
+        reason: format!(
+            "result does not decode: {}",
+            crate::server_text::sanitized(&e.to_string())
+        ),
     })
 }
 
@@ -253,13 +256,12 @@ async fn establish(
         admin_password: AdminPassword::Plain(settings.admin_password.clone()),
     };
     let id = ids.next();
-    let invoke = RoseMessage::invoke(
-        id,
-        operation,
-        serde_json::value::to_raw_value(&argument).expect("admin login encodes"),
-    );
+    // The sink zeroes this text once written, and `argument` its password
+    // when dropped.
+    let invoke = RoseMessage::invoke_json_wiped(id, operation, &argument);
+    drop(argument);
     let login = async {
-        sink.send(invoke.to_json()).await?;
+        sink.send(invoke).await?;
         loop {
             let Some(text) = stream.next().await else {
                 return Err(UcError::ConnectionLost {
@@ -269,7 +271,10 @@ async fn establish(
             let message = match RoseMessage::from_json(&text?) {
                 Ok(message) => message,
                 Err(e) => {
-                    tracing::warn!("undecodable message from the UCServer ignored: {e}");
+                    tracing::warn!(
+                        "undecodable message from the UCServer ignored: {}",
+                        crate::server_text::sanitized(&e.to_string())
+                    );
                     continue;
                 }
             };
@@ -486,7 +491,10 @@ impl Worker {
         let message = match RoseMessage::from_json(text) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!("undecodable message from the UCServer ignored: {e}");
+                tracing::warn!(
+                    "undecodable message from the UCServer ignored: {}",
+                    crate::server_text::sanitized(&e.to_string())
+                );
                 return None;
             }
         };

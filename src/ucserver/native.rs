@@ -32,19 +32,19 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
-use rustls_pki_types::ServerName;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::asn::{AsnRequestError, Operation};
+use super::asn::{serialize_secret, AsnRequestError, Operation};
 use super::error::UcError;
 use super::framing::{self, FramingError};
 use super::rose::{RejectInvokedId, RoseMessage, EVENT_INVOKE_ID};
 use super::settings::{UcServerSettings, CLIENT_APP_ID};
-use super::transport::{Io, MessageSink, MessageStream, RoseTransport};
+use super::transport::{self as transport, Io, MessageSink, MessageStream, RoseTransport};
+use crate::secret::Secret;
 
 /// The UCServer's native client port.
 pub const DEFAULT_NATIVE_PORT: u16 = 7222;
@@ -134,8 +134,9 @@ pub struct AsnNegotiateServerConnectionV2Result {
     pub presence_domains: Vec<String>,
 }
 
-/// `AsnNegotiateServerConnectionV2ResultChoice`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `AsnNegotiateServerConnectionV2ResultChoice`; read as the runtime reads a
+/// CHOICE ([`choice_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum AsnNegotiateServerConnectionV2ResultChoice {
     #[serde(rename = "result")]
     Result(AsnNegotiateServerConnectionV2Result),
@@ -168,8 +169,9 @@ pub struct AsnLoginV2Argument {
 }
 
 /// `AsnLoginV2ChoiceArgument`; the client only sends `authBasic`, the other
-/// alternatives are kept as JSON so that a simulator can name them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// alternatives are kept as JSON so that a simulator can name them. Read as
+/// the runtime reads a CHOICE ([`choice_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum AsnLoginV2ChoiceArgument {
     #[serde(rename = "authBasic")]
     Basic(AsnAuthBasicCredential),
@@ -183,28 +185,128 @@ pub enum AsnLoginV2ChoiceArgument {
     OpenIdc(Value),
 }
 
-/// `AsnAuthBasicCredential`: `base64(username ":" password)` in UTF-8.
+/// `AsnAuthBasicCredential`: `base64(username ":" password)` in UTF-8,
+/// held as a [`Secret`] (zeroed when dropped, never shown by `Debug`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AsnAuthBasicCredential {
-    pub credential: String,
+    #[serde(serialize_with = "serialize_secret")]
+    pub credential: Secret,
 }
 
 impl AsnAuthBasicCredential {
     pub fn new(user: &str, password: &str) -> Self {
         AsnAuthBasicCredential {
-            credential: base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{password}")),
+            credential: basic_credential(user, password),
         }
     }
 
     /// `(user, password)`, when the credential is well-formed.
     pub fn decode(&self) -> Option<(String, String)> {
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(self.credential.trim())
+            .decode(self.credential.expose().trim())
             .ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (user, password) = text.split_once(':')?;
         Some((user.to_owned(), password.to_owned()))
+    }
+}
+
+/// `base64(user ":" password)`, built in buffers sized up front and zeroed
+/// afterwards: a growing buffer would leave a copy of the password in freed
+/// memory. Also the `Authorization: Basic` value of createsession.
+pub(crate) fn basic_credential(user: &str, password: &str) -> Secret {
+    let mut plain = zeroize::Zeroizing::new(String::with_capacity(user.len() + 1 + password.len()));
+    plain.push_str(user);
+    plain.push(':');
+    plain.push_str(password);
+    let mut encoded = String::with_capacity(plain.len().div_ceil(3) * 4);
+    base64::engine::general_purpose::STANDARD.encode_string(plain.as_bytes(), &mut encoded);
+    Secret::new(encoded)
+}
+
+/// Reads a CHOICE as estos's runtime does ([`super::rose`]'s `choice`: the
+/// first alternative present in declaration order, `_type` and other members
+/// ignored) into the enum `build` makes of the alternative's name and value.
+fn choice_of<'de, D, T>(
+    deserializer: D,
+    type_name: &str,
+    alternatives: &[&'static str],
+    build: impl FnOnce(&'static str, Value) -> Result<T, serde_json::Error>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let (name, value) = super::rose::choice(deserializer, type_name, alternatives)?;
+    build(name, value).map_err(|e| serde::de::Error::custom(format!("{type_name}.{name}: {e}")))
+}
+
+impl<'de> Deserialize<'de> for AsnNegotiateServerConnectionV2ResultChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        choice_of(
+            d,
+            "AsnNegotiateServerConnectionV2ResultChoice",
+            &["result", "busy", "incompatible"],
+            |name, value| {
+                Ok(match name {
+                    "result" => Self::Result(serde_json::from_value(value)?),
+                    "busy" => Self::Busy(serde_json::from_value(value)?),
+                    _ => Self::Incompatible(serde_json::from_value(value)?),
+                })
+            },
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for AsnLoginV2ChoiceArgument {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        choice_of(
+            d,
+            "AsnLoginV2ChoiceArgument",
+            &[
+                "authBasic",
+                "authNTLM",
+                "authKerberos",
+                "authBearer",
+                "authOpenIDC",
+            ],
+            |name, value| {
+                Ok(match name {
+                    "authBasic" => Self::Basic(serde_json::from_value(value)?),
+                    "authNTLM" => Self::Ntlm(value),
+                    "authKerberos" => Self::Kerberos(value),
+                    "authBearer" => Self::Bearer(value),
+                    _ => Self::OpenIdc(value),
+                })
+            },
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for AsnLoginV2Result {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        choice_of(
+            d,
+            "AsnLoginV2Result",
+            &[
+                "supportedAuthMethods",
+                "succceeded",
+                "succeeded",
+                "serverRedirect",
+                "serverBusy",
+                "ntlmRenegotiate",
+            ],
+            |name, value| {
+                Ok(match name {
+                    "supportedAuthMethods" => {
+                        Self::SupportedAuthMethods(serde_json::from_value(value)?)
+                    }
+                    "succceeded" | "succeeded" => Self::Succeeded(serde_json::from_value(value)?),
+                    "serverRedirect" => Self::ServerRedirect(serde_json::from_value(value)?),
+                    "serverBusy" => Self::ServerBusy(serde_json::from_value(value)?),
+                    _ => Self::NtlmRenegotiate(value),
+                })
+            },
+        )
     }
 }
 
@@ -216,12 +318,13 @@ impl std::fmt::Debug for AsnAuthBasicCredential {
 
 /// `AsnLoginV2Result`. The success alternative is spelled `succceeded` in
 /// ENetUC_Common_Auth.asn1 (three c); `succeeded` is read too in case a
-/// server version corrects it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// server version corrects it. Read as the runtime reads a CHOICE
+/// ([`choice_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum AsnLoginV2Result {
     #[serde(rename = "supportedAuthMethods")]
     SupportedAuthMethods(AsnLoginV2ResultSupportedAuthMethods),
-    #[serde(rename = "succceeded", alias = "succeeded")]
+    #[serde(rename = "succceeded")]
     Succeeded(AsnLoginV2ResultSuccess),
     #[serde(rename = "serverRedirect")]
     ServerRedirect(AsnLoginV2ResultServerRedirect),
@@ -314,13 +417,17 @@ pub(crate) fn framed_channel_after(
             }
         }
     });
+    // Every text is zeroed once written, with its frame: the admin login
+    // carries the password ([`MessageSink`]). The kernel's socket buffer,
+    // and rustls's record buffer under `tcp+starttls`, are the copies left.
     let sink = futures_util::sink::unfold(write, |mut write, text: String| async move {
+        let mut text = zeroize::Zeroizing::new(text);
         let mut frame = BytesMut::with_capacity(text.len() + 8);
         framing::encode_frame(&text, &mut frame).map_err(|e| framing_error(&e))?;
-        write
-            .write_all(&frame)
-            .await
-            .map_err(|e| UcError::Native(format!("write: {e}")))?;
+        let written = write.write_all(&frame).await;
+        zeroize::Zeroize::zeroize(&mut frame[..]);
+        zeroize::Zeroize::zeroize(&mut *text);
+        written.map_err(|e| UcError::Native(format!("write: {e}")))?;
         write
             .flush()
             .await
@@ -354,18 +461,12 @@ pub struct NativeTransport {
 
 impl NativeTransport {
     pub fn new(settings: &UcServerSettings) -> Result<Self, UcError> {
-        settings.validate()?;
-        if !is_native_scheme(settings.base_url.scheme()) {
-            return Err(UcError::InvalidSettings(format!(
-                "{} is not a native-port URL; use tcp://host:{DEFAULT_NATIVE_PORT}",
-                settings.base_url
-            )));
-        }
-        let tls = if settings.base_url.scheme() == SCHEME_TCP_STARTTLS {
-            Some(crate::tls::client_config(settings.ca_file.as_deref())?)
-        } else {
-            None
-        };
+        let tls = transport::checked_tls(
+            settings,
+            [SCHEME_TCP, SCHEME_TCP_STARTTLS],
+            SCHEME_TCP_STARTTLS,
+            "a native-port URL; use tcp://host:7222 or tcp+starttls://host:7222",
+        )?;
         Ok(NativeTransport {
             settings: settings.clone(),
             tls,
@@ -393,30 +494,12 @@ impl NativeTransport {
     }
 
     async fn open_channel(&self) -> Result<(MessageSink, MessageStream), UcError> {
-        let host = self.host().trim_start_matches('[').trim_end_matches(']');
-        let tcp = TcpStream::connect((host, self.port()))
-            .await
-            .map_err(|e| UcError::Connect {
-                address: self.address(),
-                reason: e.to_string(),
-            })?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = transport::connect_tcp(self.host(), self.port()).await?;
         let io: Box<dyn Io> = match &self.tls {
             None => Box::new(tcp),
             Some(config) => {
                 let tcp = self.start_tls(tcp).await?;
-                let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-                    UcError::InvalidSettings(format!(
-                        "{host:?} is not a valid TLS server name: {e}"
-                    ))
-                })?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| {
-                        UcError::TlsHandshake(crate::tls::explain_handshake_error(host, &e))
-                    })?;
-                Box::new(tls)
+                transport::tls_handshake(config, self.host(), tcp).await?
             }
         };
         let (mut sink, mut stream) = framed_channel(io, self.max_frame_len);
@@ -505,7 +588,7 @@ impl NativeTransport {
         }
         let login = AsnLoginV2Argument {
             auth: Some(AsnLoginV2ChoiceArgument::Basic(
-                AsnAuthBasicCredential::new(user, &self.settings.admin_password),
+                AsnAuthBasicCredential::new(user, self.settings.admin_password.expose()),
             )),
         };
         let answer: AsnLoginV2Result = call(sink, stream, 2, LOGIN_V2, &login, user).await?;
@@ -569,9 +652,10 @@ fn client_device_id() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// The invoke's text, encoded as one that carries a secret (`asnLoginV2`
+/// does): [`RoseMessage::invoke_json_wiped`].
 fn invoke_json<A: Serialize>(id: i64, operation: Operation, argument: &A) -> String {
-    let argument = serde_json::value::to_raw_value(argument).expect("logon arguments encode");
-    RoseMessage::invoke(id, operation, argument).to_json()
+    RoseMessage::invoke_json_wiped(id, operation, argument)
 }
 
 /// Sends one invoke and waits for its answer; events arriving meanwhile are
@@ -596,7 +680,10 @@ async fn call<A: Serialize, R: serde::de::DeserializeOwned>(
             Ok(RoseMessage::Invoke(i)) if i.invoke_id == EVENT_INVOKE_ID => continue,
             Ok(_) => return answer_of(operation, id, &text, user),
             Err(e) => {
-                tracing::warn!("undecodable message from the UCServer ignored: {e}");
+                tracing::warn!(
+                    "undecodable message from the UCServer ignored: {}",
+                    crate::server_text::sanitized(&e.to_string())
+                );
             }
         }
     }
@@ -611,11 +698,18 @@ fn answer_of<R: serde::de::DeserializeOwned>(
 ) -> Result<R, UcError> {
     let message = RoseMessage::from_json(text).map_err(|e| UcError::Protocol {
         operation: operation.name,
-        reason: format!("the answer does not decode: {e}"),
+        reason: format!(
+            "the answer does not decode: {}",
+            crate::server_text::sanitized(&e.to_string())
+        ),
     })?;
+    // The server's text goes into the error only sanitised (issue #15).
     let unexpected = || UcError::Protocol {
         operation: operation.name,
-        reason: format!("expected the answer to invoke {id}, got {text:.200}"),
+        reason: format!(
+            "expected the answer to invoke {id}, got {:.200}",
+            crate::server_text::sanitize(text)
+        ),
     };
     match message {
         RoseMessage::Result(r) if r.invoke_id == id => {
@@ -623,7 +717,10 @@ fn answer_of<R: serde::de::DeserializeOwned>(
             let text = raw.as_deref().map_or("{}", RawValue::get);
             serde_json::from_str(text).map_err(|e| UcError::Protocol {
                 operation: operation.name,
-                reason: format!("result does not decode: {e}"),
+                reason: format!(
+                    "result does not decode: {}",
+                    crate::server_text::sanitized(&e.to_string())
+                ),
             })
         }
         RoseMessage::Error(e) if e.invoked_id == id => {
@@ -634,18 +731,19 @@ fn answer_of<R: serde::de::DeserializeOwned>(
                     error_detail: -1,
                     error_string: "error without AsnRequestError".into(),
                 });
+            let message = crate::server_text::sanitized(&error.error_string);
             if operation == LOGIN_V2 {
                 // iErrorDetail is an AsnLogonErrorEnum value, as for createsession.
                 Err(UcError::LogonFailed {
                     user: user.to_owned(),
                     detail: error.error_detail,
-                    message: error.error_string,
+                    message,
                 })
             } else {
                 Err(UcError::Request {
                     operation: operation.name,
                     detail: error.error_detail,
-                    message: error.error_string,
+                    message,
                 })
             }
         }
@@ -684,7 +782,7 @@ mod tests {
         let credential = AsnAuthBasicCredential::new("admin", "s3cr3t");
         assert_eq!(credential.decode(), Some(("admin".into(), "s3cr3t".into())));
         let text = format!("{credential:?}");
-        assert!(!text.contains(&credential.credential), "{text}");
+        assert!(!text.contains(credential.credential.expose()), "{text}");
     }
 
     #[test]

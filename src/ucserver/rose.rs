@@ -50,6 +50,33 @@ impl RoseMessage {
         })
     }
 
+    /// The text of an invoke whose argument carries a secret (the admin
+    /// login). Every buffer is sized before it is written, since a growing
+    /// buffer leaves a copy behind in freed memory; the argument's own text
+    /// is zeroed here. The caller hands the text to a
+    /// [`super::transport::MessageSink`], which zeroes it once written.
+    pub fn invoke_json_wiped<A: Serialize>(
+        invoke_id: i64,
+        operation: Operation,
+        argument: &A,
+    ) -> String {
+        let argument = exactly_sized_json(argument);
+        let argument =
+            RawValue::from_string(argument).expect("serde_json writes valid JSON without padding");
+        let mut message = RoseMessage::invoke(invoke_id, operation, argument);
+        let text = exactly_sized_json(&message);
+        if let RoseMessage::Invoke(RoseInvoke {
+            argument: Some(argument),
+            ..
+        }) = &mut message
+        {
+            let argument = std::mem::replace(argument, RawValue::NULL.to_owned());
+            let mut argument = String::from(Box::<str>::from(argument));
+            zeroize::Zeroize::zeroize(&mut argument);
+        }
+        text
+    }
+
     /// A result answering `invoke_id`.
     pub fn result(invoke_id: i64, result: Box<RawValue>) -> Self {
         RoseMessage::Result(RoseResult {
@@ -139,6 +166,26 @@ impl RoseMessage {
             })
         }
     }
+}
+
+/// `value` as JSON in a buffer allocated once at its final size: measured
+/// first, then written.
+fn exactly_sized_json<T: Serialize>(value: &T) -> String {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("ROSE messages always serialize");
+    let mut bytes = Vec::with_capacity(count.0);
+    serde_json::to_writer(&mut bytes, value).expect("ROSE messages always serialize");
+    String::from_utf8(bytes).expect("serde_json writes UTF-8")
 }
 
 /// Why a text is not a ROSE message.
@@ -455,6 +502,21 @@ mod tests {
             text,
             r#"{"invoke":{"invokeID":3,"operationName":"asnAppointmentSetEntryList","operationID":400,"argument":{}}}"#
         );
+    }
+
+    #[test]
+    fn an_invoke_carrying_a_secret_is_written_exactly_as_any_other() {
+        let argument = serde_json::json!({"u8sAdminUsername": "a", "adminPassword": {"u8sAdminPassword": "p\"w\u{e4}"}});
+        let wiped = RoseMessage::invoke_json_wiped(4, APPOINTMENT_SET_ENTRY_LIST, &argument);
+        let plain = RoseMessage::invoke(
+            4,
+            APPOINTMENT_SET_ENTRY_LIST,
+            serde_json::value::to_raw_value(&argument).unwrap(),
+        )
+        .to_json();
+        assert_eq!(wiped, plain);
+        // Allocated once at its final size: no reallocation left a copy.
+        assert_eq!(wiped.capacity(), wiped.len());
     }
 
     #[test]

@@ -7,7 +7,6 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -17,7 +16,7 @@ use rustls_pki_types::ServerName;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use url::Url;
 
 use super::error::UcError;
@@ -28,7 +27,9 @@ use super::settings::{UcServerSettings, CLIENT_APP_ID, CLIENT_PROTOCOL_VERSION};
 /// so anything longer is not a UCServer and is cut off here.
 pub const MAX_CREATESESSION_BODY: usize = 16 * 1024;
 
-/// Outgoing half of a ROSE channel: one JSON text per message.
+/// Outgoing half of a ROSE channel: one JSON text per message. The
+/// transports zero each text once it is written (the admin login carries the
+/// password); each says which copies below it remain.
 pub type MessageSink = Pin<Box<dyn Sink<String, Error = UcError> + Send>>;
 /// Incoming half of a ROSE channel; ends when the peer closes.
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<String, UcError>> + Send>>;
@@ -50,14 +51,74 @@ pub struct WebSocketTransport {
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// What every transport checks first: valid settings whose URL has one of
+/// `schemes` (else the error says the URL is not `expected`), and the TLS
+/// configuration (with `ca_file`) when the scheme is `tls_scheme`.
+pub(crate) fn checked_tls<const N: usize>(
+    settings: &UcServerSettings,
+    schemes: [&str; N],
+    tls_scheme: &str,
+    expected: &str,
+) -> Result<Option<Arc<rustls::ClientConfig>>, UcError> {
+    settings.validate()?;
+    let scheme = settings.base_url.scheme();
+    if !schemes.contains(&scheme) {
+        return Err(UcError::InvalidSettings(format!(
+            "{} is not {expected}",
+            settings.base_url
+        )));
+    }
+    Ok(if scheme == tls_scheme {
+        Some(crate::tls::client_config(settings.ca_file.as_deref())?)
+    } else {
+        None
+    })
+}
+
+/// A TCP connection to `host` (a URL host, IPv6 in brackets) and `port`.
+pub(crate) async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, UcError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = TcpStream::connect((bare, port))
+        .await
+        .map_err(|e| UcError::Connect {
+            address: format!("{host}:{port}"),
+            reason: e.to_string(),
+        })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+/// The TLS handshake on `tcp`, verifying the certificate for `host`.
+pub(crate) async fn tls_handshake(
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+    tcp: TcpStream,
+) -> Result<Box<dyn Io>, UcError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(bare.to_owned()).map_err(|e| {
+        UcError::InvalidSettings(format!("{bare:?} is not a valid TLS server name: {e}"))
+    })?;
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| UcError::TlsHandshake(crate::tls::explain_handshake_error(bare, &e)))?;
+    Ok(Box::new(tls))
+}
+
+/// `text` as bytes that are zeroed when the last reference to them is
+/// dropped, for messages handed to a library that takes ownership.
+fn wiped_on_drop(text: String) -> Bytes {
+    Bytes::from_owner(zeroize::Zeroizing::new(text.into_bytes()))
+}
+
 impl WebSocketTransport {
     pub fn new(settings: &UcServerSettings) -> Result<Self, UcError> {
-        settings.validate()?;
-        let tls = if settings.uses_tls() {
-            Some(crate::tls::client_config(settings.ca_file.as_deref())?)
-        } else {
-            None
-        };
+        let tls = checked_tls(
+            settings,
+            ["http", "https"],
+            "https",
+            "a web-service URL; use https://host:7225 (or http://host:7224)",
+        )?;
         Ok(WebSocketTransport {
             settings: settings.clone(),
             tls,
@@ -73,26 +134,11 @@ impl WebSocketTransport {
     }
 
     async fn connect_stream(&self) -> Result<Box<dyn Io>, UcError> {
-        let host = self.host().trim_start_matches('[').trim_end_matches(']');
-        let address = format!("{}:{}", self.host(), self.port());
-        let tcp = TcpStream::connect((host, self.port()))
-            .await
-            .map_err(|e| UcError::Connect {
-                address: address.clone(),
-                reason: e.to_string(),
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let Some(config) = &self.tls else {
-            return Ok(Box::new(tcp));
-        };
-        let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-            UcError::InvalidSettings(format!("{host:?} is not a valid TLS server name: {e}"))
-        })?;
-        let tls = tokio_rustls::TlsConnector::from(config.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| UcError::TlsHandshake(crate::tls::explain_handshake_error(host, &e)))?;
-        Ok(Box::new(tls))
+        let tcp = connect_tcp(self.host(), self.port()).await?;
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(config) => tls_handshake(config, self.host(), tcp).await,
+        }
     }
 
     /// `POST /ws/client/createsession`: the session id.
@@ -103,10 +149,23 @@ impl WebSocketTransport {
             .await
             .map_err(|e| self.http_error(e))?;
         let connection = tokio::spawn(connection);
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            settings.admin_user, settings.admin_password
+        // The header value is built in place and zeroed when hyper drops it;
+        // hyper's write buffer (and rustls's, over TLS) keep a copy until
+        // reused.
+        let credentials =
+            super::native::basic_credential(&settings.admin_user, settings.admin_password.expose());
+        let mut header = zeroize::Zeroizing::new(Vec::with_capacity(
+            "Basic ".len() + credentials.expose().len(),
         ));
+        header.extend_from_slice(b"Basic ");
+        header.extend_from_slice(credentials.expose().as_bytes());
+        let mut authorization = http::HeaderValue::from_maybe_shared(Bytes::from_owner(header))
+            .map_err(|e| {
+                UcError::InvalidSettings(format!(
+                    "the UCServer user name cannot be sent in an HTTP header: {e}"
+                ))
+            })?;
+        authorization.set_sensitive(true);
         let body =
             format!("{{\"negotiate\":{{\"iClientProtocolVersion\":{CLIENT_PROTOCOL_VERSION}}}}}");
         let mut request = http::Request::post(format!(
@@ -116,7 +175,7 @@ impl WebSocketTransport {
             http::header::HOST,
             format!("{}:{}", self.host(), self.port()),
         )
-        .header(http::header::AUTHORIZATION, format!("Basic {credentials}"))
+        .header(http::header::AUTHORIZATION, authorization)
         .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8")
         .header("X-no401", "1")
         .header("X-simple", "1");
@@ -185,7 +244,10 @@ impl WebSocketTransport {
                 .map(|s| s.sessionid)
                 .map_err(|e| UcError::Protocol {
                     operation: "createsession",
-                    reason: format!("expected {{\"sessionid\": ...}}: {e}"),
+                    reason: format!(
+                        "expected {{\"sessionid\": ...}}: {}",
+                        crate::server_text::sanitized(&e.to_string())
+                    ),
                 });
         }
         let failure = serde_json::from_slice::<Failure>(body).ok();
@@ -232,7 +294,14 @@ impl WebSocketTransport {
         let (sink, stream) = socket.split();
         let sink = sink
             .sink_map_err(|e| UcError::WebSocket(e.to_string()))
-            .with(|text: String| async move { Ok::<_, UcError>(Message::text(text)) });
+            // The text is zeroed when tungstenite drops the message; its
+            // frame buffer (and rustls's record buffer under wss) keep a
+            // copy until reused.
+            .with(|text: String| async move {
+                let text = Utf8Bytes::try_from(wiped_on_drop(text))
+                    .map_err(|e| UcError::WebSocket(format!("message is not UTF-8: {e}")))?;
+                Ok::<_, UcError>(Message::Text(text))
+            });
         let stream = stream.filter_map(|item| async move {
             match item {
                 Ok(Message::Text(text)) => Some(Ok(text.as_str().to_owned())),

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+pub use ews_calendar_replicator::sim::ucserver::MessageForm;
 use ews_calendar_replicator::sim::ucserver::{
     SimUser, UcServerSim, UcServerSimConfig, UserDatabase,
 };
@@ -41,6 +42,116 @@ pub fn users() -> UserDatabase {
             user("carol", false, false, Some("carol-pw")),
             user(ADMIN, false, true, Some(ADMIN_PASSWORD)),
         ],
+    }
+}
+
+/// The transport a test case runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// createsession + WebSocket (`http://`, ports 7224/7225).
+    WebService,
+    /// The native port (`tcp://`, port 7222).
+    Native,
+}
+
+/// One row of the transport x message form table: the transport, and the
+/// form the simulator answers in. On the WebSocket the web service form is
+/// array-wrapped with `_type` and object-form `optionalParams`, the plain
+/// form bare without either; on the native port both are bare (the runtime
+/// writes bare messages there) and differ in `_type` and `optionalParams`.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    pub transport: Transport,
+    pub form: MessageForm,
+}
+
+pub const WEB_SERVICE_WEB_FORM: Case = Case {
+    transport: Transport::WebService,
+    form: MessageForm::WebService,
+};
+pub const WEB_SERVICE_PLAIN_FORM: Case = Case {
+    transport: Transport::WebService,
+    form: MessageForm::Plain,
+};
+pub const NATIVE_WEB_FORM: Case = Case {
+    transport: Transport::Native,
+    form: MessageForm::WebService,
+};
+pub const NATIVE_PLAIN_FORM: Case = Case {
+    transport: Transport::Native,
+    form: MessageForm::Plain,
+};
+
+/// Runs each named `async fn NAME(case: Case)` of the including file once
+/// per row of the table, as `ROW::NAME` test functions.
+#[macro_export]
+macro_rules! for_each_transport_and_form {
+    ($($test:ident),* $(,)?) => {
+        mod web_service_web_form {
+            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::WEB_SERVICE_WEB_FORM).await })*
+        }
+        mod web_service_plain_form {
+            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::WEB_SERVICE_PLAIN_FORM).await })*
+        }
+        mod native_web_form {
+            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::NATIVE_WEB_FORM).await })*
+        }
+        mod native_plain_form {
+            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::NATIVE_PLAIN_FORM).await })*
+        }
+    };
+}
+
+/// Runs each named `async fn NAME(case: Case)` once per transport, both in
+/// the web service form, as `ROW::NAME` test functions.
+#[macro_export]
+macro_rules! for_each_transport {
+    ($($test:ident),* $(,)?) => {
+        mod web_service {
+            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::WEB_SERVICE_WEB_FORM).await })*
+        }
+        mod native {
+            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::NATIVE_WEB_FORM).await })*
+        }
+    };
+}
+
+/// A simulator with the fixed users answering in `case`'s form, listening
+/// on the native port too when `case` uses it.
+pub async fn start_sim_for(case: Case) -> UcServerSim {
+    start_sim_for_with(case, UcServerSimConfig::new(users())).await
+}
+
+pub async fn start_sim_for_with(case: Case, mut config: UcServerSimConfig) -> UcServerSim {
+    config.form = case.form;
+    let sim = start_sim_with(config).await;
+    if case.transport == Transport::Native {
+        sim.listen_native(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), None)
+            .await
+            .expect("native listener starts");
+    }
+    sim
+}
+
+/// [`settings`] for `case`'s transport.
+pub fn settings_for(case: Case, sim: &UcServerSim) -> UcServerSettings {
+    let mut s = settings(sim);
+    if case.transport == Transport::Native {
+        s.base_url = sim.native_url().expect("the sim listens natively");
+    }
+    s
+}
+
+/// How many times a client began a logon: createsession requests on the web
+/// service, `asnNegotiateServerConnectionV2` invokes on the native port.
+pub fn logon_attempts(case: Case, sim: &UcServerSim) -> usize {
+    match case.transport {
+        Transport::WebService => sim.createsession_requests().len(),
+        Transport::Native => sim
+            .received_messages()
+            .iter()
+            .filter(|text| text.contains("asnNegotiateServerConnectionV2"))
+            .count(),
     }
 }
 
@@ -104,13 +215,13 @@ pub fn holiday() -> Appointment {
     }
 }
 
-/// Every ROSE message the client sends in a scripted session, as the
-/// simulator received them (keep-alive included), in order, and the
-/// simulator for reading what it answered.
-pub async fn record_client_session() -> (UcServerSim, Vec<serde_json::Value>) {
+/// Every ROSE message the client sends in a scripted session over `case`'s
+/// transport, as the simulator received them (keep-alive included), in
+/// order, and the simulator for reading what it answered.
+pub async fn record_client_session(case: Case) -> (UcServerSim, Vec<serde_json::Value>) {
     use ews_calendar_replicator::ucserver::UcServerClient;
-    let sim = start_sim().await;
-    let mut s = settings(&sim);
+    let sim = start_sim_for(case).await;
+    let mut s = settings_for(case, &sim);
     s.ucsid = Some("local".into());
     let client = UcServerClient::connect(s).await.unwrap();
     client.offline_users().await.unwrap();
@@ -123,7 +234,7 @@ pub async fn record_client_session() -> (UcServerSim, Vec<serde_json::Value>) {
     drop(client);
 
     // A second client that sends keep-alives quickly.
-    let mut s = settings(&sim);
+    let mut s = settings_for(case, &sim);
     s.keep_alive_interval = Duration::from_millis(20);
     let keep_alive_client = UcServerClient::connect(s).await.unwrap();
     wait_until("a keep-alive arrived", || sim.keep_alive_count() >= 1).await;

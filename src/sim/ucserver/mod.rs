@@ -359,8 +359,9 @@ impl UcServerSim {
             operation_id,
             argument: Some(serde_json::value::to_raw_value(&argument).expect("a Value encodes")),
         });
-        let text = rose::encode(self.shared.lock().form, &event);
-        self.shared.events.send(text).unwrap_or(0)
+        // Bare: each connection puts it in its own form (the WebSocket in
+        // the web service's array, the native port as it is).
+        self.shared.events.send(event.to_json()).unwrap_or(0)
     }
 
     /// Drops every open WebSocket at once (sessions stay valid).

@@ -3,6 +3,11 @@
 //! a logon the client does itself (`asnNegotiateServerConnectionV2`,
 //! `asnLoginV2`), then the same operations, users and knobs as the web
 //! service: after the logon every message goes to the WebSocket's handler.
+//! Every message, the logon's included, is read by the shared codec
+//! ([`RoseMessage::from_json`] and the argument types the client encodes
+//! with), so the native port reads the forms the runtime reads (bare or in a
+//! one-element array, `_type` and other unknown members ignored) and refuses
+//! what it refuses with the same reject codes as the WebSocket.
 //!
 //! Where the SDK leaves the logon open, the simulator accepts what a real
 //! server plausibly takes: `asnLoginV2` without `auth` is answered with the
@@ -17,11 +22,10 @@ use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::rose::{handle_text, Action};
+use super::rose::{handle_text, typed_result, undecodable, Action};
 use super::state::{Session, Shared};
 use crate::ucserver::asn::{self, AsnRequestError};
 use crate::ucserver::framing::{self, MAX_FRAME_LEN};
@@ -34,7 +38,9 @@ use crate::ucserver::native::{
     AsnNegotiateServerConnectionV2ServerBusy, AsnStartTls, AUTH_METHOD_BASIC, INTERFACE_VERSION,
     LOGIN_V2, NEGOTIATE_SERVER_CONNECTION_V2, START_TLS,
 };
-use crate::ucserver::rose::{invoke_problem, RejectProblem, RoseMessage, EVENT_INVOKE_ID};
+use crate::ucserver::rose::{
+    invoke_problem, RejectProblem, RoseInvoke, RoseMessage, EVENT_INVOKE_ID,
+};
 use crate::ucserver::transport::Io;
 
 /// `AsnLogonErrorEnum` values the simulator answers to `asnLoginV2`.
@@ -155,7 +161,10 @@ async fn serve_connection(
                 };
                 match handle(&shared, &mut phase, &text).await {
                     Action::Reply(answer) => {
-                        // The runtime writes bare messages on the raw stream.
+                        // The runtime writes bare messages on the raw stream,
+                        // whatever the form: GetEncoded encodes the bare
+                        // ROSEMessage (SnaccROSEBase.cpp:410-420) and only
+                        // the `J` prefix goes before it (SnaccROSEBase.cpp:698).
                         if sink.send(answer.to_json()).await.is_err() {
                             break;
                         }
@@ -220,26 +229,14 @@ fn to_raw<T: serde::Serialize>(value: &T) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).expect("simulator answers encode")
 }
 
-/// The invoke of a message, also in the one-element array form
-/// (SnaccROSEBase.cpp `OnBinaryDataBlock` accepts `J`, `{` and `[`).
-fn invoke_of(value: &Value) -> Option<&Value> {
-    match value {
-        Value::Array(items) if items.len() == 1 => items[0].get("invoke"),
-        other => other.get("invoke"),
+/// The operation an invoke names: `operationID`, or looked up from
+/// `operationName` when the id is 0 (SnaccROSEBase.cpp:770-771 dispatches on
+/// the id and resolves 0 from the name); 0 when neither names one.
+fn operation_id(invoke: &RoseInvoke) -> i64 {
+    if invoke.operation_id != 0 {
+        return invoke.operation_id;
     }
-}
-
-/// The operation id of an invoke: `operationID`, or looked up from
-/// `operationName` when the id is 0 (SnaccROSEBase.cpp dispatches on the id).
-fn operation_id(invoke: &Value) -> i64 {
-    let id = invoke
-        .get("operationID")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    if id != 0 {
-        return id;
-    }
-    let name = invoke.get("operationName").and_then(Value::as_str);
+    let name = invoke.operation_name.as_deref();
     [NEGOTIATE_SERVER_CONNECTION_V2, LOGIN_V2, START_TLS]
         .into_iter()
         .chain(asn::KNOWN_OPERATIONS)
@@ -247,10 +244,18 @@ fn operation_id(invoke: &Value) -> i64 {
         .map_or(0, |op| op.id)
 }
 
+/// The invoke a text holds, read by the shared codec in every form the
+/// runtime reads (bare or in a one-element array, unknown members ignored).
+fn invoke_of(text: &str) -> Option<RoseInvoke> {
+    match RoseMessage::from_json(text) {
+        Ok(RoseMessage::Invoke(invoke)) => Some(invoke),
+        _ => None,
+    }
+}
+
 fn start_tls_invoke_id(text: &str) -> Option<i64> {
-    let value: Value = serde_json::from_str(text).ok()?;
-    let invoke = invoke_of(&value)?;
-    (operation_id(invoke) == START_TLS.id).then(|| invoke.get("invokeID")?.as_i64())?
+    let invoke = invoke_of(text)?;
+    (operation_id(&invoke) == START_TLS.id).then_some(invoke.invoke_id)
 }
 
 fn reject(id: i64, problem: i64, details: impl Into<String>) -> Action {
@@ -261,43 +266,46 @@ fn reject(id: i64, problem: i64, details: impl Into<String>) -> Action {
     ))
 }
 
-fn decode<T: DeserializeOwned>(invoke: &Value, operation: &str) -> Result<T, String> {
-    let argument = invoke.get("argument").cloned().unwrap_or(Value::Null);
-    serde_json::from_value(argument)
+/// The argument of a logon invoke, decoded by the types the client encodes
+/// with (unknown members and `_type` ignored, CHOICEs read as the runtime
+/// reads them). A missing argument is `argumentMissing`
+/// (SnaccROSEBase.cpp:812-813).
+fn decode<T: DeserializeOwned>(invoke: &RoseInvoke, operation: &str) -> Result<T, String> {
+    let argument = invoke
+        .argument
+        .as_deref()
+        .ok_or_else(|| format!("argumentMissing: {operation} needs an argument"))?;
+    serde_json::from_str(argument.get())
         .map_err(|e| format!("argument of {operation} does not decode: {e}"))
 }
 
 /// One message of a native connection.
 async fn handle(shared: &Shared, phase: &mut Phase, text: &str) -> Action {
+    let message = RoseMessage::from_json(text);
     if let Phase::LoggedOn(session_id) = phase {
-        let value: Option<Value> = serde_json::from_str(text).ok();
-        let id = value.as_ref().and_then(invoke_of).map(operation_id);
-        if id != Some(NEGOTIATE_SERVER_CONNECTION_V2.id) && id != Some(LOGIN_V2.id) {
+        let id = match &message {
+            Ok(RoseMessage::Invoke(invoke)) => operation_id(invoke),
+            _ => 0,
+        };
+        if id != NEGOTIATE_SERVER_CONNECTION_V2.id && id != LOGIN_V2.id {
             return handle_text(shared, session_id, text).await;
         }
     }
     shared.lock().received.push(text.to_owned());
-    let value: Value = match serde_json::from_str(text) {
-        Ok(value) => value,
-        // SnaccROSEBase.cpp: JSON that does not parse gets invokeProblem
-        // mistypedArgument with invokednull.
-        Err(e) => {
-            return Action::Reply(RoseMessage::reject(
-                None,
-                RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
-                format!("the message is not JSON: {e}"),
-            ))
-        }
+    let invoke = match message {
+        Ok(RoseMessage::Invoke(invoke)) => invoke,
+        // Answers to invokes the simulator never sends.
+        Ok(_) => return Action::Nothing,
+        // As on the WebSocket (SnaccROSEBase.cpp:510-580).
+        Err(e) => return undecodable(e),
     };
-    let Some(invoke) = invoke_of(&value) else {
-        return Action::Nothing; // answers to invokes the simulator never sends
-    };
-    let Some(id) = invoke.get("invokeID").and_then(Value::as_i64) else {
-        return Action::Nothing;
-    };
-    match operation_id(invoke) {
-        1006 => negotiate(shared, phase, id, invoke),
-        1005 => login(shared, phase, id, invoke),
+    let id = invoke.invoke_id;
+    match operation_id(&invoke) {
+        // SnaccROSEBase.cpp:611: neither operationID nor a known name:
+        // dropped unanswered.
+        0 => Action::Nothing,
+        1006 => negotiate(shared, phase, id, &invoke),
+        1005 => login(shared, phase, id, &invoke),
         1103 => reject(
             id,
             invoke_problem::MISTYPED_ARGUMENT,
@@ -322,7 +330,7 @@ async fn handle(shared: &Shared, phase: &mut Phase, text: &str) -> Action {
     }
 }
 
-fn negotiate(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action {
+fn negotiate(shared: &Shared, phase: &mut Phase, id: i64, invoke: &RoseInvoke) -> Action {
     let arg: AsnNegotiateServerConnectionV2Argument =
         match decode(invoke, NEGOTIATE_SERVER_CONNECTION_V2.name) {
             Ok(arg) => arg,
@@ -371,10 +379,14 @@ fn negotiate(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Act
             )
         }
     };
-    Action::Reply(RoseMessage::result(id, to_raw(&answer)))
+    let form = shared.lock().form;
+    Action::Reply(RoseMessage::result(
+        id,
+        typed_result(form, "AsnNegotiateServerConnectionV2ResultChoice", &answer),
+    ))
 }
 
-fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action {
+fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &RoseInvoke) -> Action {
     if matches!(phase, Phase::Connected) {
         return reject(
             id,
@@ -394,7 +406,7 @@ fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action 
                 AsnLoginV2Result::SupportedAuthMethods(AsnLoginV2ResultSupportedAuthMethods {
                     auth_methods_ordered: vec![AUTH_METHOD_BASIC],
                 });
-            return Action::Reply(RoseMessage::result(id, to_raw(&answer)));
+            return login_result(shared, id, &answer);
         }
     };
     let error = |detail: i64, text: &str| {
@@ -433,7 +445,17 @@ fn login(shared: &Shared, phase: &mut Phase, id: i64, invoke: &Value) -> Action 
     let answer = AsnLoginV2Result::Succeeded(AsnLoginV2ResultSuccess {
         logged_in_user: Some(canonical),
     });
-    Action::Reply(RoseMessage::result(id, to_raw(&answer)))
+    login_result(shared, id, &answer)
+}
+
+/// An `asnLoginV2` result, with `_type` in the web service form as on the
+/// WebSocket (web-examples/SessionWithEvents.html:179).
+fn login_result(shared: &Shared, id: i64, answer: &AsnLoginV2Result) -> Action {
+    let form = shared.lock().form;
+    Action::Reply(RoseMessage::result(
+        id,
+        typed_result(form, "AsnLoginV2Result", answer),
+    ))
 }
 
 fn new_session(shared: &Shared, user: &str) -> String {

@@ -157,6 +157,10 @@ pub(super) async fn serve_socket<S>(
             event = events.recv() => {
                 match event {
                     Ok(text) => {
+                        let text = match form {
+                            MessageForm::WebService => format!("[{text}]"),
+                            MessageForm::Plain => text,
+                        };
                         if sink.send(Message::text(text)).await.is_err() {
                             return;
                         }
@@ -195,6 +199,39 @@ pub(super) async fn serve_socket<S>(
     }
 }
 
+/// What the runtime answers to a message that does not decode (on either
+/// transport).
+pub(super) fn undecodable(error: DecodeError) -> Action {
+    match error {
+        // SnaccROSEBase.cpp:547-580: text that is not JSON gets a reject
+        // with invokednull and invokeProblem mistypedArgument.
+        DecodeError::NotJson(e) => reject(
+            None,
+            RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
+            format!("mistypedArgument: the message is not JSON: {e}"),
+        ),
+        // SnaccROSEBase.cpp:510-546: JSON that does not decode as a ROSE
+        // message: an invoke is rejected (its invokeID, or invokednull when
+        // that is 0) with invokeProblem mistypedArgument; anything else is
+        // dropped unanswered.
+        DecodeError::NotRose {
+            reason,
+            invoke_id: Some(id),
+        } => reject(
+            (id != 0).then_some(id),
+            RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
+            format!("mistypedArgument: the invoke does not decode: {reason}"),
+        ),
+        DecodeError::NotRose {
+            reason,
+            invoke_id: None,
+        } => {
+            tracing::debug!("UCServer sim: undecodable message dropped: {reason}");
+            Action::Nothing
+        }
+    }
+}
+
 pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -> Action {
     {
         let mut state = shared.lock();
@@ -206,36 +243,7 @@ pub(super) async fn handle_text(shared: &Shared, session_id: &str, text: &str) -
     }
     let message = match RoseMessage::from_json(text) {
         Ok(m) => m,
-        // SnaccROSEBase.cpp:547-580: text that is not JSON gets a reject
-        // with invokednull and invokeProblem mistypedArgument.
-        Err(DecodeError::NotJson(e)) => {
-            return reject(
-                None,
-                RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
-                format!("mistypedArgument: the message is not JSON: {e}"),
-            )
-        }
-        // SnaccROSEBase.cpp:510-546: JSON that does not decode as a ROSE
-        // message: an invoke is rejected (its invokeID, or invokednull when
-        // that is 0) with invokeProblem mistypedArgument; anything else is
-        // dropped unanswered.
-        Err(DecodeError::NotRose {
-            reason,
-            invoke_id: Some(id),
-        }) => {
-            return reject(
-                (id != 0).then_some(id),
-                RejectProblem::Invoke(invoke_problem::MISTYPED_ARGUMENT),
-                format!("mistypedArgument: the invoke does not decode: {reason}"),
-            )
-        }
-        Err(DecodeError::NotRose {
-            reason,
-            invoke_id: None,
-        }) => {
-            tracing::debug!("UCServer sim: undecodable message dropped: {reason}");
-            return Action::Nothing;
-        }
+        Err(e) => return undecodable(e),
     };
     let invoke = match message {
         RoseMessage::Invoke(invoke) => invoke,
@@ -393,7 +401,7 @@ fn admin_login(
     };
     let accepted = state
         .user(&arg.admin_username)
-        .is_some_and(|u| u.admin && u.enabled && u.password.as_deref() == Some(password.as_str()));
+        .is_some_and(|u| u.admin && u.enabled && u.password.as_deref() == Some(password.expose()));
     let result = if accepted {
         state.admin_logins += 1;
         if let Some(session) = state.sessions.get_mut(session_id) {
@@ -561,7 +569,7 @@ struct Typed<'a, T> {
 
 /// A result as JSON text; in the web service's form with `_type` naming its
 /// type, as estos's examples read it (SessionWithEvents.html:179).
-fn typed_result<T: serde::Serialize>(
+pub(super) fn typed_result<T: serde::Serialize>(
     form: MessageForm,
     type_name: &'static str,
     value: &T,

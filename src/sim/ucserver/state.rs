@@ -147,6 +147,7 @@ pub(super) struct Shared {
     /// epoch.
     pub changes: watch::Sender<u64>,
     /// Events (ROSE JSON) to send on every open WebSocket.
+    /// Events as bare ROSE JSON text.
     pub events: broadcast::Sender<String>,
     /// Invokes received and not yet finished (answered or dropped), held
     /// ones included.
