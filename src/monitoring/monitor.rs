@@ -236,7 +236,7 @@ fn group_failures(report: &CycleReport) -> Vec<FailureGroup> {
         .into_iter()
         .map(|(reason, users)| FailureGroup { reason, users })
         .collect();
-    groups.sort_by(|a, b| b.users.len().cmp(&a.users.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.users.len()));
     groups
 }
 
@@ -306,5 +306,118 @@ impl AvailabilityObserver for Monitor {
 
     fn backed_off(&self, pause: Duration) {
         self.metrics.exchange_back_off(pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::{Counters, Durations, UserReport};
+
+    fn report(users: Vec<UserReport>, error: Option<&str>) -> CycleReport {
+        let now = Utc::now();
+        let failed = users
+            .iter()
+            .filter(|u| matches!(u.outcome, UserOutcome::Failed { .. }))
+            .count();
+        CycleReport {
+            started_at: now,
+            finished_at: now,
+            window_start: now,
+            window_end: now,
+            dry_run: false,
+            counters: Counters {
+                failed,
+                ..Counters::default()
+            },
+            durations: Durations::default(),
+            overran: false,
+            abandoned: false,
+            error: error.map(str::to_owned),
+            warnings: Vec::new(),
+            users,
+        }
+    }
+
+    fn failed(name: &str, reason: &str) -> UserReport {
+        UserReport {
+            user_name: name.to_owned(),
+            mailbox: Some(format!("{name}@example.com")),
+            matched_by: None,
+            outcome: UserOutcome::Failed {
+                reason: reason.to_owned(),
+            },
+            appointment_count: None,
+            appointments: None,
+        }
+    }
+
+    #[test]
+    fn healthy_within_two_intervals_of_the_last_cycle_and_not_after() {
+        let interval = Duration::from_secs(60);
+        let monitor = Monitor::new(interval);
+        let start = monitor.started;
+        assert!(monitor.health_at(start).is_ok(), "just started");
+        let err = monitor
+            .health_at(start + interval * 2 + Duration::from_secs(1))
+            .unwrap_err();
+        assert!(
+            err.contains("no cycle has finished in the 121 s since the start"),
+            "{err}"
+        );
+        monitor.cycle_finished(&report(Vec::new(), None));
+        let finished = monitor.state().last_finished.unwrap();
+        assert!(monitor.health_at(finished + interval * 2).is_ok());
+        let err = monitor
+            .health_at(finished + interval * 2 + Duration::from_secs(1))
+            .unwrap_err();
+        assert!(err.contains("no cycle has finished for 121 s"), "{err}");
+    }
+
+    #[test]
+    fn an_unreachable_server_is_unhealthy_until_it_answers_again() {
+        let monitor = Monitor::new(Duration::from_secs(900));
+        monitor.server_unreachable(Server::Directory, "connection refused");
+        let err = monitor.health().unwrap_err();
+        assert!(
+            err.starts_with("the directory cannot be used since"),
+            "{err}"
+        );
+        assert!(err.ends_with(": connection refused"), "{err}");
+        monitor.server_reached(Server::Directory);
+        assert!(monitor.health().is_ok());
+    }
+
+    #[test]
+    fn failures_group_by_reason_without_the_users_own_mailbox() {
+        let monitor = Monitor::new(Duration::from_secs(900));
+        monitor.cycle_finished(&report(
+            vec![
+                failed(
+                    "a",
+                    "Exchange could not read the mailbox a@example.com (gone)",
+                ),
+                failed(
+                    "b",
+                    "Exchange could not read the mailbox b@example.com (gone)",
+                ),
+                failed("c", "the UCServer did not accept the list"),
+            ],
+            None,
+        ));
+        let failing = monitor.snapshot().failing;
+        assert_eq!(failing.len(), 2);
+        assert_eq!(failing[0].users, ["a", "b"]);
+        assert_eq!(
+            failing[0].reason,
+            "Exchange could not read the mailbox <mailbox> (gone)"
+        );
+        assert_eq!(failing[1].users, ["c"]);
+        // A cycle that could not run keeps the last known failures.
+        monitor.cycle_finished(&report(
+            Vec::new(),
+            Some("the UCServer did not list its users"),
+        ));
+        assert_eq!(monitor.snapshot().failing.len(), 2);
     }
 }
