@@ -38,7 +38,7 @@ main{padding:8px 24px}h2{font-size:17px;margin:20px 0 8px}\
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #c9ced8;padding:4px 10px;text-align:left;vertical-align:top}\
 th{background:#e3e7ee}.ok{color:#fff;background:#2e7d32}.bad{color:#fff;background:#c62828}.unknown{background:#e0e0e0}\
 .verdict{display:inline-block;padding:6px 12px;font-weight:bold;white-space:pre-line}\
-td.num{text-align:right}ul{margin:4px 0 12px}";
+td.num{text-align:right}h3{font-size:15px;font-weight:normal;margin:12px 0 4px}ul{margin:4px 0 12px}";
 
 /// The whole page.
 pub fn render(snapshot: &Snapshot) -> String {
