@@ -625,3 +625,50 @@ async fn run_serves_the_status_page_in_chromium_and_no_endpoint_shows_a_subject(
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
 }
+
+/// Log lines written while the test's subscriber is the default.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_non_loopback_address_is_served_with_a_warning_and_loopback_without() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let monitor = Arc::new(Monitor::new(Duration::from_secs(900)));
+
+    let loopback = MonitoringServer::start(([127, 0, 0, 1], 0).into(), monitor.clone())
+        .await
+        .unwrap();
+    assert_eq!(get(loopback.local_addr(), "/healthz").await.status, 200);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains("WARN"), "{text}");
+
+    let everywhere = MonitoringServer::start(([0, 0, 0, 0], 0).into(), monitor)
+        .await
+        .unwrap();
+    let port = everywhere.local_addr().port();
+    assert_eq!(
+        get(([127, 0, 0, 1], port).into(), "/healthz").await.status,
+        200
+    );
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("WARN") && text.contains("is not a loopback address"),
+        "{text}"
+    );
+}
