@@ -74,6 +74,37 @@ fn parse_answer(raw: &str) -> Answer {
     }
 }
 
+/// Asks `path` of the service's endpoints until the raw answer satisfies
+/// `done` (the service starts, connects and runs its first cycle
+/// meanwhile); the answer. Fails if the service ends or after 2 minutes.
+async fn wait_for_answer(
+    addr: SocketAddr,
+    path: &str,
+    service: &mut tokio::process::Child,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut last = String::new();
+    for _ in 0..1200 {
+        if let Ok(Ok(mut tcp)) =
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await
+        {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            let _ = tcp.write_all(request.as_bytes()).await;
+            let mut raw = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw)).await;
+            last = String::from_utf8_lossy(&raw).into_owned();
+            if done(&last) {
+                return last;
+            }
+        }
+        if let Ok(Some(status)) = service.try_wait() {
+            panic!("the service ended early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never gave the expected answer; the last one:\n{last}");
+}
+
 // ------------------------------------------------------------------ metrics
 
 fn scrape(text: &str) -> prometheus_parse::Scrape {
@@ -490,28 +521,10 @@ async fn run_serves_the_status_page_in_chromium_and_no_endpoint_shows_a_subject(
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
 
     // Wait for the first cycle to be counted.
-    let mut counted = false;
-    for _ in 0..1200 {
-        if let Ok(Ok(mut tcp)) =
-            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await
-        {
-            let _ = tcp
-                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-                .await;
-            let mut raw = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw)).await;
-            let raw = String::from_utf8_lossy(&raw);
-            if raw.contains("ews_replicator_cycles_total{outcome=\"partial\"} 1") {
-                counted = true;
-                break;
-            }
-        }
-        if let Ok(Some(status)) = service.try_wait() {
-            panic!("the service ended early: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(counted, "the first cycle shows in /metrics");
+    wait_for_answer(addr, "/metrics", &mut service, |raw| {
+        raw.contains("ews_replicator_cycles_total{outcome=\"partial\"} 1")
+    })
+    .await;
     let planted_writes = lab
         .ucserver
         .appointments(&offline[0].user_name)
@@ -671,4 +684,48 @@ async fn a_non_loopback_address_is_served_with_a_warning_and_loopback_without() 
         text.contains("WARN") && text.contains("is not a loopback address"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn run_with_the_ucserver_down_at_start_answers_503_naming_it() {
+    let lab = Lab::start_with(LabOptions {
+        static_directory: true,
+        ..LabOptions::default()
+    })
+    .await;
+    let url = lab.ucserver.base_url().to_string();
+    let closed = format!("http://127.0.0.1:{}/", closed_port());
+    let port = closed_port();
+    lab.edit_config(|c| {
+        format!(
+            "{}\n[monitoring]\nlisten = \"127.0.0.1:{port}\"\n",
+            c.replace(&url, &closed)
+        )
+    });
+    let mut service = lab.spawn_service();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let last = wait_for_answer(addr, "/healthz", &mut service, |raw| {
+        raw.starts_with("HTTP/1.1 503")
+    })
+    .await;
+    assert!(last.starts_with("HTTP/1.1 503"), "{last}");
+    assert!(last.contains("the UCServer cannot be used since"), "{last}");
+    let page = get(addr, "/").await;
+    assert!(
+        page.body
+            .contains("<td>UCServer</td><td class=\"bad\">unreachable</td>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("starting: no cycle has run yet"),
+        "{}",
+        page.body
+    );
+    send_signal(service.id().unwrap(), "TERM");
+    let output = tokio::time::timeout(Duration::from_secs(60), service.wait_with_output())
+        .await
+        .expect("the service stops after SIGTERM")
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
 }
