@@ -19,7 +19,9 @@ use crate::ews::autodiscover::{
     ServiceConnectionPoint, UdpSrvResolver,
 };
 use crate::ews::availability::MailboxAvailability;
-use crate::ews::availability_reader::{AvailabilityReader, AvailabilityReaderConfig};
+use crate::ews::availability_reader::{
+    AvailabilityObserver, AvailabilityReader, AvailabilityReaderConfig, NoAvailabilityObserver,
+};
 use crate::ews::client::{EwsClient, EwsError};
 use crate::replication::{CalendarSource, Engine, SourceError, StateStore};
 use crate::ucserver::{UcError, UcServerClient};
@@ -93,6 +95,8 @@ pub struct ExchangeCalendars {
     scp: DirectoryScp,
     reader: OnceCell<AvailabilityReader>,
     discovery: Mutex<Option<Discovery>>,
+    /// Told about the reader's requests (metrics); set before the first read.
+    observer: std::sync::OnceLock<Arc<dyn AvailabilityObserver>>,
 }
 
 impl ExchangeCalendars {
@@ -102,7 +106,14 @@ impl ExchangeCalendars {
             scp,
             reader: OnceCell::new(),
             discovery: Mutex::new(None),
+            observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tells `observer` about every Exchange request, busy answer, retry
+    /// and pause. Only the first call counts, and only before the first read.
+    pub fn observe(&self, observer: Arc<dyn AvailabilityObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     pub fn settings(&self) -> &ExchangeSettings {
@@ -184,7 +195,13 @@ impl ExchangeCalendars {
                     impersonate_each_mailbox: self.settings.impersonation,
                     ..AvailabilityReaderConfig::default()
                 };
-                AvailabilityReader::new(Arc::new(client), config).map_err(|e| e.to_string())
+                let observer = self
+                    .observer
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(NoAvailabilityObserver));
+                AvailabilityReader::observed(Arc::new(client), config, observer)
+                    .map_err(|e| e.to_string())
             })
             .await
     }
@@ -252,6 +269,16 @@ pub enum AssembleError {
     Directory(#[from] DirectoryError),
     #[error("UCServer: {0}")]
     UcServer(#[from] UcError),
+}
+
+impl AssembleError {
+    /// The server that could not be used.
+    pub fn server(&self) -> crate::replication::Server {
+        match self {
+            AssembleError::Directory(_) => crate::replication::Server::Directory,
+            AssembleError::UcServer(_) => crate::replication::Server::UcServer,
+        }
+    }
 }
 
 /// Opens the directory, connects to the UCServer and prepares the Exchange

@@ -23,6 +23,8 @@ pub mod logging;
 #[cfg(feature = "replicator")]
 pub mod memory;
 #[cfg(feature = "replicator")]
+pub mod monitoring;
+#[cfg(feature = "replicator")]
 pub mod replication;
 #[cfg(feature = "sim")]
 pub mod sim;

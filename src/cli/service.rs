@@ -9,8 +9,10 @@ use clap::Args;
 use ews_calendar_replicator::app::{assemble, ConfiguredEngine};
 use ews_calendar_replicator::config::{self, Config, LoadContext};
 use ews_calendar_replicator::logging;
+use ews_calendar_replicator::monitoring::{Monitor, MonitoringServer};
 use ews_calendar_replicator::replication::{
-    run_scheduled, CycleOptions, CycleReport, MemoryStateStore, StateStore, UserOutcome,
+    run_scheduled, CycleObserver, CycleOptions, CycleReport, MemoryStateStore, StateStore,
+    UserOutcome,
 };
 use ews_calendar_replicator::state::SqliteStateStore;
 use ews_calendar_replicator::systemd::Notifier;
@@ -72,12 +74,16 @@ async fn assemble_until_ready<S: StateStore + Clone>(
     config: &Config,
     state: S,
     shutdown: &mut watch::Receiver<bool>,
+    monitor: &Monitor,
 ) -> Option<ConfiguredEngine<S>> {
     let mut delay = Duration::from_secs(5);
     loop {
         match assemble(config, state.clone()).await {
             Ok(engine) => return Some(engine),
-            Err(e) => tracing::error!("cannot start replicating: {e}; trying again in {delay:?}"),
+            Err(e) => {
+                monitor.server_unreachable(e.server(), &e.to_string()); // monitoring
+                tracing::error!("cannot start replicating: {e}; trying again in {delay:?}")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -120,11 +126,19 @@ pub async fn run(path: &Path) -> Result<ExitCode, String> {
         "ews-calendar-replicator {} starting",
         env!("CARGO_PKG_VERSION")
     );
+    // monitoring (issue #16): the endpoints, and the observer they read
+    let monitor = std::sync::Arc::new(Monitor::new(config.replication.interval));
+    let _monitoring = match config.monitoring.listen {
+        Some(listen) => Some(MonitoringServer::start(listen, monitor.clone()).await?),
+        None => None,
+    };
     let _ = notifier.status("connecting");
-    let Some(engine) = assemble_until_ready(&config, state, &mut shutdown).await else {
+    let Some(engine) = assemble_until_ready(&config, state, &mut shutdown, &monitor).await else {
         let _ = notifier.stopping();
         return Ok(ExitCode::SUCCESS);
     };
+    let engine = engine.with_observer(monitor.clone()); // monitoring
+    engine.calendars().observe(monitor.clone()); // monitoring
     let _ = notifier.ready();
     let mut warned_load = false;
     let summary = run_scheduled(&engine, CycleOptions::default(), shutdown, |report| {

@@ -335,6 +335,16 @@ pub const SECTIONS: &[SectionDoc] = &[
         )],
     },
     SectionDoc {
+        name: "monitoring",
+        doc: "Metrics, health and a status page over HTTP (off unless listen is set).",
+        keys: &[key(
+            "listen",
+            "(optional) The address and port to serve /metrics (Prometheus), /healthz\n(200 or 503 with the reason) and / (a status page) on. Not set: no endpoints.\nA loopback address (127.0.0.1) is recommended: anyone who reaches the port\ncan read the user names and failure reasons shown, without authentication\n(never passwords or appointments). Another address is served with a warning.",
+            "\"127.0.0.1:9464\"",
+            false,
+        )],
+    },
+    SectionDoc {
         name: "security",
         doc: "Exceptions to the checks that keep the passwords private.",
         keys: &[key(

@@ -27,13 +27,15 @@ use crate::ews::autodiscover::{TrustedHosts, TRUSTED_HOSTS_KEY};
 use crate::ews::transport::{AuthScheme, Credentials, TransportConfig};
 use crate::ews::ExchangeVersion;
 use crate::logging::{LogLevel, LoggingSettings};
+use crate::monitoring::MonitoringSettings;
 use crate::replication::{BusyTypeMap, PrivateAppointments, ReplicationSettings};
 use crate::ucserver::{AppointmentStatus, UcServerSettings};
 
 use locate::SourceMap;
 use schema::{
     RawAuth, RawConfig, RawDirectory, RawDirectoryKind, RawExchange, RawLevel, RawLogging,
-    RawPassword, RawPrivateAppointments, RawReplication, RawState, RawStatus, RawUcServer,
+    RawMonitoring, RawPassword, RawPrivateAppointments, RawReplication, RawState, RawStatus,
+    RawUcServer,
 };
 
 /// Directory name under the data directories.
@@ -63,6 +65,7 @@ pub struct Config {
     pub logging: LoggingSettings,
     /// The SQLite state database.
     pub state_path: PathBuf,
+    pub monitoring: MonitoringSettings,
     /// Things that work but deserve attention (shown at start-up and by
     /// `check`).
     pub warnings: Vec<ConfigWarning>,
@@ -270,6 +273,7 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
     let replication = builder.replication(raw.replication)?;
     let logging = builder.logging(raw.logging)?;
     let state_path = builder.state(raw.state)?;
+    let monitoring = builder.monitoring(raw.monitoring)?;
     let allow_readable_secrets = raw.security.allow_readable_secrets.unwrap_or(false);
     Ok(Config {
         file: file.to_owned(),
@@ -279,6 +283,7 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
         replication,
         logging,
         state_path,
+        monitoring,
         warnings: builder.warnings,
         readable_secrets: builder.readable_secrets,
         allow_readable_secrets,
@@ -1024,6 +1029,21 @@ impl Builder<'_> {
             max_files: max_files as usize,
             syslog: raw.syslog.unwrap_or(defaults.syslog),
         })
+    }
+
+    fn monitoring(&self, raw: RawMonitoring) -> Result<MonitoringSettings, ConfigError> {
+        let listen = match raw.listen {
+            None => None,
+            Some(text) => Some(text.trim().parse().map_err(|_| {
+                self.error(
+                    "monitoring.listen",
+                    format!(
+                        "{text:?} is not an address and port; write an IP address and port such as \"127.0.0.1:9464\" (or \"[::1]:9464\"), or remove the key"
+                    ),
+                )
+            })?),
+        };
+        Ok(MonitoringSettings { listen })
     }
 
     fn state(&self, raw: RawState) -> Result<PathBuf, ConfigError> {

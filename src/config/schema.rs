@@ -24,6 +24,14 @@ pub(super) struct RawConfig {
     pub state: RawState,
     #[serde(default)]
     pub security: RawSecurity,
+    #[serde(default)]
+    pub monitoring: RawMonitoring,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMonitoring {
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -367,6 +367,12 @@ fn invalid_values_are_refused_with_the_key_line_and_expectation() {
             "`out_of_office`",
         ),
         ("logging", "level = \"verbose\"", "logging.level", "`trace`"),
+        (
+            "monitoring",
+            "listen = \"localhost:9464\"",
+            "monitoring.listen",
+            "127.0.0.1:9464",
+        ),
         ("logging", "max_files = 0", "logging.max_files", "1 to 1000"),
         (
             "directory",
@@ -1091,4 +1097,16 @@ fn ntlm_over_an_http_ews_url_warns_that_the_ntlm_response_can_be_cracked_offline
         warning.message.contains("NTLM response") && warning.message.contains("offline"),
         "{warning}"
     );
+}
+
+#[test]
+fn monitoring_is_off_unless_listen_is_set() {
+    assert_eq!(parse_text(MINIMAL).unwrap().monitoring.listen, None);
+    let config = parse_text(&with_key("monitoring", "listen = \"127.0.0.1:9464\"")).unwrap();
+    assert_eq!(
+        config.monitoring.listen,
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464)))
+    );
+    let config = parse_text(&with_key("monitoring", "listen = \"[::1]:9464\"")).unwrap();
+    assert!(config.monitoring.listen.unwrap().ip().is_loopback());
 }

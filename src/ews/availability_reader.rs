@@ -115,7 +115,30 @@ pub struct AvailabilityStats {
     pub concurrency: usize,
     /// The most requests that were in flight at once.
     pub peak_in_flight: usize,
+    /// Time spent waiting because the server was busy or counted too many
+    /// connections (every pause, summed).
+    pub back_off: Duration,
 }
+
+/// Told about the reader's traffic as it happens (metrics). Every method
+/// defaults to doing nothing; calls come from the request tasks and must
+/// return quickly. [`AvailabilityStats`] has the same counts as totals.
+pub trait AvailabilityObserver: Send + Sync {
+    /// A `GetUserAvailability` request is sent (retries included).
+    fn request_sent(&self) {}
+    /// The server answered busy (SOAP fault, per-mailbox error or HTTP 503).
+    fn busy_answer(&self) {}
+    /// A request is sent again.
+    fn retry(&self) {}
+    /// The reader waits `pause` before sending again (busy, connection limit).
+    fn backed_off(&self, _pause: Duration) {}
+}
+
+/// The observer of a reader nobody watches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoAvailabilityObserver;
+
+impl AvailabilityObserver for NoAvailabilityObserver {}
 
 /// Consecutive sub-windows of at most 42 days covering `[start, end)`.
 pub fn split_window(
@@ -176,6 +199,8 @@ struct Shared {
     retries: AtomicU64,
     busy_answers: AtomicU64,
     chunk_splits: AtomicU64,
+    back_off_ms: AtomicU64,
+    observer: Arc<dyn AvailabilityObserver>,
 }
 
 /// One request to make: a chunk of mailboxes and one sub-window.
@@ -210,6 +235,16 @@ impl AvailabilityReader {
         client: Arc<EwsClient>,
         config: AvailabilityReaderConfig,
     ) -> Result<AvailabilityReader, EwsError> {
+        AvailabilityReader::observed(client, config, Arc::new(NoAvailabilityObserver))
+    }
+
+    /// As [`Self::new`], telling `observer` about each request, busy answer,
+    /// retry and pause.
+    pub fn observed(
+        client: Arc<EwsClient>,
+        config: AvailabilityReaderConfig,
+        observer: Arc<dyn AvailabilityObserver>,
+    ) -> Result<AvailabilityReader, EwsError> {
         config.validate()?;
         Ok(AvailabilityReader {
             shared: Arc::new(Shared {
@@ -222,6 +257,8 @@ impl AvailabilityReader {
                 retries: AtomicU64::new(0),
                 busy_answers: AtomicU64::new(0),
                 chunk_splits: AtomicU64::new(0),
+                back_off_ms: AtomicU64::new(0),
+                observer,
             }),
         })
     }
@@ -243,6 +280,7 @@ impl AvailabilityReader {
             chunk_splits: s.chunk_splits.load(Ordering::Relaxed),
             concurrency: s.limiter.limit(),
             peak_in_flight: s.limiter.peak(),
+            back_off: Duration::from_millis(s.back_off_ms.load(Ordering::Relaxed)),
         }
     }
 
@@ -422,6 +460,25 @@ impl Shared {
 
     fn retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+        self.observer.retry();
+    }
+
+    fn request_sent(&self) {
+        self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        self.observer.request_sent();
+    }
+
+    fn busy_answer(&self) {
+        self.busy_answers.fetch_add(1, Ordering::Relaxed);
+        self.observer.busy_answer();
+    }
+
+    /// Counts a pause before it is taken.
+    fn backing_off(&self, pause: Duration) -> Duration {
+        let ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
+        self.back_off_ms.fetch_add(ms, Ordering::Relaxed);
+        self.observer.backed_off(pause);
+        pause
     }
 
     /// A busy answer: one request fewer at a time. Pausing alone is not
@@ -492,7 +549,7 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
     loop {
         let sent = {
             let _permit = shared.limiter.acquire().await;
-            shared.requests_sent.fetch_add(1, Ordering::Relaxed);
+            shared.request_sent();
             // Impersonation acts as the one mailbox of the request.
             let acting_as = if config.impersonate_each_mailbox {
                 pending.first().map(String::as_str)
@@ -533,7 +590,7 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                     shared.calm();
                     return Outcome::Done { window, results };
                 }
-                shared.busy_answers.fetch_add(1, Ordering::Relaxed);
+                shared.busy_answer();
                 shared.throttled();
                 if busy_retries >= config.max_busy_retries {
                     results.extend(busy.into_iter().map(|(m, e)| (m, Err(e))));
@@ -541,7 +598,7 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                 }
                 busy_retries += 1;
                 shared.retry();
-                let pause = shared.back_off(asked);
+                let pause = shared.backing_off(shared.back_off(asked));
                 tracing::warn!(
                     server = client.server(),
                     mailboxes = busy.len(),
@@ -585,23 +642,23 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                     "Exchange counts too many connections (ErrorExceededConnectionCount); fewer requests at a time");
                 // Only this request waits: the others already in flight
                 // hold connections the server counted and may finish.
-                tokio::time::sleep(doubled(
+                tokio::time::sleep(shared.backing_off(doubled(
                     config.initial_back_off,
                     busy_retries - 1,
                     config.max_back_off,
-                ))
+                )))
                 .await;
                 continue;
             }
             _ => {}
         }
         if error.is_busy() {
-            shared.busy_answers.fetch_add(1, Ordering::Relaxed);
+            shared.busy_answer();
             shared.throttled();
             if busy_retries < config.max_busy_retries {
                 busy_retries += 1;
                 shared.retry();
-                let pause = shared.back_off(error.back_off());
+                let pause = shared.backing_off(shared.back_off(error.back_off()));
                 tracing::warn!(server = client.server(), pause_ms = pause.as_millis() as u64, %error,
                     "Exchange is busy; pausing all requests");
                 client.pause_for(pause);

@@ -27,7 +27,10 @@ pub mod transport;
 pub mod types;
 pub mod version;
 
-pub use availability_reader::{AvailabilityReader, AvailabilityReaderConfig, AvailabilityStats};
+pub use availability_reader::{
+    AvailabilityObserver, AvailabilityReader, AvailabilityReaderConfig, AvailabilityStats,
+    NoAvailabilityObserver,
+};
 pub use client::{EwsClient, EwsError};
 pub use envelope::{EnvelopeError, RequestHeaders, Response, ServerVersion};
 pub use fault::SoapFault;

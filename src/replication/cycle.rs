@@ -10,6 +10,7 @@
 //! per user, so a cycle abandoned at shutdown leaves no half-written state.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -24,7 +25,8 @@ use super::diff::{list_hash, needs_write};
 use super::mapping::map_calendar;
 use super::matching::match_user;
 use super::ports::{
-    CalendarSource, SourceError, StateError, StateStore, UcServerPort, UserRecord, WriteError,
+    CalendarSource, CycleObserver, NoObserver, Server, SourceError, StateError, StateStore,
+    UcServerPort, UserRecord, WriteError,
 };
 use super::report::{
     CycleReport, Durations, PlannedAppointment, Progress, ProgressFn, UserOutcome, UserReport,
@@ -117,13 +119,15 @@ struct Pending {
 }
 
 /// The replication engine: the UCServer, the directory, the calendar source
-/// and the state store, with the `[replication]` settings.
+/// and the state store, with the `[replication]` settings; an observer
+/// (none by default) is told what happens.
 pub struct Engine<U, D, C, S> {
     ucserver: U,
     directory: D,
     calendars: C,
     state: S,
     settings: ReplicationSettings,
+    observer: Arc<dyn CycleObserver>,
 }
 
 fn millis(since: Instant) -> u64 {
@@ -150,7 +154,14 @@ where
             calendars,
             state,
             settings,
+            observer: Arc::new(NoObserver),
         }
+    }
+
+    /// Tells `observer` about every cycle that is not a dry run.
+    pub fn with_observer(mut self, observer: Arc<dyn CycleObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub fn settings(&self) -> &ReplicationSettings {
@@ -193,6 +204,9 @@ where
             warnings: Vec::new(),
             users: Vec::new(),
         };
+        if !options.dry_run {
+            self.observer.cycle_started(report.started_at);
+        }
         if let Err(error) = self.replicate(now, window_end, options, &mut report).await {
             tracing::error!("replication cycle failed, nothing was written: {error}");
             report.error = Some(error);
@@ -237,10 +251,9 @@ where
         } else {
             UserFilter::All
         };
+        let listed = self.ucserver.list_users(filter).await;
         let listed = self
-            .ucserver
-            .list_users(filter)
-            .await
+            .observe_server(Server::UcServer, listed, options)
             .map_err(|e| format!("the UCServer did not list its users: {e}"))?;
         report.durations.list_users_ms = millis(step);
         report.counters.listed = listed.len();
@@ -260,10 +273,9 @@ where
 
         // 2. Their directory users and mailboxes.
         let step = Instant::now();
+        let directory_users = self.directory.users().await;
         let directory_users = self
-            .directory
-            .users()
-            .await
+            .observe_server(Server::Directory, directory_users, options)
             .map_err(|e| format!("the directory could not be read: {e}"))?;
         let index = UserIndex::new(directory_users);
         report.durations.directory_ms = millis(step);
@@ -381,7 +393,7 @@ where
             tokio::select! {
                 result = &mut reading, if read_result.is_none() && !stopping => {
                     report.durations.read_calendars_ms = millis(step);
-                    read_result = Some(result);
+                    read_result = Some(self.observe_server(Server::Exchange, result, options));
                 }
                 answer = ready_rx.recv(), if answers_open && !stopping => {
                     let Some(answer) = answer else {
@@ -402,6 +414,10 @@ where
                     }
                 }
                 Some((job, result)) = writing.next(), if !writing.is_empty() => {
+                    // A send the state could not record never reached the UCServer.
+                    if !matches!(result, Err(SendFailure::NotRecorded(_))) {
+                        self.observer.ucserver_write(result.is_ok());
+                    }
                     match result {
                         // A dropped connection fails every write in flight,
                         // not just one: each is sent once more (on the
@@ -453,6 +469,23 @@ where
         }
         report.durations.write_ms = total_ms.saturating_sub(report.durations.read_calendars_ms);
         Ok(())
+    }
+
+    /// Tells the observer whether `server` answered (not for dry runs: only
+    /// the service's own cycles are watched).
+    fn observe_server<T, E: std::fmt::Display>(
+        &self,
+        server: Server,
+        result: Result<T, E>,
+        options: &CycleOptions,
+    ) -> Result<T, E> {
+        if !options.dry_run {
+            match &result {
+                Ok(_) => self.observer.server_reached(server),
+                Err(e) => self.observer.server_unreachable(server, &e.to_string()),
+            }
+        }
+        result
     }
 
     /// Maps one user's calendar and decides: unchanged, would write (dry
@@ -634,6 +667,7 @@ where
                 tracing::warn!("{warning}");
                 report.warnings.push(warning);
             }
+            self.observer.cycle_finished(report);
         }
     }
 }

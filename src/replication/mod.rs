@@ -20,8 +20,8 @@ pub mod settings;
 pub use cycle::{CycleOptions, Engine};
 pub use memory_state::MemoryStateStore;
 pub use ports::{
-    CalendarSource, CycleRecord, SourceError, StateError, StateStore, UcServerPort, UserFailure,
-    UserRecord, WriteError,
+    CalendarSource, CycleObserver, CycleRecord, NoObserver, Server, SourceError, StateError,
+    StateStore, UcServerPort, UserFailure, UserRecord, WriteError,
 };
 pub use report::{
     Counters, CycleReport, Durations, MatchedBy, PlannedAppointment, Progress, ProgressFn,

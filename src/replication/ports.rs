@@ -12,6 +12,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::ews::availability::MailboxAvailability;
 use crate::ucserver::{Appointment, UserFilter, UserProfile};
 
+use super::report::CycleReport;
+
 /// A failed UCServer call. `retryable`: the same call may succeed later
 /// (connection lost, timeout, session expired); otherwise the request itself
 /// was refused.
@@ -216,3 +218,58 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
         (**self).recent_cycles(limit)
     }
 }
+
+/// A server the engine talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Server {
+    UcServer,
+    Directory,
+    Exchange,
+}
+
+impl Server {
+    pub const ALL: [Server; 3] = [Server::UcServer, Server::Directory, Server::Exchange];
+
+    /// Lower-case name for metric labels and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Server::UcServer => "ucserver",
+            Server::Directory => "directory",
+            Server::Exchange => "exchange",
+        }
+    }
+
+    /// As people write it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Server::UcServer => "UCServer",
+            Server::Directory => "directory",
+            Server::Exchange => "Exchange",
+        }
+    }
+}
+
+/// Told what the engine does as it happens (metrics, the status page).
+/// Every method defaults to doing nothing; calls come from the cycle's own
+/// task and must return quickly.
+pub trait CycleObserver: Send + Sync {
+    /// A cycle (not a dry run) starts.
+    fn cycle_started(&self, _started_at: DateTime<Utc>) {}
+    /// `server` answered (the UCServer listed its users, the directory was
+    /// read, Exchange was read).
+    fn server_reached(&self, _server: Server) {}
+    /// `server` could not be used at all; `reason` is the error, free of
+    /// secrets and subjects.
+    fn server_unreachable(&self, _server: Server, _reason: &str) {}
+    /// One appointment list sent to the UCServer was accepted or not
+    /// (a retried write counts twice).
+    fn ucserver_write(&self, _accepted: bool) {}
+    /// A cycle (not a dry run) ended, whatever its outcome.
+    fn cycle_finished(&self, _report: &CycleReport) {}
+}
+
+/// The observer of an engine nobody watches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl CycleObserver for NoObserver {}

@@ -1,0 +1,234 @@
+//! The Prometheus metrics (`prometheus-client`, OpenMetrics text format).
+//! Names start with `ews_replicator_`; the README lists them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+use crate::replication::{CycleReport, Server};
+
+/// `outcome`: success, partial, failed, abandoned.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// `result`: written, unchanged, skipped, failed (users); accepted, failed
+/// (UCServer writes).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabel {
+    server: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// Cycle durations: a cycle takes seconds to minutes.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// Every metric the service exports, and the registry that encodes them.
+pub struct Metrics {
+    registry: Registry,
+    cycles: Family<OutcomeLabel, Counter>,
+    cycle_duration: Histogram,
+    last_cycle_users: Family<ResultLabel, Gauge>,
+    users: Family<ResultLabel, Counter>,
+    exchange_requests: Counter,
+    exchange_busy_answers: Counter,
+    exchange_retries: Counter,
+    exchange_back_off: Counter<f64, AtomicU64>,
+    ucserver_writes: Family<ResultLabel, Counter>,
+    server_up: Family<ServerLabel, Gauge>,
+    last_success: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ews_replicator");
+        let metrics = Metrics {
+            cycles: Family::default(),
+            cycle_duration: Histogram::new(DURATION_BUCKETS),
+            last_cycle_users: Family::default(),
+            users: Family::default(),
+            exchange_requests: Counter::default(),
+            exchange_busy_answers: Counter::default(),
+            exchange_retries: Counter::default(),
+            exchange_back_off: Counter::default(),
+            ucserver_writes: Family::default(),
+            server_up: Family::default(),
+            last_success: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "build",
+            "The running version",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        registry.register(
+            "cycles",
+            "Replication cycles by outcome: success (every user replicated or skipped by rule), partial (some users failed), failed (a server could not be used, nothing written), abandoned (stopped by shutdown)",
+            metrics.cycles.clone(),
+        );
+        registry.register_with_unit(
+            "cycle_duration",
+            "How long replication cycles took",
+            Unit::Seconds,
+            metrics.cycle_duration.clone(),
+        );
+        registry.register(
+            "last_cycle_users",
+            "Users of the last cycle by result (written, unchanged, skipped, failed)",
+            metrics.last_cycle_users.clone(),
+        );
+        registry.register(
+            "users",
+            "Users handled by all cycles, by result (written, unchanged, skipped, failed)",
+            metrics.users.clone(),
+        );
+        registry.register(
+            "exchange_requests",
+            "GetUserAvailability requests sent to Exchange (retries included)",
+            metrics.exchange_requests.clone(),
+        );
+        registry.register(
+            "exchange_busy_answers",
+            "Busy answers from Exchange (ErrorServerBusy, HTTP 503)",
+            metrics.exchange_busy_answers.clone(),
+        );
+        registry.register(
+            "exchange_retries",
+            "Exchange requests sent again (after busy answers, connection limits, timeouts)",
+            metrics.exchange_retries.clone(),
+        );
+        registry.register_with_unit(
+            "exchange_back_off",
+            "Time spent pausing because Exchange was busy or counted too many connections",
+            Unit::Seconds,
+            metrics.exchange_back_off.clone(),
+        );
+        registry.register(
+            "ucserver_writes",
+            "Appointment lists sent to the UCServer, by result (accepted, failed)",
+            metrics.ucserver_writes.clone(),
+        );
+        registry.register(
+            "server_up",
+            "1 when the server answered at the last attempt, 0 when it could not be used (ucserver, directory, exchange); absent before the first attempt",
+            metrics.server_up.clone(),
+        );
+        registry.register_with_unit(
+            "last_successful_cycle_timestamp",
+            "When the last cycle that ran to its end finished (Unix time); 0 before the first",
+            Unit::Seconds,
+            metrics.last_success.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    pub fn exchange_request(&self) {
+        self.exchange_requests.inc();
+    }
+
+    pub fn exchange_busy_answer(&self) {
+        self.exchange_busy_answers.inc();
+    }
+
+    pub fn exchange_retry(&self) {
+        self.exchange_retries.inc();
+    }
+
+    pub fn exchange_back_off(&self, pause: Duration) {
+        self.exchange_back_off.inc_by(pause.as_secs_f64());
+    }
+
+    pub fn ucserver_write(&self, accepted: bool) {
+        let result = if accepted { "accepted" } else { "failed" };
+        self.ucserver_writes
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    pub fn server(&self, server: Server, up: bool) {
+        self.server_up
+            .get_or_create(&ServerLabel {
+                server: server.label(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// A finished cycle with its `outcome` (see [`cycle_outcome`]).
+    pub fn cycle(&self, report: &CycleReport, outcome: &'static str) {
+        self.cycles.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.cycle_duration
+            .observe(report.durations.total_ms as f64 / 1000.0);
+        let c = &report.counters;
+        for (result, count) in [
+            ("written", c.written),
+            ("unchanged", c.unchanged),
+            ("skipped", c.skipped),
+            ("failed", c.failed),
+        ] {
+            let count = u64::try_from(count).unwrap_or(u64::MAX);
+            self.last_cycle_users
+                .get_or_create(&ResultLabel { result })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+            self.users
+                .get_or_create(&ResultLabel { result })
+                .inc_by(count);
+        }
+    }
+
+    pub fn successful_cycle(&self, finished_at: DateTime<Utc>) {
+        self.last_success
+            .set(finished_at.timestamp_millis() as f64 / 1000.0);
+    }
+}
+
+/// success, partial, failed or abandoned.
+pub fn cycle_outcome(report: &CycleReport) -> &'static str {
+    if report.error.is_some() {
+        "failed"
+    } else if report.abandoned {
+        "abandoned"
+    } else if report.counters.failed > 0 {
+        "partial"
+    } else {
+        "success"
+    }
+}
