@@ -566,6 +566,35 @@ async fn sigterm_during_a_cycle_stops_the_service_cleanly_with_intact_state() {
     assert!(status.status.success(), "{}", text(&status));
 }
 
+/// `once --user NAME` handles only that user; `status` marks the run
+/// partial (its counts are not the whole site's), a full run is not.
+#[tokio::test]
+async fn once_with_user_is_recorded_as_partial() {
+    let lab = Lab::start().await;
+    let user = lab.offline()[0].user_name.clone();
+    let output = lab.run(&["once", "--user", &user]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("[partial: --user]"),
+        "{}",
+        text(&output)
+    );
+    assert!(lab.run(&["once"]).await.status.success());
+    let status = lab.run(&["status", "--json"]).await;
+    let status = json(&status);
+    let cycles = status["cycles"].as_array().unwrap();
+    assert_eq!(cycles[1]["partial"], true, "{cycles:#?}");
+    assert_eq!(cycles[1]["written"], 1, "{cycles:#?}");
+    assert_eq!(cycles[0]["partial"], false, "{cycles:#?}");
+    let shown = lab.run(&["status"]).await;
+    assert!(
+        String::from_utf8_lossy(&shown.stdout)
+            .contains("partial: only the users named by once --user"),
+        "{}",
+        text(&shown)
+    );
+}
+
 /// The UCServer's administrator is listed (all users, online ones too) and
 /// skipped by rule: no directory match. That is not a failure: exit 0.
 #[tokio::test]
