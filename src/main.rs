@@ -42,8 +42,11 @@ enum Command {
     /// Run the service: a replication cycle every interval until SIGTERM or
     /// SIGINT (systemd: Type=notify).
     Run(ConfigArg),
-    /// Run one cycle and print what happened per user; the exit code is 0
-    /// only when every selected user was replicated.
+    /// Run one cycle and print what happened per user.
+    #[command(after_help = "Exit codes:\n  \
+        0  nothing failed (users skipped by rule, such as the UCServer's administrator or a user without a mailbox, are not failures)\n  \
+        1  some users failed (or were not handled because the run was interrupted)\n  \
+        2  the cycle could not run: the configuration, the state database, or a server (UCServer, directory) unreachable")]
     Once(cli::service::OnceArgs),
     /// Test the configuration: directory, Exchange and UCServer, each step
     /// with pass/fail and the fix.

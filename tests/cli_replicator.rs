@@ -566,6 +566,93 @@ async fn sigterm_during_a_cycle_stops_the_service_cleanly_with_intact_state() {
     assert!(status.status.success(), "{}", text(&status));
 }
 
+/// `once --user NAME` handles only that user; `status` marks the run
+/// partial (its counts are not the whole site's), a full run is not.
+#[tokio::test]
+async fn once_with_user_is_recorded_as_partial() {
+    let lab = Lab::start().await;
+    let user = lab.offline()[0].user_name.clone();
+    let output = lab.run(&["once", "--user", &user]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("[partial: --user]"),
+        "{}",
+        text(&output)
+    );
+    assert!(lab.run(&["once"]).await.status.success());
+    let status = lab.run(&["status", "--json"]).await;
+    let status = json(&status);
+    let cycles = status["cycles"].as_array().unwrap();
+    assert_eq!(cycles[1]["partial"], true, "{cycles:#?}");
+    assert_eq!(cycles[1]["written"], 1, "{cycles:#?}");
+    assert_eq!(cycles[0]["partial"], false, "{cycles:#?}");
+    let shown = lab.run(&["status"]).await;
+    assert!(
+        String::from_utf8_lossy(&shown.stdout)
+            .contains("partial: only the users named by once --user"),
+        "{}",
+        text(&shown)
+    );
+}
+
+/// The UCServer's administrator is listed (all users, online ones too) and
+/// skipped by rule: no directory match. That is not a failure: exit 0.
+#[tokio::test]
+async fn once_exits_0_when_users_are_only_skipped_by_rule() {
+    let lab = Lab::start_with("only_offline_users = false").await;
+    let output = lab.run(&["once", "--json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = json(&output);
+    let admin = report["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user_name"] == "ucadmin")
+        .unwrap_or_else(|| panic!("the administrator is listed: {report:#}"));
+    assert_eq!(admin["outcome"], "skipped", "{admin}");
+    assert_eq!(report["counters"]["failed"], 0);
+}
+
+/// Some users fail (one mailbox's error), the others are written: exit 1.
+#[tokio::test]
+async fn once_exits_1_when_some_users_failed() {
+    let lab = Lab::start().await;
+    let broken = lab.offline()[0];
+    lab.exchange
+        .set_mailbox_error(&broken.email, Some("ErrorMailboxStoreUnavailable"));
+    let output = lab.run(&["once"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+}
+
+/// `once --dry-run | head -1`: the reader is gone before the report is
+/// printed (the pipe's read end is closed at start, so the first write
+/// meets a closed pipe whatever the timing). The process exits with the
+/// cycle's code (0) and no panic message; it used to panic (rc 101).
+#[tokio::test]
+async fn once_dry_run_into_a_closed_pipe_exits_quietly_with_the_cycle_code() {
+    let lab = Lab::start().await;
+    for args in [&["once", "--dry-run"][..], &["once", "--dry-run", "--json"]] {
+        let mut child = tokio::process::Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&lab.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("the command finishes")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
+
 /// SIGTERM to `pid` through the `kill` command (no libc in tests).
 fn send_sigterm(pid: i32) -> i32 {
     std::process::Command::new("kill")

@@ -1271,7 +1271,8 @@ async fn bad_input_invalid_configuration_values_are_named_and_nothing_runs() {
         assert!(original.contains(from), "{from}");
         std::fs::write(&lab.config, original.replacen(from, to, 1)).unwrap();
         let output = lab.run(&["once"]).await;
-        assert_eq!(output.status.code(), Some(1), "{to}: {}", text(&output));
+        // 2: the cycle could not run (`once --help`).
+        assert_eq!(output.status.code(), Some(2), "{to}: {}", text(&output));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("config.toml"), "{to}: {stderr}");
         assert!(stderr.contains(named), "{named} for {to}: {stderr}");

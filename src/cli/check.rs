@@ -1,12 +1,14 @@
 //! `check`: prints each step with PASS/WARN/FAIL/SKIP, what was found and
 //! the fix.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use ews_calendar_replicator::check::{self, CheckReport};
 
 use super::load_config;
+use super::output::print_stdout;
 
 pub async fn check(path: &Path, json: bool, mailbox: Option<String>) -> Result<ExitCode, String> {
     let config = match load_config(path) {
@@ -14,13 +16,11 @@ pub async fn check(path: &Path, json: bool, mailbox: Option<String>) -> Result<E
         Err(message) => {
             // A configuration error is the first failed step.
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "steps": [{
-                        "area": "configuration", "name": "file", "outcome": "fail",
-                        "detail": message, "fix": "correct the key named, see config.example.toml"
-                    }]})
-                );
+                let value = serde_json::json!({ "steps": [{
+                    "area": "configuration", "name": "file", "outcome": "fail",
+                    "detail": message, "fix": "correct the key named, see config.example.toml"
+                }]});
+                print_stdout(|out| writeln!(out, "{value}"))?;
                 return Ok(ExitCode::from(1));
             }
             return Err(message);
@@ -28,12 +28,10 @@ pub async fn check(path: &Path, json: bool, mailbox: Option<String>) -> Result<E
     };
     let report = check::run(&config, mailbox).await;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        print_stdout(|out| writeln!(out, "{text}"))?;
     } else {
-        print(&report);
+        print_stdout(|out| print(out, &report))?;
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS
@@ -42,17 +40,18 @@ pub async fn check(path: &Path, json: bool, mailbox: Option<String>) -> Result<E
     })
 }
 
-fn print(report: &CheckReport) {
+fn print(out: &mut dyn Write, report: &CheckReport) -> std::io::Result<()> {
     for step in &report.steps {
-        println!(
+        writeln!(
+            out,
             "[{}] {:<13} {:<20} {}",
             step.outcome.label(),
             step.area,
             step.name,
             step.detail
-        );
+        )?;
         if let Some(fix) = &step.fix {
-            println!("       fix: {fix}");
+            writeln!(out, "       fix: {fix}")?;
         }
     }
     let failed = report
@@ -61,8 +60,8 @@ fn print(report: &CheckReport) {
         .filter(|s| s.outcome == check::Outcome::Fail)
         .count();
     if failed == 0 {
-        println!("all checks passed");
+        writeln!(out, "all checks passed")
     } else {
-        println!("{failed} check(s) failed");
+        writeln!(out, "{failed} check(s) failed")
     }
 }

@@ -1,12 +1,13 @@
 //! `run` (the service) and `once` (one cycle).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::Utc;
 use clap::Args;
-use ews_calendar_replicator::app::{assemble, ConfiguredEngine};
+use ews_calendar_replicator::app::{assemble, AssembleError, ConfiguredEngine};
 use ews_calendar_replicator::config::{self, Config, LoadContext};
 use ews_calendar_replicator::logging;
 use ews_calendar_replicator::monitoring::{Monitor, MonitoringServer};
@@ -18,7 +19,7 @@ use ews_calendar_replicator::state::SqliteStateStore;
 use ews_calendar_replicator::systemd::Notifier;
 use tokio::sync::watch;
 
-use super::{load_config, progress};
+use super::{load_config, output, progress};
 
 #[derive(Args)]
 pub struct OnceArgs {
@@ -82,7 +83,8 @@ async fn assemble_until_ready<S: StateStore + Clone>(
             Ok(engine) => return Some(engine),
             Err(e) => {
                 monitor.server_unreachable(e.server(), &e.to_string()); // monitoring
-                tracing::error!("cannot start replicating: {e}; trying again in {delay:?}")
+                tracing::error!("cannot start replicating: {e}; trying again in {delay:?}");
+                record_could_not_run(&state, &e);
             }
         }
         tokio::select! {
@@ -190,9 +192,31 @@ fn log_cycle(report: &CycleReport) {
     );
 }
 
-/// `once`: one cycle; exit code 0 only when every selected user was
-/// replicated.
+/// `once`'s exit codes (documented in `once --help` and the README).
+pub mod once_exit {
+    /// Nothing failed (users skipped by rule, such as the UCServer's
+    /// administrator or a user without a mailbox, are not failures).
+    pub const OK: u8 = 0;
+    /// The cycle ran, and some users failed (or were not handled because
+    /// the run was interrupted).
+    pub const USERS_FAILED: u8 = 1;
+    /// The cycle could not run: configuration, state database, or a server
+    /// (UCServer, directory) unreachable.
+    pub const COULD_NOT_RUN: u8 = 2;
+}
+
+/// `once`: one cycle, exit code as [`once_exit`].
 pub async fn once(args: OnceArgs) -> Result<ExitCode, String> {
+    match once_or_could_not_run(args).await {
+        Ok(code) => Ok(code),
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::from(once_exit::COULD_NOT_RUN))
+        }
+    }
+}
+
+async fn once_or_could_not_run(args: OnceArgs) -> Result<ExitCode, String> {
     let path = args
         .config
         .clone()
@@ -209,12 +233,34 @@ pub async fn once(args: OnceArgs) -> Result<ExitCode, String> {
     }
 }
 
+/// Records that no cycle could start because of `error`, so that `status`
+/// shows it ("no cycle since ..."). A state database that cannot take the
+/// record is logged, not fatal: the error itself is already reported.
+pub fn record_could_not_run<S: StateStore>(state: &S, error: &AssembleError) {
+    let reason = match error {
+        AssembleError::UcServer(e) => format!("could not connect to the UCServer: {e}"),
+        AssembleError::Directory(e) => format!("could not connect to the directory: {e}"),
+    };
+    let record = ews_calendar_replicator::replication::report::could_not_run(&reason, Utc::now());
+    if let Err(e) = state.record_cycle(&record) {
+        tracing::warn!("the state database did not record the failed start ({e})");
+    }
+}
+
 async fn once_with<S: StateStore + Clone>(
     config: &Config,
     args: &OnceArgs,
     state: S,
 ) -> Result<ExitCode, String> {
-    let engine = assemble(config, state).await.map_err(|e| e.to_string())?;
+    let engine = match assemble(config, state.clone()).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            if !args.dry_run {
+                record_could_not_run(&state, &e);
+            }
+            return Err(e.to_string());
+        }
+    };
     let options = CycleOptions {
         dry_run: args.dry_run,
         only_users: args.users.clone(),
@@ -228,31 +274,35 @@ async fn once_with<S: StateStore + Clone>(
     };
     let report = engine.run_cycle(Utc::now(), &options).await;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        output::print_stdout(|out| writeln!(out, "{text}"))?;
     } else {
-        print_report(&report);
+        output::print_stdout(|out| print_report(out, &report))?;
     }
-    let every_user_replicated = report.error.is_none()
-        && !report.abandoned
-        && report.users.iter().all(|u| u.outcome.is_replicated());
-    Ok(if every_user_replicated {
-        ExitCode::SUCCESS
+    Ok(ExitCode::from(once_exit_code(&report)))
+}
+
+/// [`once_exit`] for a cycle that ran (or failed as a whole).
+pub fn once_exit_code(report: &CycleReport) -> u8 {
+    if report.error.is_some() {
+        once_exit::COULD_NOT_RUN
+    } else if report.counters.failed > 0 || report.abandoned {
+        once_exit::USERS_FAILED
     } else {
-        ExitCode::from(1)
-    })
+        once_exit::OK
+    }
 }
 
 /// The per-user summary (and, in a dry run, each planned list).
-pub fn print_report(report: &CycleReport) {
+pub fn print_report(out: &mut dyn Write, report: &CycleReport) -> std::io::Result<()> {
     let c = &report.counters;
-    println!(
-        "cycle {} ({} ms){}: {} users listed, {} selected: {} written, {} would write, {} unchanged, {} skipped, {} failed",
+    writeln!(
+        out,
+        "cycle {} ({} ms){}{}: {} users listed, {} selected: {} written, {} would write, {} unchanged, {} skipped, {} failed",
         report.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
         report.durations.total_ms,
         if report.dry_run { " [dry run]" } else { "" },
+        if report.partial { " [partial: --user]" } else { "" },
         c.listed,
         c.selected,
         c.written,
@@ -260,9 +310,9 @@ pub fn print_report(report: &CycleReport) {
         c.unchanged,
         c.skipped,
         c.failed
-    );
+    )?;
     if let Some(error) = &report.error {
-        println!("error: {error}");
+        writeln!(out, "error: {error}")?;
     }
     for user in &report.users {
         let (label, reason) = match &user.outcome {
@@ -273,7 +323,8 @@ pub fn print_report(report: &CycleReport) {
             UserOutcome::Failed { reason } => ("FAILED", reason.clone()),
             UserOutcome::Abandoned => ("abandoned", "stopped before this user".into()),
         };
-        println!(
+        writeln!(
+            out,
             "  {:<24} {:<32} {:<11} {:>4} appointments  {}",
             user.user_name,
             user.mailbox.as_deref().unwrap_or("-"),
@@ -282,10 +333,11 @@ pub fn print_report(report: &CycleReport) {
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
             reason
-        );
+        )?;
         if let Some(list) = &user.appointments {
             for a in list {
-                println!(
+                writeln!(
+                    out,
                     "      {} - {}  {:<13} {:<8} {}{}",
                     a.start.format("%Y-%m-%d %H:%M"),
                     a.end.format("%Y-%m-%d %H:%M"),
@@ -296,8 +348,9 @@ pub fn print_report(report: &CycleReport) {
                         .as_deref()
                         .map(|l| format!(" @ {l}"))
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }

@@ -243,6 +243,37 @@ pub fn load_with(file: &Path, context: &LoadContext) -> Result<Config, ConfigErr
     Ok(config)
 }
 
+/// Only `[state] path` of `file` (the whole file is still parsed, so a
+/// syntax error or an unknown key is reported): for `status`, which reads
+/// the local database and must not need the passwords.
+pub fn load_state_path(file: &Path, context: &LoadContext) -> Result<PathBuf, ConfigError> {
+    let text = fs::read_to_string(file)
+        .map(Secret::new)
+        .map_err(|e| ConfigError {
+            file: file.to_owned(),
+            line: None,
+            key: None,
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+    let source = SourceMap::new(text.expose());
+    let raw: RawConfig =
+        toml::from_str(text.expose()).map_err(|e| translate_toml_error(file, &source, &e))?;
+    let base_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| fs::canonicalize(p).unwrap_or_else(|_| p.to_owned()))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let builder = Builder {
+        file,
+        base_dir,
+        source,
+        context,
+        warnings: Vec::new(),
+        readable_secrets: Vec::new(),
+    };
+    builder.state(raw.state)
+}
+
 /// Parses `text` as if read from `file` (named in errors; relative paths are
 /// relative to its directory).
 pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, ConfigError> {

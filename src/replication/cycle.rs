@@ -196,6 +196,7 @@ where
             window_start: now,
             window_end,
             dry_run: options.dry_run,
+            partial: !options.only_users.is_empty(),
             counters: Default::default(),
             durations: Durations::default(),
             overran: false,

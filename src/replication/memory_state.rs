@@ -224,6 +224,9 @@ mod tests {
             failed: vec![],
             overran: false,
             error: None,
+            partial: false,
+            could_not_run: false,
+            attempts: 1,
         }
     }
 

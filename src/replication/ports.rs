@@ -137,6 +137,16 @@ pub struct CycleRecord {
     pub overran: bool,
     /// A cycle-wide failure (UCServer or directory unreachable).
     pub error: Option<String>,
+    /// Only the users named by `once --user` were handled: the counts are
+    /// not the whole site's.
+    pub partial: bool,
+    /// No user was handled: the cycle failed as a whole (`error`), or the
+    /// service could not connect to start one.
+    pub could_not_run: bool,
+    /// The tries this record stands for: 1, or more for a row of the
+    /// service failing to connect the same way again and again (the store
+    /// keeps one row per such streak).
+    pub attempts: u64,
 }
 
 /// Persistent state: the last written list per user and the cycle history.

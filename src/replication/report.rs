@@ -159,6 +159,8 @@ pub struct CycleReport {
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     pub dry_run: bool,
+    /// Only the users named by `once --user` were handled.
+    pub partial: bool,
     pub counters: Counters,
     pub durations: Durations,
     /// The cycle took longer than the replication interval.
@@ -216,7 +218,10 @@ impl CycleReport {
             skipped: self.counters.skipped as u64,
             failed: self.failures(),
             overran: self.overran,
+            could_not_run: self.error.is_some(),
             error,
+            partial: self.partial,
+            attempts: 1,
         }
     }
 
@@ -242,6 +247,26 @@ impl CycleReport {
             }
         }
         self.counters = counters;
+    }
+}
+
+/// The record of a cycle that could not start: the service could not
+/// connect (to the UCServer or the directory). `reason` says to what and
+/// why; `status` shows it as "no cycle since ...".
+pub fn could_not_run(reason: &str, at: DateTime<Utc>) -> CycleRecord {
+    CycleRecord {
+        started_at: at,
+        finished_at: at,
+        users_listed: 0,
+        written: 0,
+        unchanged: 0,
+        skipped: 0,
+        failed: Vec::new(),
+        overran: false,
+        error: Some(format!("could not run: {reason}")),
+        partial: false,
+        could_not_run: true,
+        attempts: 1,
     }
 }
 

@@ -35,6 +35,12 @@ const STEPS: &[&str] = &[
     // `UserRecord::sending_hash` and `unsettled_hash`).
     "ALTER TABLE users ADD COLUMN sending_hash TEXT;
     ALTER TABLE users ADD COLUMN unsettled_hash TEXT;",
+    // 3: `once --user` runs (partial), and rows for cycles that could not
+    // run (the service could not connect), one per streak of tries.
+    "ALTER TABLE cycles ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cycles ADD COLUMN could_not_run INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cycles ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+    UPDATE cycles SET could_not_run = 1 WHERE error IS NOT NULL AND error NOT LIKE 'abandoned at shutdown%';",
 ];
 
 /// The schema version this program writes.
@@ -98,5 +104,43 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))
             .unwrap();
         assert_eq!(users, 1);
+    }
+
+    /// A version 2 database (as released before the partial and
+    /// could-not-run columns) keeps its cycles; a cycle-wide error becomes
+    /// a could-not-run row, a shutdown does not.
+    #[test]
+    fn version_2_cycles_gain_the_partial_and_could_not_run_columns() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
+            .unwrap();
+        for step in &STEPS[..2] {
+            connection.execute_batch(step).unwrap();
+        }
+        connection
+            .execute_batch(
+                "INSERT INTO schema_version (version) VALUES (2);
+                 INSERT INTO cycles (started_at, finished_at, users_listed, written, unchanged, skipped, overran, error)
+                 VALUES ('2026-11-01T09:00:00Z', '2026-11-01T09:01:00Z', 5, 2, 3, 0, 0, NULL),
+                        ('2026-11-01T09:15:00Z', '2026-11-01T09:15:01Z', 0, 0, 0, 0, 0, 'UCServer: cannot connect'),
+                        ('2026-11-01T09:30:00Z', '2026-11-01T09:30:01Z', 5, 1, 0, 0, 0, 'abandoned at shutdown; 4 users not handled');",
+            )
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let rows: Vec<(i64, i64, i64, i64)> = connection
+            .prepare("SELECT written, partial, could_not_run, attempts FROM cycles ORDER BY id")
+            .unwrap()
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, vec![(2, 0, 0, 1), (0, 0, 1, 1), (1, 0, 0, 1)]);
+        let version: i64 = connection
+            .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, CURRENT_VERSION);
     }
 }

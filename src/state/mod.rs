@@ -317,9 +317,28 @@ impl StateStore for SqliteStateStore {
         let mut connection = self.lock();
         let result = (|| {
             let transaction = connection.transaction()?;
+            // The service failing to connect the same way again: one row
+            // for the streak, so that the history keeps its real cycles.
+            if cycle.could_not_run && cycle.failed.is_empty() {
+                let extended = transaction.execute(
+                    "UPDATE cycles SET finished_at = ?1, attempts = attempts + ?2
+                     WHERE id = (SELECT MAX(id) FROM cycles)
+                       AND could_not_run = 1 AND partial = ?3 AND error IS ?4
+                       AND NOT EXISTS (SELECT 1 FROM cycle_failures WHERE cycle_id = cycles.id)",
+                    params![
+                        timestamp(cycle.finished_at),
+                        cycle.attempts.max(1) as i64,
+                        cycle.partial,
+                        cycle.error,
+                    ],
+                )?;
+                if extended == 1 {
+                    return transaction.commit();
+                }
+            }
             transaction.execute(
-                "INSERT INTO cycles (started_at, finished_at, users_listed, written, unchanged, skipped, overran, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO cycles (started_at, finished_at, users_listed, written, unchanged, skipped, overran, error, partial, could_not_run, attempts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     timestamp(cycle.started_at),
                     timestamp(cycle.finished_at),
@@ -329,6 +348,9 @@ impl StateStore for SqliteStateStore {
                     cycle.skipped as i64,
                     cycle.overran,
                     cycle.error,
+                    cycle.partial,
+                    cycle.could_not_run,
+                    cycle.attempts.max(1) as i64,
                 ],
             )?;
             let cycle_id = transaction.last_insert_rowid();
@@ -355,16 +377,30 @@ impl StateStore for SqliteStateStore {
     }
 
     fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.cycles_where("1", limit)
+    }
+}
+
+impl SqliteStateStore {
+    /// The newest cycle that ran (handled users), however many rows of
+    /// failed starts came after it: `status`'s "no cycle since".
+    pub fn last_cycle_that_ran(&self) -> Result<Option<CycleRecord>, StateError> {
+        Ok(self.cycles_where("could_not_run = 0", 1)?.pop())
+    }
+
+    /// Cycles matching `condition` (a fixed SQL expression), newest first.
+    fn cycles_where(&self, condition: &str, limit: i64) -> Result<Vec<CycleRecord>, StateError> {
         let connection = self.lock();
         let result = (|| {
-            let mut cycles_statement = connection.prepare(
-                "SELECT id, started_at, finished_at, users_listed, written, unchanged, skipped, overran, error
-                 FROM cycles ORDER BY id DESC LIMIT ?1",
-            )?;
+            let mut cycles_statement = connection.prepare(&format!(
+                "SELECT id, started_at, finished_at, users_listed, written, unchanged, skipped, overran, error,
+                        partial, could_not_run, attempts
+                 FROM cycles WHERE {condition} ORDER BY id DESC LIMIT ?1"
+            ))?;
             let mut failures_statement = connection.prepare(
                 "SELECT user_name, reason FROM cycle_failures WHERE cycle_id = ?1 ORDER BY position",
             )?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = cycles_statement.query_map(params![limit], |row| {
                 let id: i64 = row.get(0)?;
                 let record = CycleRecord {
@@ -377,6 +413,9 @@ impl StateStore for SqliteStateStore {
                     failed: Vec::new(),
                     overran: row.get(7)?,
                     error: row.get(8)?,
+                    partial: row.get(9)?,
+                    could_not_run: row.get(10)?,
+                    attempts: row.get::<_, i64>(11)?.max(1) as u64,
                 };
                 Ok((id, record))
             })?;
@@ -426,6 +465,9 @@ mod tests {
                 .collect(),
             overran: minute % 2 == 1,
             error: None,
+            partial: false,
+            could_not_run: false,
+            attempts: 1,
         }
     }
 
@@ -636,5 +678,38 @@ mod tests {
             .to_string();
         assert!(text.contains("not-a-directory"), "{text}");
         assert!(text.contains("[state] path"), "{text}");
+    }
+
+    #[test]
+    fn failed_starts_with_the_same_reason_share_one_row_and_a_partial_run_is_kept_apart() {
+        use crate::replication::report::could_not_run;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStateStore::open(&dir.path().join("state.sqlite")).unwrap();
+        store.record_cycle(&cycle(0, &[])).unwrap();
+        for minute in [10, 12, 14] {
+            store
+                .record_cycle(&could_not_run("UCServer unreachable", at(minute)))
+                .unwrap();
+        }
+        store
+            .record_cycle(&could_not_run("directory unreachable", at(16)))
+            .unwrap();
+        let cycles = store.recent_cycles(10).unwrap();
+        assert_eq!(cycles.len(), 3, "{cycles:#?}");
+        assert_eq!(
+            cycles[0].error.as_deref(),
+            Some("could not run: directory unreachable")
+        );
+        let streak = &cycles[1];
+        assert!(streak.could_not_run);
+        assert_eq!(streak.attempts, 3);
+        assert_eq!((streak.started_at, streak.finished_at), (at(10), at(14)));
+        assert_eq!(store.last_cycle_that_ran().unwrap(), Some(cycle(0, &[])));
+
+        let mut partial = cycle(20, &[("alice", "x")]);
+        partial.partial = true;
+        store.record_cycle(&partial).unwrap();
+        assert_eq!(store.recent_cycles(1).unwrap(), vec![partial.clone()]);
+        assert_eq!(store.last_cycle_that_ran().unwrap(), Some(partial));
     }
 }
