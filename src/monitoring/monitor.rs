@@ -326,6 +326,7 @@ mod tests {
             window_start: now,
             window_end: now,
             dry_run: false,
+            partial: false,
             counters: Counters {
                 failed,
                 ..Counters::default()
