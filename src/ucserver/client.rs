@@ -311,7 +311,7 @@ async fn establish(
 }
 
 /// The UCServer's error, its text made safe for errors and logs.
-fn request_error(error: Option<Value>) -> AsnRequestError {
+pub(super) fn request_error(error: Option<Value>) -> AsnRequestError {
     error
         .and_then(|e| serde_json::from_value::<AsnRequestError>(e).ok())
         .map(|mut e| {

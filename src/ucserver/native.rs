@@ -39,7 +39,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::asn::{AsnRequestError, Operation};
+use super::asn::Operation;
 use super::error::UcError;
 use super::framing::{self, FramingError};
 use super::rose::{RejectInvokedId, RoseMessage, EVENT_INVOKE_ID};
@@ -627,13 +627,8 @@ fn answer_of<R: serde::de::DeserializeOwned>(
             })
         }
         RoseMessage::Error(e) if e.invoked_id == id => {
-            let error: AsnRequestError = e
-                .error
-                .and_then(|v| serde_json::from_value(v).ok())
-                .unwrap_or(AsnRequestError {
-                    error_detail: -1,
-                    error_string: "error without AsnRequestError".into(),
-                });
+            // Its text sanitized, as on the WebSocket (issue #15).
+            let error = super::client::request_error(e.error);
             if operation == LOGIN_V2 {
                 // iErrorDetail is an AsnLogonErrorEnum value, as for createsession.
                 Err(UcError::LogonFailed {
