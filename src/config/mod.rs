@@ -624,7 +624,7 @@ impl Builder<'_> {
         let url = self.ucserver_url(&url_text)?;
         let username = self.required_text("ucserver.username", raw.username.clone())?;
         let password = self.password("ucserver", raw.password_keys())?;
-        let mut settings = UcServerSettings::new(url, username, password.expose());
+        let mut settings = UcServerSettings::new(url, username, password);
         settings.ca_file = self.ca_file("ucserver.ca_file", raw.ca_file)?;
         if let Some(ucsid) = raw.ucsid {
             settings.ucsid = Some(ucsid);

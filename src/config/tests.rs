@@ -84,7 +84,7 @@ fn the_example_file_loads() {
         config.ucserver.base_url.as_str(),
         "https://ucserver.example.com:7225/"
     );
-    assert_eq!(config.ucserver.admin_password, "change-me");
+    assert_eq!(config.ucserver.admin_password.expose(), "change-me");
     let DirectoryConfig::ActiveDirectory(directory) = &config.directory else {
         panic!("expected Active Directory: {:?}", config.directory);
     };
@@ -517,14 +517,15 @@ fn exactly_one_password_source_is_accepted() {
     fs::write(dir.path().join("uc.pw"), "from file \n").unwrap();
     let from_file = MINIMAL.replace("password = \"uc-secret-1\"", "password_file = \"uc.pw\"");
     let config = write_and_load(&from_file, &context()).unwrap();
-    assert_eq!(config.ucserver.admin_password, "from file ");
+    assert_eq!(config.ucserver.admin_password.expose(), "from file ");
 
     fs::write(dir.path().join("uc.pw"), "crlf\r\n").unwrap();
     assert_eq!(
         write_and_load(&from_file, &context())
             .unwrap()
             .ucserver
-            .admin_password,
+            .admin_password
+            .expose(),
         "crlf"
     );
 
@@ -898,7 +899,7 @@ fn config_init_writes_a_commented_file_that_loads() {
         config.ucserver.base_url.as_str(),
         "https://uc.example.com:7225/"
     );
-    assert_eq!(config.ucserver.admin_password, " uc pass ");
+    assert_eq!(config.ucserver.admin_password.expose(), " uc pass ");
     let DirectoryConfig::ActiveDirectory(directory) = &config.directory else {
         panic!("{:?}", config.directory);
     };

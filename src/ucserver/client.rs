@@ -250,7 +250,7 @@ async fn establish(
     let operation = asn::ADMIN_LOGIN;
     let argument = AsnAdminLoginArgument {
         admin_username: settings.admin_user.clone(),
-        admin_password: AdminPassword::Plain(settings.admin_password.clone()),
+        admin_password: AdminPassword::Plain(settings.admin_password.expose().to_owned()),
     };
     let id = ids.next();
     let invoke = RoseMessage::invoke(

@@ -505,7 +505,7 @@ impl NativeTransport {
         }
         let login = AsnLoginV2Argument {
             auth: Some(AsnLoginV2ChoiceArgument::Basic(
-                AsnAuthBasicCredential::new(user, &self.settings.admin_password),
+                AsnAuthBasicCredential::new(user, self.settings.admin_password.expose()),
             )),
         };
         let answer: AsnLoginV2Result = call(sink, stream, 2, LOGIN_V2, &login, user).await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::error::UcError;
+use crate::secret::Secret;
 
 /// The UCServer web service's default HTTP port.
 pub const DEFAULT_HTTP_PORT: u16 = 7224;
@@ -32,7 +33,8 @@ pub struct UcServerSettings {
     /// UCServer's own id behind UCWeb/UCConnect); `None` or empty: not sent.
     pub ucsid: Option<String>,
     pub admin_user: String,
-    pub admin_password: String,
+    /// Zeroed when dropped (issue #15): it lives as long as the client.
+    pub admin_password: Secret,
     /// Extra CA certificates (PEM) to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
     /// Longest wait for the answer to one request.
@@ -51,7 +53,7 @@ impl UcServerSettings {
     pub fn new(
         base_url: Url,
         admin_user: impl Into<String>,
-        admin_password: impl Into<String>,
+        admin_password: impl Into<Secret>,
     ) -> Self {
         UcServerSettings {
             base_url,

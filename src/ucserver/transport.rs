@@ -103,10 +103,14 @@ impl WebSocketTransport {
             .await
             .map_err(|e| self.http_error(e))?;
         let connection = tokio::spawn(connection);
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            settings.admin_user, settings.admin_password
-        ));
+        let credentials = base64::engine::general_purpose::STANDARD.encode(
+            crate::secret::Secret::new(format!(
+                "{}:{}",
+                settings.admin_user,
+                settings.admin_password.expose()
+            ))
+            .expose(),
+        );
         let body =
             format!("{{\"negotiate\":{{\"iClientProtocolVersion\":{CLIENT_PROTOCOL_VERSION}}}}}");
         let mut request = http::Request::post(format!(
