@@ -115,7 +115,7 @@ measure() {
     local sent peak_kb user sys failed control=none
     sent=$(sed -n 's/^sent //p' "$work/server.out")
     if [[ "$sent" == *bytes ]]; then
-        sent=$(awk -v n="${sent% bytes}" 'BEGIN { if (n < 1048576) printf "%d bytes", n; else printf "%.1f MB", n / 1048576 }')
+        sent=$(awk -v n="${sent% bytes}" 'BEGIN { if (n < 1048576) printf "%d bytes", n; else printf "%.1f MiB", n / 1048576 }')
     fi
     peak_kb=$(sed -n 's/^\tMaximum resident set size (kbytes): //p' "$work/time")
     user=$(sed -n 's/^\tUser time (seconds): //p' "$work/time")
@@ -123,7 +123,7 @@ measure() {
     failed=$(grep -m1 "^\[FAIL\] $area" "$work/check.out" | sed 's/  */ /g' | cut -c1-320 || true)
     # Any control character in what check printed (other than the line ends).
     if tr -d '\n' <"$work/check.out" | LC_ALL=C grep -q '[[:cntrl:]]'; then control=some; fi
-    printf '| %s | %s | %d MB | %.2f | %s | %s |\n' "$attack" "$sent" $((peak_kb / 1024)) \
+    printf '| %s | %s | %d MiB | %.2f | %s | %s |\n' "$attack" "$sent" $((peak_kb / 1024)) \
         "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')" \
         "$control" "${failed//|/\\|}"
 }

@@ -338,7 +338,8 @@ pub fn error_answers(count: usize) -> Vec<u8> {
 
 /// [`error_answers`] of about `megabytes` MB, and its answer count.
 pub fn error_answers_of(megabytes: usize) -> (Vec<u8>, usize) {
-    let per_answer = error_answers(1).len();
+    // One answer's bytes, without the envelope around them all.
+    let per_answer = error_answers(2).len() - error_answers(1).len();
     let count = megabytes * 1_000_000 / per_answer;
     (error_answers(count), count)
 }
