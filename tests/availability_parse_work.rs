@@ -15,21 +15,8 @@ use ews_calendar_replicator::ews::availability::{
 };
 use ews_calendar_replicator::ews::filter::open_content_probes;
 
-/// A response answering `count` mailboxes, each with an error and three
-/// open-content values (as `tests/fixtures/ews/gua_mailbox_errors.xml`).
-fn error_answers(count: usize) -> Vec<u8> {
-    let mut xml = String::from(
-        r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><GetUserAvailabilityResponse xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FreeBusyResponseArray>"#,
-    );
-    for i in 0..count {
-        xml.push_str(&format!(
-            r#"<FreeBusyResponse><ResponseMessage ResponseClass="Error"><MessageText>The requesting account does not have permission to read free/busy information of user{i}@corp.example.com.</MessageText><ResponseCode>ErrorNoFreeBusyAccess</ResponseCode><DescriptiveLinkKey>0</DescriptiveLinkKey><MessageXml><ExceptionType xmlns="http://schemas.microsoft.com/exchange/services/2006/errors">Microsoft.Exchange.InfoWorker.Common.Availability.NoFreeBusyAccessException</ExceptionType><ExceptionCode xmlns="http://schemas.microsoft.com/exchange/services/2006/errors">5016</ExceptionCode><ExceptionServerName xmlns="http://schemas.microsoft.com/exchange/services/2006/errors">EXMBX0{}</ExceptionServerName></MessageXml></ResponseMessage><FreeBusyView><FreeBusyViewType xmlns="http://schemas.microsoft.com/exchange/services/2006/types">None</FreeBusyViewType></FreeBusyView></FreeBusyResponse>"#,
-            i % 10
-        ));
-    }
-    xml.push_str("</FreeBusyResponseArray></GetUserAvailabilityResponse></s:Body></s:Envelope>");
-    xml.into_bytes()
-}
+mod hostile_support;
+use hostile_support::{error_answers, error_answers_of};
 
 static COUNTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -48,20 +35,13 @@ fn thread_cpu_seconds() -> f64 {
         .map_or(0.0, |ns| ns / 1e9)
 }
 
-/// A response of about `megabytes` MB and its mailbox count.
-fn response_of(megabytes: usize) -> (Vec<u8>, usize) {
-    let per_answer = error_answers(1).len();
-    let count = megabytes * 1_000_000 / per_answer;
-    (error_answers(count), count)
-}
-
 #[test]
 fn open_content_work_per_megabyte_stays_flat_from_1_to_60_mb() {
     let _turn = COUNTER.lock().unwrap_or_else(|e| e.into_inner());
     let utc = FixedOffset::east_opt(0).unwrap();
     let mut per_megabyte = Vec::new();
     for megabytes in [1, 15, 60] {
-        let (xml, count) = response_of(megabytes);
+        let (xml, count) = error_answers_of(megabytes);
         let mailboxes = mailboxes(count);
         let before = open_content_probes();
         let cpu = thread_cpu_seconds();

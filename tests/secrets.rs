@@ -1,5 +1,6 @@
 //! Issue #15, secrets: the binary marks itself non-dumpable before it reads
-//! any password, and `run` refuses a password file every user can read.
+//! any password, `run` refuses a password file every user can read, and the
+//! UCServer administrator password is kept like the others.
 #![cfg(feature = "replicator")]
 
 use std::io::Read;
@@ -111,4 +112,22 @@ fn run_refuses_a_world_readable_password_file_unless_allowed() {
     assert!(stderr.contains("exchange.password_file"), "{stderr}");
     assert!(stderr.contains("allow_readable_secrets"), "{stderr}");
     assert!(!stderr.contains("uc.pw"), "{stderr}");
+}
+
+/// The UCServer client keeps the administrator password for as long as it
+/// runs (it logs on again after every reconnect): in a `Secret`, zeroed when
+/// dropped, as the LDAP and EWS passwords. It was a plain `String`.
+#[test]
+fn the_ucserver_password_is_kept_in_a_secret() {
+    use ews_calendar_replicator::secret::Secret;
+    use ews_calendar_replicator::ucserver::UcServerSettings;
+
+    let settings = UcServerSettings::new(
+        "https://uc.example.com:7225".parse().unwrap(),
+        "Administrator",
+        "uc-admin-secret-1",
+    );
+    let password: &Secret = &settings.admin_password;
+    assert_eq!(password.expose(), "uc-admin-secret-1");
+    assert!(!format!("{settings:?}").contains("uc-admin-secret-1"));
 }
