@@ -467,7 +467,8 @@ async fn ucserver_down_at_start_once_fails_clearly() {
 /// to the journal, `syslog = true`) while the UCServer is down: READY=1
 /// comes at once with a STATUS naming the wait, the watchdog is pinged
 /// while it waits, stderr lines carry their syslog priority, and once the
-/// UCServer is up the service replicates, logging the cycle's summary once.
+/// UCServer is up the service replicates, logging the cycle's summary and
+/// the one failed user (a mailbox error) once each.
 #[tokio::test]
 async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
     use std::os::unix::fs::MetadataExt as _;
@@ -478,6 +479,10 @@ async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
         c.replace(&url, &format!("http://127.0.0.1:{port}/"))
             .replace("[logging]\n", "[logging]\nsyslog = true\n")
     });
+    // One mailbox cannot be read: that user fails, the others are written.
+    let broken = lab.offline()[0].clone();
+    lab.exchange
+        .set_mailbox_error(&broken.email, Some("ErrorMailboxStoreUnavailable"));
     let mut notify = NotifyListener::bind(&lab);
     // stderr as the journal's stream: a file whose device and inode
     // $JOURNAL_STREAM names.
@@ -512,14 +517,16 @@ async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
     )
     .await
     .unwrap();
-    let offline = lab.offline().len();
-    wait_until("the service wrote every offline user", || {
+    let offline = lab.offline().len() - 1;
+    wait_until("the service wrote every readable offline user", || {
         late.total_writes() == offline
     })
     .await;
     notify
         .wait_for("a STATUS with the cycle's summary", |d| {
-            d.starts_with("STATUS=last cycle ") && d.contains(&format!("{offline} written"))
+            d.starts_with("STATUS=last cycle ")
+                && d.contains(&format!("{offline} written"))
+                && d.contains("1 failed")
         })
         .await;
     send_signal(service.id().unwrap(), "TERM");
@@ -530,7 +537,8 @@ async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
     assert!(output.status.success(), "{}", text(&output));
     notify.wait_for("STOPPING=1", |d| d == "STOPPING=1").await;
     for user in lab.offline() {
-        assert_eq!(late.write_count(&user.user_name), 1);
+        let expected = usize::from(user.user_name != broken.user_name);
+        assert_eq!(late.write_count(&user.user_name), expected);
     }
     let log = lab.log();
     assert!(log.contains("cannot start replicating"), "{log}");
@@ -538,6 +546,16 @@ async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
     // repeats it).
     assert_eq!(
         log.lines().filter(|l| l.contains("cycle finished")).count(),
+        1,
+        "{log}"
+    );
+    // The failed user: one warning (the engine's; the service no longer
+    // repeats it).
+    let user_field = format!("user={}", broken.user_name);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains(" WARN ") && l.contains(&user_field))
+            .count(),
         1,
         "{log}"
     );
