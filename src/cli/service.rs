@@ -11,7 +11,7 @@ use ews_calendar_replicator::app::{assemble, AssembleError, ConfiguredEngine};
 use ews_calendar_replicator::config::{self, Config, LoadContext};
 use ews_calendar_replicator::logging::{self, LogFiles, LoggingSettings};
 use ews_calendar_replicator::replication::scheduler::{
-    hung_turn_limit, run_turns, Beat, Heartbeat, Scheduled, Turn,
+    run_turns, Beat, Heartbeat, Scheduled, Turn,
 };
 use ews_calendar_replicator::replication::{
     CycleOptions, CycleReport, MemoryStateStore, StateStore, UserOutcome,
@@ -315,7 +315,6 @@ pub async fn run(path: &Path) -> Result<ExitCode, String> {
         let mut reported = false;
         Heartbeat {
             every: watchdog.ping_every(),
-            hung_after: hung_turn_limit(config.replication.interval),
             tick: Box::new(move |beat| match beat {
                 Beat::Alive => {
                     reported = false;

@@ -57,6 +57,10 @@ pub trait Scheduled {
     /// One turn; `shutdown` turning true stops a running cycle at its next
     /// safe point.
     async fn turn(&mut self, shutdown: &watch::Receiver<bool>) -> Turn;
+    /// A turn running longer than this is taken as hung by the heartbeat.
+    fn hung_after(&self) -> Duration {
+        hung_turn_limit(self.interval())
+    }
 }
 
 /// One tick of the [`Heartbeat`].
@@ -71,8 +75,6 @@ pub enum Beat {
 /// Ticks every `every` from inside the scheduler loop.
 pub struct Heartbeat<'a> {
     pub every: Duration,
-    /// A turn running longer than this is taken as hung.
-    pub hung_after: Duration,
     pub tick: Box<dyn FnMut(Beat) + Send + 'a>,
 }
 
@@ -86,11 +88,11 @@ pub fn hung_turn_limit(interval: Duration) -> Duration {
 }
 
 /// Runs `future` while ticking the heartbeat; a tick after `hung_after`
-/// from the start reports [`Beat::Hung`] (when `limited`).
+/// from the start reports [`Beat::Hung`].
 async fn with_heartbeat<F: Future>(
     future: F,
     heartbeat: &mut Option<Heartbeat<'_>>,
-    limited: bool,
+    hung_after: Option<Duration>,
 ) -> F::Output {
     let Some(heartbeat) = heartbeat else {
         return future.await;
@@ -104,7 +106,7 @@ async fn with_heartbeat<F: Future>(
             output = &mut future => return output,
             _ = ticks.tick() => {
                 let running_for = started.elapsed();
-                if limited && running_for > heartbeat.hung_after {
+                if hung_after.is_some_and(|limit| running_for > limit) {
                     (heartbeat.tick)(Beat::Hung { running_for });
                 } else {
                     (heartbeat.tick)(Beat::Alive);
@@ -130,7 +132,8 @@ pub async fn run_turns(
             break;
         }
         let started = Instant::now();
-        let turn = with_heartbeat(service.turn(&shutdown), &mut heartbeat, true).await;
+        let hung_after = service.hung_after();
+        let turn = with_heartbeat(service.turn(&shutdown), &mut heartbeat, Some(hung_after)).await;
         let next = match turn {
             Turn::Ran { abandoned } => {
                 summary.cycles += 1;
@@ -170,7 +173,7 @@ pub async fn run_turns(
         let stop = with_heartbeat(
             wait_until(next, &mut wait, retry_now.as_mut().filter(|_| retry)),
             &mut heartbeat,
-            false,
+            None,
         )
         .await;
         if stop {
@@ -276,6 +279,7 @@ mod tests {
         beats: Arc<Mutex<Vec<Beat>>>,
         /// Beats a turn waits for before it finishes; `None`: never.
         finish_after_beats: Option<usize>,
+        hung_after: Duration,
         turns: usize,
         stop: watch::Sender<bool>,
     }
@@ -283,6 +287,10 @@ mod tests {
     impl Scheduled for Gate {
         fn interval(&self) -> Duration {
             Duration::from_secs(3600)
+        }
+
+        fn hung_after(&self) -> Duration {
+            self.hung_after
         }
 
         async fn turn(&mut self, _shutdown: &watch::Receiver<bool>) -> Turn {
@@ -302,11 +310,10 @@ mod tests {
         }
     }
 
-    fn heartbeat(beats: &Arc<Mutex<Vec<Beat>>>, hung_after: Duration) -> Heartbeat<'static> {
+    fn heartbeat(beats: &Arc<Mutex<Vec<Beat>>>) -> Heartbeat<'static> {
         let beats = beats.clone();
         Heartbeat {
             every: Duration::from_millis(2),
-            hung_after,
             tick: Box::new(move |beat| beats.lock().unwrap().push(beat)),
         }
     }
@@ -318,10 +325,11 @@ mod tests {
         let mut gate = Gate {
             beats: beats.clone(),
             finish_after_beats: Some(5),
+            hung_after: Duration::from_secs(3600),
             turns: 0,
             stop,
         };
-        let hb = heartbeat(&beats, Duration::from_secs(3600));
+        let hb = heartbeat(&beats);
         tokio::time::timeout(
             Duration::from_secs(60),
             run_turns(&mut gate, shutdown, None, Some(hb)),
@@ -341,10 +349,11 @@ mod tests {
         let mut gate = Gate {
             beats: beats.clone(),
             finish_after_beats: None,
+            hung_after: Duration::from_millis(20),
             turns: 0,
             stop,
         };
-        let hb = heartbeat(&beats, Duration::from_millis(20));
+        let hb = heartbeat(&beats);
         let hung = {
             let beats = beats.clone();
             async move {
