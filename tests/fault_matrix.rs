@@ -925,6 +925,60 @@ async fn process_sighup_reopens_the_log_and_reloads_the_configuration() {
     assert_eq!(lab.status().await["cycles"][0]["written"], offline);
 }
 
+/// SIGHUP with a valid configuration while the service replicates: the
+/// cycle of the old configuration is not repeated or cut short, and the
+/// next scheduled cycle uses the new one (here: another UCServer).
+#[tokio::test]
+async fn process_sighup_with_a_valid_configuration_applies_from_the_next_cycle() {
+    let lab = Lab::start_with(LabOptions {
+        replication: "interval_minutes = 1".into(),
+        ..LabOptions::default()
+    })
+    .await;
+    let service = lab.spawn_service();
+    let pid = service.id().unwrap();
+    let offline = lab.offline().len();
+    wait_until("the first cycle wrote every offline user", || {
+        lab.ucserver.total_writes() == offline
+    })
+    .await;
+    let moved = UcServerSim::start(
+        UcServerSimConfig::new(UserDatabase {
+            users: lab.all_users.clone(),
+        }),
+        None,
+    )
+    .await
+    .unwrap();
+    let url = lab.ucserver.base_url().to_string();
+    lab.edit_config(|c| c.replace(&url, &moved.base_url().to_string()));
+    // Only changed lists are written: one calendar changes.
+    let changed = lab.change_first_calendar();
+    send_signal(pid, "HUP");
+    // The next cycle comes a whole interval after the first one started.
+    wait_at_most(
+        Duration::from_secs(180),
+        "the next cycle wrote to the UCServer the reloaded configuration names",
+        || moved.write_count(&changed) == 1,
+    )
+    .await;
+    assert_eq!(moved.total_writes(), 1);
+    assert_eq!(
+        lab.ucserver.total_writes(),
+        offline,
+        "the old UCServer got nothing more"
+    );
+    let log = lab.log();
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(log.contains("using the reloaded configuration"), "{log}");
+    send_signal(pid, "TERM");
+    let output = tokio::time::timeout(Duration::from_secs(60), service.wait_with_output())
+        .await
+        .expect("the service stops after SIGTERM")
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+}
+
 #[tokio::test]
 async fn process_kill_9_mid_cycle_and_restart() {
     let lab = Lab::start_with(one_write_at_a_time()).await;
