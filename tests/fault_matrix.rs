@@ -951,7 +951,7 @@ async fn process_sighup_with_a_valid_configuration_applies_from_the_next_cycle()
     .await
     .unwrap();
     let url = lab.ucserver.base_url().to_string();
-    lab.edit_config(|c| c.replace(&url, &moved.base_url().to_string()));
+    lab.edit_config(|c| c.replace(&url, moved.base_url().as_ref()));
     // Only changed lists are written: one calendar changes.
     let changed = lab.change_first_calendar();
     send_signal(pid, "HUP");
