@@ -1,6 +1,8 @@
-//! Log output from `[logging]`: stderr always, size-rotated files in a
-//! directory when configured, and warnings and errors to the local syslog
-//! socket (read by journald and by syslog daemons) when `syslog = true`, as
+//! Log output from `[logging]`: stderr always (each line with its syslog
+//! priority when stderr is the journal), size-rotated files in a directory
+//! when configured (reopened on request, for logrotate), and warnings and
+//! errors to the local syslog socket (read by journald and by syslog
+//! daemons) when `syslog = true` and stderr is not already the journal, as
 //! the estos service writes to the Windows event log.
 //!
 //! Secrets stay out of the logs because the types holding them redact
@@ -12,7 +14,7 @@ use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tracing::Metadata;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -136,30 +138,75 @@ pub enum LoggingError {
     AlreadyInstalled(String),
 }
 
-/// Installs the global subscriber for `settings`: stderr (coloured on a
-/// terminal), the log files, syslog. Call once, early.
-pub fn init(settings: &LoggingSettings) -> Result<(), LoggingError> {
-    init_with(
-        settings,
-        Path::new(SYSLOG_SOCKET),
-        BoxMakeWriter::new(io::stderr),
-        io::IsTerminal::is_terminal(&io::stderr()),
-    )
+/// Where console output goes and how it is shown.
+pub struct Console {
+    pub writer: BoxMakeWriter,
+    /// Colours (a terminal).
+    pub ansi: bool,
+    /// The output is the journal's stream (`$JOURNAL_STREAM`): each line
+    /// gets its syslog priority prefix and no time (the journal adds it).
+    pub journal: bool,
 }
 
-/// [`init`] with another syslog socket and console writer (tests).
+impl Console {
+    /// The process's stderr.
+    pub fn stderr() -> Console {
+        Console {
+            writer: BoxMakeWriter::new(io::stderr),
+            ansi: io::IsTerminal::is_terminal(&io::stderr()),
+            journal: stderr_is_journal(),
+        }
+    }
+}
+
+/// The log files of an installed logger, to reopen them after logrotate
+/// renamed them (SIGHUP).
+#[derive(Clone, Default)]
+pub struct LogFiles {
+    file: Option<Arc<RotatingFileWriter>>,
+}
+
+impl LogFiles {
+    /// Closes the current log file and opens its path anew; `Ok(None)`
+    /// when no log files are written.
+    pub fn reopen(&self) -> io::Result<Option<PathBuf>> {
+        match &self.file {
+            Some(file) => file.reopen().map(|()| Some(file.path())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Installs the global subscriber for `settings`: stderr (coloured on a
+/// terminal, with priorities for the journal), the log files, syslog. Call
+/// once, early.
+pub fn init(settings: &LoggingSettings) -> Result<LogFiles, LoggingError> {
+    init_with(settings, Path::new(SYSLOG_SOCKET), Console::stderr())
+}
+
+/// [`init`] with another syslog socket and console (tests).
 pub fn init_with(
     settings: &LoggingSettings,
     syslog_socket: &Path,
-    console: BoxMakeWriter,
-    console_ansi: bool,
-) -> Result<(), LoggingError> {
+    console: Console,
+) -> Result<LogFiles, LoggingError> {
     let directives = settings.level.filter_directives();
-    let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_writer(console)
-        .with_ansi(console_ansi)
-        .with_filter(EnvFilter::new(&directives));
+    let stderr_layer = if console.journal {
+        tracing_subscriber::fmt::layer()
+            .with_writer(JournalPriorityWriter::new(console.writer))
+            .with_ansi(false)
+            .without_time()
+            .with_filter(EnvFilter::new(&directives))
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(console.writer)
+            .with_ansi(console.ansi)
+            .with_filter(EnvFilter::new(&directives))
+            .boxed()
+    };
 
+    let mut files = LogFiles::default();
     let file_layer = match &settings.directory {
         Some(directory) => {
             let writer = RotatingFileWriter::open(
@@ -172,6 +219,8 @@ pub fn init_with(
                 directory: directory.clone(),
                 source,
             })?;
+            let writer = Arc::new(writer);
+            files.file = Some(writer.clone());
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
@@ -182,7 +231,10 @@ pub fn init_with(
         None => None,
     };
 
-    let syslog_layer = if settings.syslog {
+    // The journal already has every line with its priority, and journald
+    // also reads /dev/log: sending there too would show each warning twice.
+    let syslog_skipped = settings.syslog && console.journal;
+    let syslog_layer = if settings.syslog && !syslog_skipped {
         let sender = SyslogSender::new(syslog_socket, SYSLOG_IDENT).map_err(|source| {
             LoggingError::Syslog {
                 socket: syslog_socket.to_owned(),
@@ -199,7 +251,123 @@ pub fn init_with(
         .with(file_layer)
         .with(syslog_layer)
         .try_init()
-        .map_err(|e| LoggingError::AlreadyInstalled(e.to_string()))
+        .map_err(|e| LoggingError::AlreadyInstalled(e.to_string()))?;
+    if syslog_skipped {
+        tracing::info!(
+            "[logging] syslog = true: not sending to {} as well, because stderr is the journal and carries each line's priority",
+            syslog_socket.display()
+        );
+    }
+    Ok(files)
+}
+
+/// Whether stderr is the journal's stream: `$JOURNAL_STREAM` names its
+/// device and inode (systemd.exec(5), "JOURNAL_STREAM").
+pub fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(fd) = io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(metadata) = File::from(fd).metadata() else {
+        return false;
+    };
+    value
+        .to_str()
+        .is_some_and(|v| journal_stream_names(v, metadata.dev(), metadata.ino()))
+}
+
+/// Whether a `$JOURNAL_STREAM` value (`DEVICE:INODE`, decimal) names the
+/// file `dev`/`ino`.
+pub fn journal_stream_names(value: &str, dev: u64, ino: u64) -> bool {
+    value
+        .split_once(':')
+        .and_then(|(d, i)| Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?)))
+        == Some((dev, ino))
+}
+
+/// The syslog severity of a tracing level: err 3, warning 4, info 6,
+/// debug 7 (trace too).
+fn severity(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+/// Console output for the journal: each line of an event starts with its
+/// syslog priority, `<4>` for a warning (the prefix sd-daemon(3) defines and
+/// journald reads from a service's stdout/stderr), so `journalctl -p
+/// warning` finds it.
+pub struct JournalPriorityWriter {
+    inner: BoxMakeWriter,
+}
+
+impl JournalPriorityWriter {
+    pub fn new(inner: BoxMakeWriter) -> JournalPriorityWriter {
+        JournalPriorityWriter { inner }
+    }
+}
+
+/// One event being formatted for the journal; written when dropped, so its
+/// lines are prefixed as a whole.
+pub struct JournalLine<'a> {
+    inner: Box<dyn Write + 'a>,
+    severity: u8,
+    buffer: Vec<u8>,
+}
+
+impl Write for JournalLine<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for JournalLine<'_> {
+    fn drop(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(self.buffer.len() + 8);
+        for line in self.buffer.split_inclusive(|b| *b == b'\n') {
+            out.extend_from_slice(format!("<{}>", self.severity).as_bytes());
+            out.extend_from_slice(line);
+        }
+        if out.last() != Some(&b'\n') {
+            out.push(b'\n');
+        }
+        // stderr gone: nothing else to tell it to.
+        let _ = self.inner.write_all(&out);
+    }
+}
+
+impl<'a> MakeWriter<'a> for JournalPriorityWriter {
+    type Writer = JournalLine<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        JournalLine {
+            inner: Box::new(self.inner.make_writer()),
+            severity: 6,
+            buffer: Vec::new(),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        JournalLine {
+            inner: Box::new(self.inner.make_writer_for(meta)),
+            severity: severity(*meta.level()),
+            buffer: Vec::new(),
+        }
+    }
 }
 
 /// The fmt layer that sends warnings and errors through `sender`: no time
@@ -258,6 +426,16 @@ impl RotatingFileWriter {
         Ok(RotatingFileWriter {
             state: Mutex::new(state),
         })
+    }
+
+    /// Closes the current file and opens (appends to, or creates) its path
+    /// anew: after logrotate renamed it, messages go to the new file.
+    pub fn reopen(&self) -> io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let file = open_append(&state.directory.join(&state.name))?;
+        state.size = file.metadata()?.len();
+        state.file = file;
+        Ok(())
     }
 
     /// The current log file.
@@ -417,14 +595,7 @@ impl<'a> MakeWriter<'a> for SyslogSender {
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        // syslog severities: err 3, warning 4, notice 5, info 6, debug 7.
-        let severity = match *meta.level() {
-            tracing::Level::ERROR => 3,
-            tracing::Level::WARN => 4,
-            tracing::Level::INFO => 6,
-            _ => 7,
-        };
-        self.message(severity)
+        self.message(severity(*meta.level()))
     }
 }
 
@@ -555,17 +726,92 @@ mod tests {
             syslog: true,
             ..LoggingSettings::default()
         };
-        let console = BoxMakeWriter::new(tracing_subscriber::fmt::TestWriter::new());
-        let err = init_with(
-            &settings,
-            &dir.path().join("no-such-socket"),
-            console,
-            false,
-        )
-        .unwrap_err()
-        .to_string();
+        let console = Console {
+            writer: BoxMakeWriter::new(tracing_subscriber::fmt::TestWriter::new()),
+            ansi: false,
+            journal: false,
+        };
+        let err = init_with(&settings, &dir.path().join("no-such-socket"), console)
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains("no-such-socket"), "{err}");
         assert!(err.contains("syslog = false"), "{err}");
+    }
+
+    #[test]
+    fn a_renamed_log_file_is_replaced_by_a_new_one_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = RotatingFileWriter::open(dir.path(), "app.log", 1000, 3).unwrap();
+        (&writer).write_all(b"before\n").unwrap();
+        // logrotate's rename, then its postrotate SIGHUP.
+        fs::rename(dir.path().join("app.log"), dir.path().join("app.log-old")).unwrap();
+        (&writer).write_all(b"still old\n").unwrap();
+        writer.reopen().unwrap();
+        (&writer).write_all(b"after\n").unwrap();
+        assert_eq!(read(&dir.path().join("app.log-old")), "before\nstill old\n");
+        assert_eq!(read(&dir.path().join("app.log")), "after\n");
+    }
+
+    /// A writer whose output the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn journal_lines_carry_their_syslog_priority_on_every_line() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let writer = JournalPriorityWriter::new(BoxMakeWriter::new(move || sink.clone()));
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .without_time()
+                .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("UCServer unreachable");
+            tracing::warn!("mailbox not found");
+            tracing::info!("cycle finished");
+            tracing::debug!("detail");
+            tracing::warn!("first line\nsecond line");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        for (line, (priority, words)) in lines.iter().zip([
+            ("<3>", "UCServer unreachable"),
+            ("<4>", "mailbox not found"),
+            ("<6>", "cycle finished"),
+            ("<7>", "detail"),
+            ("<4>", "first line"),
+            ("<4>", "second line"),
+        ]) {
+            assert!(
+                line.starts_with(priority),
+                "{line:?} starts with {priority}"
+            );
+            assert!(line.contains(words), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn journal_stream_names_the_device_and_inode() {
+        assert!(journal_stream_names("8:1234", 8, 1234));
+        assert!(!journal_stream_names("8:1234", 8, 1235));
+        assert!(!journal_stream_names("9:1234", 8, 1234));
+        assert!(!journal_stream_names("", 8, 1234));
+        assert!(!journal_stream_names("8-1234", 8, 1234));
     }
 
     #[test]

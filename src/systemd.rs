@@ -1,11 +1,12 @@
 //! systemd service notifications (`sd_notify`): `READY=1` once the service
-//! runs, `STATUS=…` for `systemctl status`, `STOPPING=1` on shutdown. Sent as
-//! datagrams to `$NOTIFY_SOCKET`; outside systemd (no variable) nothing is
-//! sent.
+//! runs and schedules, `STATUS=…` for `systemctl status`, `WATCHDOG=1`
+//! pings, `STOPPING=1` on shutdown. Sent as datagrams to
+//! `$NOTIFY_SOCKET`; outside systemd (no variable) nothing is sent.
 
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where notifications go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,10 +72,15 @@ impl Notifier {
         Ok(true)
     }
 
-    /// The service is up (after the configuration loaded and the state
-    /// database opened).
+    /// The service is up: the configuration loaded, the state database
+    /// opened and the scheduler running (whether or not the servers answer).
     pub fn ready(&self) -> io::Result<bool> {
         self.notify("READY=1")
+    }
+
+    /// Keeps the watchdog (`WatchdogSec=`) from restarting the service.
+    pub fn watchdog(&self) -> io::Result<bool> {
+        self.notify("WATCHDOG=1")
     }
 
     /// The service is shutting down.
@@ -90,6 +96,47 @@ impl Notifier {
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
             .collect();
         self.notify(&format!("STATUS={line}"))
+    }
+}
+
+/// The watchdog systemd set for this process (`WatchdogSec=`), read as
+/// `sd_watchdog_enabled(3)` reads it: `$WATCHDOG_USEC` microseconds, for
+/// this process only when `$WATCHDOG_PID` is unset or names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watchdog {
+    timeout: Duration,
+}
+
+impl Watchdog {
+    /// From the environment; `None` when no watchdog is set for this process.
+    pub fn from_env() -> Option<Watchdog> {
+        let usec = std::env::var("WATCHDOG_USEC").ok();
+        let pid = std::env::var("WATCHDOG_PID").ok();
+        Watchdog::from_values(usec.as_deref(), pid.as_deref(), std::process::id())
+    }
+
+    /// From the values of `$WATCHDOG_USEC` and `$WATCHDOG_PID` for process `own_pid`.
+    pub fn from_values(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Watchdog> {
+        if let Some(pid) = pid {
+            if pid.trim().parse::<u32>().ok() != Some(own_pid) {
+                return None;
+            }
+        }
+        let usec: u64 = usec?.trim().parse().ok()?;
+        (usec > 0).then(|| Watchdog {
+            timeout: Duration::from_micros(usec),
+        })
+    }
+
+    /// After this long without a ping systemd restarts the service.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How often to ping: half the timeout, as `sd_watchdog_enabled(3)`
+    /// recommends.
+    pub fn ping_every(&self) -> Duration {
+        self.timeout / 2
     }
 }
 
@@ -167,8 +214,28 @@ mod tests {
         assert!(lines.iter().any(|l| l.starts_with("User=")));
     }
 
+    /// Issue #16: a start that cannot hang for ever, a watchdog, a reload.
+    #[test]
+    fn the_unit_bounds_the_start_sets_a_watchdog_and_reloads_with_sighup() {
+        let unit = include_str!("../packaging/ews-calendar-replicator.service");
+        let seconds = |key: &str| {
+            unit.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{key} in seconds"))
+        };
+        // READY=1 needs only the configuration and the state database.
+        assert!((10..=120).contains(&seconds("TimeoutStartSec=")));
+        // Pinged every half of it from the scheduler loop.
+        assert!((30..=600).contains(&seconds("WatchdogSec=")));
+        assert!(unit.lines().any(|l| l == "ExecReload=kill -HUP $MAINPID"));
+        assert!(unit.lines().any(|l| l == "Restart=on-failure"));
+    }
+
     /// Issue #15: no core files, memory capped, passwords as credentials
-    /// under the names the example configuration reads.
+    /// under the names the example configuration reads. Issue #16: each
+    /// credential's source is a name in systemd's credential store, which
+    /// systemd skips when absent, not a path, which fails the start.
     #[test]
     fn the_unit_keeps_passwords_out_of_cores_and_the_environment_and_caps_memory() {
         let unit = include_str!("../packaging/ews-calendar-replicator.service");
@@ -191,12 +258,11 @@ mod tests {
         assert!(!lines.iter().any(|l| l.starts_with("Environment")));
         let example = include_str!("../config.example.toml");
         for name in ["ldap.password", "exchange.password"] {
-            assert!(
-                lines
-                    .iter()
-                    .any(|l| l.starts_with(&format!("LoadCredential={name}:"))),
-                "LoadCredential={name}"
-            );
+            let source = lines
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("LoadCredential={name}:")))
+                .unwrap_or_else(|| panic!("LoadCredential={name}"));
+            assert_eq!(source, format!("ews-calendar-replicator.{name}"));
             assert!(
                 example.contains(&format!(
                     "password_file = \"${{CREDENTIALS_DIRECTORY}}/{name}\""
@@ -204,6 +270,36 @@ mod tests {
                 "config.example.toml reads {name}"
             );
         }
+    }
+
+    #[test]
+    fn the_watchdog_is_read_for_this_process_only_and_pinged_at_half_its_timeout() {
+        let own = 4242;
+        let watchdog = Watchdog::from_values(Some("120000000"), None, own).unwrap();
+        assert_eq!(watchdog.timeout(), Duration::from_secs(120));
+        assert_eq!(watchdog.ping_every(), Duration::from_secs(60));
+        assert_eq!(
+            Watchdog::from_values(Some("120000000"), Some("4242"), own),
+            Some(watchdog)
+        );
+        // Meant for another process (e.g. inherited by a child).
+        assert_eq!(
+            Watchdog::from_values(Some("120000000"), Some("1"), own),
+            None
+        );
+        assert_eq!(Watchdog::from_values(None, None, own), None);
+        assert_eq!(Watchdog::from_values(Some("0"), None, own), None);
+        assert_eq!(Watchdog::from_values(Some("soon"), None, own), None);
+    }
+
+    #[test]
+    fn watchdog_pings_arrive_on_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let manager = UnixDatagram::bind(&path).unwrap();
+        let notifier = Notifier::to(NotifySocket::Path(path));
+        assert!(notifier.watchdog().unwrap());
+        assert_eq!(receive(&manager), "WATCHDOG=1");
     }
 
     #[test]

@@ -463,16 +463,51 @@ async fn ucserver_down_at_start_once_fails_clearly() {
     lab.first_cycle().await;
 }
 
+/// The service started by systemd (`Type=notify`, `WatchdogSec=`, stderr
+/// to the journal, `syslog = true`) while the UCServer is down: READY=1
+/// comes at once with a STATUS naming the wait, the watchdog is pinged
+/// while it waits, stderr lines carry their syslog priority, and once the
+/// UCServer is up the service replicates, logging the cycle's summary and
+/// the one failed user (a mailbox error) once each.
 #[tokio::test]
 async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
+    use std::os::unix::fs::MetadataExt as _;
     let lab = Lab::start().await;
     let url = lab.ucserver.base_url().to_string();
     let port = closed_port();
-    lab.edit_config(|c| c.replace(&url, &format!("http://127.0.0.1:{port}/")));
-    let service = lab.spawn_service();
-    // The first attempt fails (it asks the directory first, then the UCServer).
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(lab.exchange.counters().requests, 0);
+    lab.edit_config(|c| {
+        c.replace(&url, &format!("http://127.0.0.1:{port}/"))
+            .replace("[logging]\n", "[logging]\nsyslog = true\n")
+    });
+    // One mailbox cannot be read: that user fails, the others are written.
+    let broken = lab.offline()[0].clone();
+    lab.exchange
+        .set_mailbox_error(&broken.email, Some("ErrorMailboxStoreUnavailable"));
+    let mut notify = NotifyListener::bind(&lab);
+    // stderr as the journal's stream: a file whose device and inode
+    // $JOURNAL_STREAM names.
+    let journal = std::fs::File::create(lab.path("journal.txt")).unwrap();
+    let stream = journal.metadata().unwrap();
+    let service = lab.spawn_service_with(|command| {
+        command
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "2000000")
+            .env_remove("WATCHDOG_PID")
+            .env(
+                "JOURNAL_STREAM",
+                format!("{}:{}", stream.dev(), stream.ino()),
+            )
+            .stderr(journal);
+    });
+    notify.wait_for("READY=1", |d| d == "READY=1").await;
+    let status = notify
+        .wait_for("a STATUS naming the wait", |d| {
+            d.starts_with("STATUS=waiting for the UCServer: ")
+        })
+        .await;
+    assert!(status.contains(&port.to_string()), "{status}");
+    notify.wait_for("WATCHDOG=1", |d| d == "WATCHDOG=1").await;
+    assert_eq!(lab.exchange.counters().requests, 0, "nothing read in vain");
     let late = UcServerSim::start_on(
         ([127, 0, 0, 1], port).into(),
         UcServerSimConfig::new(UserDatabase {
@@ -482,23 +517,70 @@ async fn ucserver_down_at_start_run_retries_and_replicates_once_it_is_up() {
     )
     .await
     .unwrap();
-    let offline = lab.offline().len();
-    wait_until("the service wrote every offline user", || {
+    let offline = lab.offline().len() - 1;
+    wait_until("the service wrote every readable offline user", || {
         late.total_writes() == offline
     })
     .await;
+    notify
+        .wait_for("a STATUS with the cycle's summary", |d| {
+            d.starts_with("STATUS=last cycle ")
+                && d.contains(&format!("{offline} written"))
+                && d.contains("1 failed")
+        })
+        .await;
     send_signal(service.id().unwrap(), "TERM");
     let output = tokio::time::timeout(Duration::from_secs(60), service.wait_with_output())
         .await
         .expect("the service stops after SIGTERM")
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
+    notify.wait_for("STOPPING=1", |d| d == "STOPPING=1").await;
     for user in lab.offline() {
-        assert_eq!(late.write_count(&user.user_name), 1);
+        let expected = usize::from(user.user_name != broken.user_name);
+        assert_eq!(late.write_count(&user.user_name), expected);
     }
-    let log = std::fs::read_to_string(lab.path("logs/ews-calendar-replicator.log")).unwrap();
+    let log = lab.log();
     assert!(log.contains("cannot start replicating"), "{log}");
+    // One cycle, one summary line (the engine's; the service no longer
+    // repeats it).
+    assert_eq!(
+        log.lines().filter(|l| l.contains("cycle finished")).count(),
+        1,
+        "{log}"
+    );
+    // The failed user: one warning (the engine's; the service no longer
+    // repeats it).
+    let user_field = format!("user={}", broken.user_name);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains(" WARN ") && l.contains(&user_field))
+            .count(),
+        1,
+        "{log}"
+    );
     assert_eq!(lab.status().await["cycles"][0]["written"], offline);
+
+    // The journal's lines: each with its priority (sd-daemon(3)), none
+    // without; syslog skipped rather than duplicating them.
+    let journal = std::fs::read_to_string(lab.path("journal.txt")).unwrap();
+    let priority = |needle: &str| {
+        journal
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.get(..3))
+            .unwrap_or_else(|| panic!("{needle:?} in the journal: {journal}"))
+            .to_owned()
+    };
+    assert_eq!(priority("cannot start replicating"), "<3>");
+    assert_eq!(priority("starting"), "<6>");
+    assert_eq!(priority("not sending to /dev/log as well"), "<6>");
+    for line in journal.lines() {
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].contains(&line.get(..3).unwrap_or("")),
+            "a journal line without its priority: {line:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -754,6 +836,147 @@ async fn process_sigterm_mid_cycle_keeps_finished_users_and_the_next_cycle_does_
     let log = std::fs::read_to_string(lab.path("logs/ews-calendar-replicator.log")).unwrap();
     assert!(log.contains("SIGTERM"), "{log}");
     finishes_the_rest(&lab, &interrupted).await;
+}
+
+/// SIGHUP (systemctl reload, logrotate's postrotate) while the service
+/// waits for a UCServer that is down: the process lives on (rc 0 at the
+/// end, not 129), the renamed log file is replaced by a new one, an invalid
+/// configuration is reported and the old one stays in force, and a valid
+/// one is used by the next attempt, which replicates.
+#[tokio::test]
+async fn process_sighup_reopens_the_log_and_reloads_the_configuration() {
+    let lab = Lab::start().await;
+    let url = lab.ucserver.base_url().to_string();
+    let closed = format!("http://127.0.0.1:{}/", closed_port());
+    lab.edit_config(|c| c.replace(&url, &closed));
+    let good = std::fs::read_to_string(&lab.config).unwrap();
+    let service = lab.spawn_service();
+    let pid = service.id().unwrap();
+    wait_until("the first attempt failed", || {
+        lab.log().contains("cannot start replicating")
+    })
+    .await;
+
+    // logrotate: rename, then SIGHUP.
+    let rotated = lab.path("logs/ews-calendar-replicator.log-rotated");
+    std::fs::rename(lab.path("logs/ews-calendar-replicator.log"), &rotated).unwrap();
+    // An invalid configuration at the same time.
+    std::fs::write(
+        &lab.config,
+        good.replace(
+            "[replication]",
+            "[replication]\ninterval_minutes = \"soon\"",
+        ),
+    )
+    .unwrap();
+    send_signal(pid, "HUP");
+    wait_until(
+        "the invalid configuration is reported in a new log file",
+        || lab.log().contains("the configuration was not reloaded"),
+    )
+    .await;
+    let log = lab.log();
+    assert!(
+        log.contains("log file") && log.contains("reopened"),
+        "{log}"
+    );
+    assert!(
+        log.contains("interval_minutes"),
+        "names what was wrong: {log}"
+    );
+    assert!(log.contains("systemctl reload"), "says the fix: {log}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        !old.contains("SIGHUP"),
+        "nothing after the reopen in the renamed file: {old}"
+    );
+    // The old configuration stays: the service goes on trying the old URL.
+    wait_until("another attempt with the old configuration", || {
+        let log = lab.log();
+        let after = log
+            .split("the configuration was not reloaded")
+            .nth(1)
+            .unwrap_or("");
+        after.contains("cannot start replicating")
+    })
+    .await;
+    assert_eq!(lab.ucserver.total_writes(), 0);
+
+    // A valid configuration naming the running UCServer: the next attempt
+    // uses it.
+    std::fs::write(&lab.config, good.replace(&closed, &url)).unwrap();
+    send_signal(pid, "HUP");
+    let offline = lab.offline().len();
+    wait_until("the reloaded configuration replicated", || {
+        lab.ucserver.total_writes() == offline
+    })
+    .await;
+    assert!(
+        lab.log().contains("configuration reloaded"),
+        "{}",
+        lab.log()
+    );
+    send_signal(pid, "TERM");
+    let output = tokio::time::timeout(Duration::from_secs(60), service.wait_with_output())
+        .await
+        .expect("the service stops after SIGTERM")
+        .unwrap();
+    assert!(output.status.success(), "rc 0, not 129: {}", text(&output));
+    assert_eq!(lab.status().await["cycles"][0]["written"], offline);
+}
+
+/// SIGHUP with a valid configuration while the service replicates: the
+/// cycle of the old configuration is not repeated or cut short, and the
+/// next scheduled cycle uses the new one (here: another UCServer).
+#[tokio::test]
+async fn process_sighup_with_a_valid_configuration_applies_from_the_next_cycle() {
+    let lab = Lab::start_with(LabOptions {
+        replication: "interval_minutes = 1".into(),
+        ..LabOptions::default()
+    })
+    .await;
+    let service = lab.spawn_service();
+    let pid = service.id().unwrap();
+    let offline = lab.offline().len();
+    wait_until("the first cycle wrote every offline user", || {
+        lab.ucserver.total_writes() == offline
+    })
+    .await;
+    let moved = UcServerSim::start(
+        UcServerSimConfig::new(UserDatabase {
+            users: lab.all_users.clone(),
+        }),
+        None,
+    )
+    .await
+    .unwrap();
+    let url = lab.ucserver.base_url().to_string();
+    lab.edit_config(|c| c.replace(&url, moved.base_url().as_ref()));
+    // Only changed lists are written: one calendar changes.
+    let changed = lab.change_first_calendar();
+    send_signal(pid, "HUP");
+    // The next cycle comes a whole interval after the first one started.
+    wait_at_most(
+        Duration::from_secs(180),
+        "the next cycle wrote to the UCServer the reloaded configuration names",
+        || moved.write_count(&changed) == 1,
+    )
+    .await;
+    assert_eq!(moved.total_writes(), 1);
+    assert_eq!(
+        lab.ucserver.total_writes(),
+        offline,
+        "the old UCServer got nothing more"
+    );
+    let log = lab.log();
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(log.contains("using the reloaded configuration"), "{log}");
+    send_signal(pid, "TERM");
+    let output = tokio::time::timeout(Duration::from_secs(60), service.wait_with_output())
+        .await
+        .expect("the service stops after SIGTERM")
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
 }
 
 #[tokio::test]

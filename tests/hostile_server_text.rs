@@ -213,7 +213,6 @@ async fn a_ucserver_rose_error_string_with_escapes_is_inert() {
     );
 }
 
-
 /// A peer on the UCServer's native port that answers the client's first
 /// message (the negotiate, invoke 1) with `json`, framed.
 async fn native_peer_answering(json: String) -> std::net::SocketAddr {

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::net::UnixDatagram;
 
-use ews_calendar_replicator::logging::{self, LogLevel, LoggingSettings, LOG_FILE_NAME};
+use ews_calendar_replicator::logging::{self, Console, LogLevel, LoggingSettings, LOG_FILE_NAME};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 #[test]
@@ -23,8 +23,12 @@ fn init_writes_rotated_log_files_and_sends_warnings_to_syslog() {
         syslog: true,
     };
     // The console output goes through the test harness's capture.
-    let console = BoxMakeWriter::new(tracing_subscriber::fmt::TestWriter::new());
-    logging::init_with(&settings, &syslog_path, console, false).unwrap();
+    let console = Console {
+        writer: BoxMakeWriter::new(tracing_subscriber::fmt::TestWriter::new()),
+        ansi: false,
+        journal: false,
+    };
+    let files = logging::init_with(&settings, &syslog_path, console).unwrap();
 
     tracing::debug!("below the configured level");
     tracing::info!(users = 12, "cycle finished");
@@ -63,4 +67,15 @@ fn init_writes_rotated_log_files_and_sends_warnings_to_syslog() {
         syslog.recv(&mut buf).is_err(),
         "only the warning goes to syslog"
     );
+
+    // logrotate renames the files and sends SIGHUP: the service reopens.
+    let renamed = log_dir.join(format!("{LOG_FILE_NAME}-rotated"));
+    fs::rename(log_dir.join(LOG_FILE_NAME), &renamed).unwrap();
+    assert_eq!(files.reopen().unwrap(), Some(log_dir.join(LOG_FILE_NAME)));
+    tracing::info!("after the reopen");
+    let reopened = fs::read_to_string(log_dir.join(LOG_FILE_NAME)).unwrap();
+    assert!(reopened.contains("after the reopen"), "{reopened}");
+    assert!(!fs::read_to_string(&renamed)
+        .unwrap()
+        .contains("after the reopen"));
 }

@@ -1,4 +1,5 @@
-//! `run` (the service) and `once` (one cycle).
+//! `run` (the service: scheduling, systemd readiness and watchdog, SIGHUP
+//! reload) and `once` (one cycle).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,14 +10,18 @@ use chrono::Utc;
 use clap::Args;
 use ews_calendar_replicator::app::{assemble, AssembleError, ConfiguredEngine};
 use ews_calendar_replicator::config::{self, Config, LoadContext};
-use ews_calendar_replicator::logging;
+use ews_calendar_replicator::logging::{self, LogFiles, LoggingSettings};
 use ews_calendar_replicator::monitoring::{Monitor, MonitoringServer};
+use ews_calendar_replicator::replication::scheduler::{
+    run_turns, Beat, Heartbeat, Scheduled, Turn,
+};
 use ews_calendar_replicator::replication::{
-    run_scheduled, CycleObserver, CycleOptions, CycleReport, MemoryStateStore, StateStore,
-    UserOutcome,
+    CycleObserver, CycleOptions, CycleReport, MemoryStateStore, StateStore, UserOutcome,
 };
 use ews_calendar_replicator::state::SqliteStateStore;
-use ews_calendar_replicator::systemd::Notifier;
+use ews_calendar_replicator::systemd::{Notifier, Watchdog};
+use std::sync::{Arc, Mutex};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use super::{load_config, output, progress};
@@ -61,37 +66,15 @@ fn shutdown_on_signals() -> watch::Receiver<bool> {
     rx
 }
 
-fn init_logging(config: &Config) -> Result<(), String> {
-    logging::init(&config.logging).map_err(|e| format!("logging: {e}"))?;
-    for warning in &config.warnings {
-        tracing::warn!(key = %warning.key, "{}", warning.message);
-    }
-    Ok(())
+fn init_logging(config: &Config) -> Result<LogFiles, String> {
+    let files = logging::init(&config.logging).map_err(|e| format!("logging: {e}"))?;
+    log_config_warnings(config);
+    Ok(files)
 }
 
-/// Assembles the engine, retrying while a server is down at start (the
-/// service must come up by itself once the UCServer or directory is back).
-async fn assemble_until_ready<S: StateStore + Clone>(
-    config: &Config,
-    state: S,
-    shutdown: &mut watch::Receiver<bool>,
-    monitor: &Monitor,
-) -> Option<ConfiguredEngine<S>> {
-    let mut delay = Duration::from_secs(5);
-    loop {
-        match assemble(config, state.clone()).await {
-            Ok(engine) => return Some(engine),
-            Err(e) => {
-                monitor.server_unreachable(e.server(), &e.to_string()); // monitoring
-                tracing::error!("cannot start replicating: {e}; trying again in {delay:?}");
-                record_could_not_run(&state, &e);
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return None,
-        }
-        delay = (delay * 2).min(config.replication.interval.min(Duration::from_secs(300)));
+fn log_config_warnings(config: &Config) {
+    for warning in &config.warnings {
+        tracing::warn!(key = %warning.key, "{}", warning.message);
     }
 }
 
@@ -113,54 +96,267 @@ fn refuse_readable_secrets(config: &Config) -> Result<(), String> {
     ))
 }
 
+/// The first wait after a failed start; it doubles up to
+/// `min(interval, 5 minutes)`.
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+
+/// The service as the scheduler sees it: the configuration in force, the
+/// engine once the servers answered, a configuration reloaded by SIGHUP
+/// waiting for the next turn.
+struct Service<S> {
+    config: Config,
+    reloaded: Arc<Mutex<Option<Config>>>,
+    state: S,
+    engine: Option<ConfiguredEngine<S>>,
+    retry_delay: Duration,
+    notifier: Notifier,
+    warned_load: bool,
+    /// What the monitoring endpoints show (observes every engine built).
+    monitor: Arc<Monitor>,
+}
+
+impl<S: StateStore + Clone> Service<S> {
+    /// A configuration reloaded since the last turn replaces the one in
+    /// force; the engine is assembled anew from it.
+    fn apply_reloaded(&mut self) {
+        let reloaded = self
+            .reloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(config) = reloaded {
+            tracing::info!(
+                config = %config.file.display(),
+                "using the reloaded configuration from this cycle on"
+            );
+            self.monitor.set_interval(config.replication.interval);
+            self.config = config;
+            self.engine = None;
+            self.retry_delay = FIRST_RETRY;
+            self.warned_load = false;
+        }
+    }
+
+    fn status(&self, text: &str) {
+        let _ = self.notifier.status(text);
+    }
+}
+
+impl<S: StateStore + Clone> Scheduled for Service<S> {
+    fn interval(&self) -> Duration {
+        self.config.replication.interval
+    }
+
+    async fn turn(&mut self, shutdown: &watch::Receiver<bool>) -> Turn {
+        self.apply_reloaded();
+        if self.engine.is_none() {
+            // The service keeps running while a server is down at start
+            // and comes up by itself once it is back.
+            let mut stop = shutdown.clone();
+            let assembled = tokio::select! {
+                assembled = assemble(&self.config, self.state.clone()) => assembled,
+                _ = stop.wait_for(|stop| *stop) => return Turn::NotStarted { retry_in: Duration::ZERO },
+            };
+            match assembled {
+                Ok(engine) => {
+                    let engine = engine.with_observer(self.monitor.clone());
+                    engine.calendars().observe(self.monitor.clone());
+                    self.engine = Some(engine);
+                    self.retry_delay = FIRST_RETRY;
+                }
+                Err(e) => {
+                    let delay = self.retry_delay;
+                    tracing::error!("cannot start replicating: {e}; trying again in {delay:?}");
+                    self.monitor.server_unreachable(e.server(), &e.to_string());
+                    record_could_not_run(&self.state, &e);
+                    self.status(&match &e {
+                        AssembleError::UcServer(reason) => {
+                            format!("waiting for the UCServer: {reason}")
+                        }
+                        AssembleError::Directory(reason) => {
+                            format!("waiting for the directory: {reason}")
+                        }
+                    });
+                    self.retry_delay = (delay * 2).min(
+                        self.config
+                            .replication
+                            .interval
+                            .min(Duration::from_secs(300)),
+                    );
+                    return Turn::NotStarted { retry_in: delay };
+                }
+            }
+        }
+        let Some(engine) = &self.engine else {
+            unreachable!("assembled above")
+        };
+        self.status("replicating");
+        let options = CycleOptions {
+            shutdown: Some(shutdown.clone()),
+            ..CycleOptions::default()
+        };
+        // The engine logs the cycle's summary and each failed user.
+        let report = engine.run_cycle(Utc::now(), &options).await;
+        if !self.warned_load {
+            self.warned_load = true;
+            if let Some(warning) =
+                config::load_warning(&self.config.replication, report.counters.listed)
+            {
+                tracing::warn!("{warning}");
+            }
+        }
+        let finished = report.finished_at.format("%H:%M:%S");
+        let c = &report.counters;
+        self.status(&match &report.error {
+            Some(error) => format!("last cycle {finished} failed: {error}"),
+            None => format!(
+                "last cycle {finished}: {} written, {} unchanged, {} skipped, {} failed",
+                c.written, c.unchanged, c.skipped, c.failed
+            ),
+        });
+        Turn::Ran {
+            abandoned: report.abandoned,
+        }
+    }
+}
+
+/// The settings a reload cannot change (they take effect on restart).
+struct Startup {
+    logging: LoggingSettings,
+    state_path: PathBuf,
+}
+
+/// What SIGHUP does: reopen the log files (logrotate renamed them) and
+/// read the configuration again. A valid one waits in `reloaded` for the
+/// next cycle and `retry` is poked (a service waiting for a server tries
+/// again at once); an invalid one is reported and the old one stays.
+fn reload(
+    path: &Path,
+    running: &Startup,
+    log_files: &LogFiles,
+    reloaded: &Mutex<Option<Config>>,
+    retry: &watch::Sender<()>,
+) {
+    match log_files.reopen() {
+        Ok(Some(file)) => tracing::info!("SIGHUP: log file {} reopened", file.display()),
+        Ok(None) => {}
+        Err(e) => tracing::error!(
+            "SIGHUP: cannot reopen the log file ({e}); logging goes on to the file open before; make [logging] directory writable for the service user"
+        ),
+    }
+    let config = match load_config(path).and_then(|config| {
+        refuse_readable_secrets(&config)?;
+        Ok(config)
+    }) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: the configuration was not reloaded: {e}; the service goes on with the configuration it had: correct the file and reload again (systemctl reload ews-calendar-replicator)"
+            );
+            return;
+        }
+    };
+    log_config_warnings(&config);
+    if config.logging != running.logging {
+        tracing::warn!(
+            "SIGHUP: [logging] changed; log settings take effect when the service restarts (systemctl restart ews-calendar-replicator)"
+        );
+    }
+    if config.state_path != running.state_path {
+        tracing::warn!(
+            "SIGHUP: [state] path changed; the state database in use stays {} until the service restarts",
+            running.state_path.display()
+        );
+    }
+    tracing::info!(
+        config = %path.display(),
+        interval_minutes = config.replication.interval.as_secs() / 60,
+        "SIGHUP: configuration reloaded; it applies from the next cycle"
+    );
+    *reloaded.lock().unwrap_or_else(|e| e.into_inner()) = Some(config);
+    let _ = retry.send(());
+}
+
 /// `run`: the service.
 pub async fn run(path: &Path) -> Result<ExitCode, String> {
+    // SIGHUP's default action ends the process (rc 129): take it over first.
+    let mut hangups = signal(SignalKind::hangup())
+        .map_err(|e| format!("cannot listen for SIGHUP (reload): {e}"))?;
     let config = load_config(path)?;
     refuse_readable_secrets(&config)?;
-    init_logging(&config)?;
+    let log_files = init_logging(&config)?;
     let state = SqliteStateStore::open(&config.state_path).map_err(|e| e.to_string())?;
-    let state = std::sync::Arc::new(state);
+    let state = Arc::new(state);
     let notifier = Notifier::from_env();
-    let mut shutdown = shutdown_on_signals();
+    let shutdown = shutdown_on_signals();
     tracing::info!(
         config = %config.file.display(),
         interval_minutes = config.replication.interval.as_secs() / 60,
         "ews-calendar-replicator {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    // monitoring (issue #16): the endpoints, and the observer they read
-    let monitor = std::sync::Arc::new(Monitor::new(config.replication.interval));
+
+    let reloaded = Arc::new(Mutex::new(None));
+    let (retry_tx, retry_rx) = watch::channel(());
+    {
+        let running = Startup {
+            logging: config.logging.clone(),
+            state_path: config.state_path.clone(),
+        };
+        let (path, reloaded) = (path.to_owned(), reloaded.clone());
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                reload(&path, &running, &log_files, &reloaded, &retry_tx);
+            }
+        });
+    }
+
+    // Monitoring (metrics, /healthz and the status page) starts beside the
+    // scheduler, before READY=1: an address that cannot be bound fails the
+    // start, naming monitoring.listen.
+    let monitor = Arc::new(Monitor::new(config.replication.interval));
     let _monitoring = match config.monitoring.listen {
         Some(listen) => Some(MonitoringServer::start(listen, monitor.clone()).await?),
         None => None,
     };
-    let _ = notifier.status("connecting");
-    let Some(engine) = assemble_until_ready(&config, state, &mut shutdown, &monitor).await else {
-        let _ = notifier.stopping();
-        return Ok(ExitCode::SUCCESS);
-    };
-    let engine = engine.with_observer(monitor.clone()); // monitoring
-    engine.calendars().observe(monitor.clone()); // monitoring
+
+    // Ready means running and scheduling: whether the servers answer is
+    // shown in STATUS=, not by holding back READY=1 (TimeoutStartSec would
+    // end a service whose UCServer is down at boot).
+    let _ = notifier.status("connecting to the directory and the UCServer");
     let _ = notifier.ready();
-    let mut warned_load = false;
-    let summary = run_scheduled(&engine, CycleOptions::default(), shutdown, |report| {
-        log_cycle(report);
-        if !warned_load {
-            warned_load = true;
-            if let Some(warning) = config::load_warning(&config.replication, report.counters.listed)
-            {
-                tracing::warn!("{warning}");
-            }
+    let heartbeat = Watchdog::from_env().map(|watchdog| {
+        let notifier = notifier.clone();
+        let mut reported = false;
+        Heartbeat {
+            every: watchdog.ping_every(),
+            tick: Box::new(move |beat| match beat {
+                Beat::Alive => {
+                    reported = false;
+                    let _ = notifier.watchdog();
+                }
+                Beat::Hung { running_for } if !reported => {
+                    reported = true;
+                    tracing::error!(
+                        "the running cycle has taken {} minutes, past the limit of four intervals (at least an hour): taken as hung, the watchdog is no longer pinged and systemd restarts the service",
+                        running_for.as_secs() / 60
+                    );
+                }
+                Beat::Hung { .. } => {}
+            }),
         }
-        let _ = notifier.status(&format!(
-            "last cycle {}: {} written, {} unchanged, {} failed",
-            report.finished_at.format("%H:%M:%S"),
-            report.counters.written,
-            report.counters.unchanged,
-            report.counters.failed
-        ));
-    })
-    .await;
+    });
+    let mut service = Service {
+        config,
+        reloaded,
+        state,
+        engine: None,
+        retry_delay: FIRST_RETRY,
+        notifier: notifier.clone(),
+        warned_load: false,
+        monitor,
+    };
+    let summary = run_turns(&mut service, shutdown, Some(retry_rx), heartbeat).await;
     let _ = notifier.stopping();
     tracing::info!(
         cycles = summary.cycles,
@@ -169,27 +365,6 @@ pub async fn run(path: &Path) -> Result<ExitCode, String> {
         "stopped"
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn log_cycle(report: &CycleReport) {
-    let c = &report.counters;
-    if let Some(error) = &report.error {
-        tracing::error!("cycle failed: {error}");
-    }
-    for user in &report.users {
-        if let UserOutcome::Failed { reason } = &user.outcome {
-            tracing::warn!(user = %user.user_name, "not replicated: {reason}");
-        }
-    }
-    tracing::info!(
-        listed = c.listed,
-        written = c.written,
-        unchanged = c.unchanged,
-        skipped = c.skipped,
-        failed = c.failed,
-        duration_ms = report.durations.total_ms,
-        "cycle finished"
-    );
 }
 
 /// `once`'s exit codes (documented in `once --help` and the README).

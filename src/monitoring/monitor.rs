@@ -84,7 +84,8 @@ struct State {
 /// The service's monitor: an observer of the engine and of the Exchange
 /// reader, read by the HTTP endpoints.
 pub struct Monitor {
-    interval: Duration,
+    /// The replication interval in force (a SIGHUP reload may change it).
+    interval: Mutex<Duration>,
     started: Instant,
     started_at: DateTime<Utc>,
     metrics: Metrics,
@@ -95,7 +96,7 @@ impl Monitor {
     /// `interval`: the replication interval (the health check allows two).
     pub fn new(interval: Duration) -> Monitor {
         Monitor {
-            interval,
+            interval: Mutex::new(interval),
             started: Instant::now(),
             started_at: Utc::now(),
             metrics: Metrics::new(),
@@ -111,6 +112,15 @@ impl Monitor {
                 failing: Vec::new(),
             }),
         }
+    }
+
+    /// A reloaded configuration's interval: the health check follows it.
+    pub fn set_interval(&self, interval: Duration) {
+        *self.interval.lock().unwrap_or_else(|e| e.into_inner()) = interval;
+    }
+
+    fn interval(&self) -> Duration {
+        *self.interval.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -140,7 +150,7 @@ impl Monitor {
         let state = self.state();
         let since = state.last_finished.unwrap_or(self.started);
         let age = now.saturating_duration_since(since);
-        let limit = self.interval * 2;
+        let limit = self.interval() * 2;
         let mut problems = Vec::new();
         if age > limit {
             problems.push(match state.last_finished {
@@ -182,7 +192,7 @@ impl Monitor {
         Snapshot {
             version: env!("CARGO_PKG_VERSION"),
             started_at: self.started_at,
-            interval: self.interval,
+            interval: self.interval(),
             cycle_running_since: state.cycle_running_since,
             last_success_at: state.last_success_at,
             cycles: state.cycles.iter().cloned().collect(),

@@ -329,10 +329,20 @@ path = "{state}"
     /// As [`spawn_service`](Self::spawn_service), with the wall clock
     /// `clock` shows when given.
     pub fn spawn_service_with_clock(&self, clock: Option<&SteppedClock>) -> tokio::process::Child {
+        self.spawn_service_with(|command| {
+            if let Some(clock) = clock {
+                clock.apply(command);
+            }
+        })
+    }
+
+    /// As [`spawn_service`](Self::spawn_service), the command changed by
+    /// `configure` (environment, stderr) before it starts.
+    pub fn spawn_service_with(
+        &self,
+        configure: impl FnOnce(&mut tokio::process::Command),
+    ) -> tokio::process::Child {
         let mut command = tokio::process::Command::new(BIN);
-        if let Some(clock) = clock {
-            clock.apply(&mut command);
-        }
         command
             .arg("run")
             .arg("--config")
@@ -340,9 +350,14 @@ path = "{state}"
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
+            .kill_on_drop(true);
+        configure(&mut command);
+        command.spawn().unwrap()
+    }
+
+    /// The current log file's text ("" before it exists).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("logs/ews-calendar-replicator.log")).unwrap_or_default()
     }
 
     pub fn offline(&self) -> Vec<&SimUser> {
@@ -479,6 +494,51 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+/// A service manager's notification socket (`$NOTIFY_SOCKET`), as systemd
+/// listens on it for a `Type=notify` service.
+pub struct NotifyListener {
+    pub path: PathBuf,
+    socket: tokio::net::UnixDatagram,
+    /// Every datagram received so far.
+    pub received: Vec<String>,
+}
+
+impl NotifyListener {
+    pub fn bind(lab: &Lab) -> NotifyListener {
+        let path = lab.path("notify.sock");
+        let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+        NotifyListener {
+            path,
+            socket,
+            received: Vec::new(),
+        }
+    }
+
+    /// Receives until a datagram satisfies `wanted` and returns it; panics
+    /// with `what` and what arrived after 60 s (a hang guard, not a
+    /// measurement).
+    pub async fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        if let Some(found) = self.received.iter().find(|d| wanted(d)) {
+            return found.clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = tokio::time::timeout_at(deadline, self.socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no {what} from the service; received: {:?}", self.received)
+                })
+                .unwrap();
+            let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
+            self.received.push(datagram.clone());
+            if wanted(&datagram) {
+                return datagram;
+            }
+        }
+    }
 }
 
 /// libfaketime from Debian's `libfaketime` package (installed with `faketime`).
