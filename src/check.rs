@@ -654,15 +654,7 @@ async fn report_exchange_error(
                 skip_rest(report, "no HTTP answer");
             }
             TransportError::Http { status, .. } => {
-                report.pass(area, "HTTP", format!("HTTP {status}"));
-                report.fail(
-                    area,
-                    "EWS service",
-                    error.to_string(),
-                    http_status_fix(status.as_u16()),
-                );
-                report.skip(area, "authentication", "no authenticated answer");
-                skip_rest(report, "no EWS answer");
+                http_answer_without_ews(report, area, *status, error);
             }
             TransportError::BodyTooLarge { .. } => {
                 report.pass(area, "HTTP", "an answer larger than the limit");
@@ -682,17 +674,7 @@ async fn report_exchange_error(
             report.skip(area, "authentication", "no authenticated answer");
             skip_rest(report, "no EWS answer");
         }
-        EwsError::Http { status, .. } => {
-            report.pass(area, "HTTP", format!("HTTP {status}"));
-            report.fail(
-                area,
-                "EWS service",
-                error.to_string(),
-                http_status_fix(status.as_u16()),
-            );
-            report.skip(area, "authentication", "no authenticated answer");
-            skip_rest(report, "no EWS answer");
-        }
+        EwsError::Http { status, .. } => http_answer_without_ews(report, area, *status, error),
         EwsError::Fault { fault, .. } => {
             report.pass(area, "HTTP", "an EWS SOAP fault");
             report.pass(
@@ -730,6 +712,25 @@ async fn report_exchange_error(
             report.fail(area, "client", error.to_string(), "check `[exchange]`");
         }
     }
+}
+
+/// An HTTP answer that is not EWS's (404, 403, a 5xx without a SOAP fault):
+/// HTTP is proven, the EWS service and everything after it are not.
+fn http_answer_without_ews(
+    report: &mut CheckReport,
+    area: &'static str,
+    status: http::StatusCode,
+    error: &EwsError,
+) {
+    report.pass(area, "HTTP", format!("HTTP {status}"));
+    report.fail(
+        area,
+        "EWS service",
+        error.to_string(),
+        http_status_fix(status.as_u16()),
+    );
+    report.skip(area, "authentication", "no authenticated answer");
+    report.skip(area, "availability query", "no EWS answer");
 }
 
 fn http_status_fix(status: u16) -> &'static str {

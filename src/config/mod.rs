@@ -258,11 +258,7 @@ pub fn load_state_path(file: &Path, context: &LoadContext) -> Result<PathBuf, Co
     let source = SourceMap::new(text.expose());
     let raw: RawConfig =
         toml::from_str(text.expose()).map_err(|e| translate_toml_error(file, &source, &e))?;
-    let base_dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| fs::canonicalize(p).unwrap_or_else(|_| p.to_owned()))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = base_dir_of(file);
     let builder = Builder {
         file,
         base_dir,
@@ -272,6 +268,14 @@ pub fn load_state_path(file: &Path, context: &LoadContext) -> Result<PathBuf, Co
         readable_secrets: Vec::new(),
     };
     builder.state(raw.state)
+}
+
+/// The directory relative paths in `file` are relative to.
+fn base_dir_of(file: &Path) -> PathBuf {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| fs::canonicalize(p).unwrap_or_else(|_| p.to_owned()))
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Parses `text` as if read from `file` (named in errors; relative paths are
@@ -285,11 +289,7 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
     let inline_password = raw.ucserver.as_ref().is_some_and(|s| s.password.is_some())
         || raw.directory.as_ref().is_some_and(|s| s.password.is_some())
         || raw.exchange.as_ref().is_some_and(|s| s.password.is_some());
-    let base_dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| fs::canonicalize(p).unwrap_or_else(|_| p.to_owned()))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = base_dir_of(file);
     let mut builder = Builder {
         file,
         base_dir,
