@@ -7,13 +7,23 @@ mod cli;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use ews_calendar_replicator::config::{default_config_path, LoadContext};
 
 use cli::sim::SimServer;
 
+/// `--version`: the version, the git commit and the build date (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EWS_BUILD_COMMIT"),
+    ", built ",
+    env!("EWS_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "ews-calendar-replicator", version, about)]
+#[command(name = "ews-calendar-replicator", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,6 +94,10 @@ enum Command {
         #[command(subcommand)]
         server: SimServer,
     },
+    /// Write the man pages and shell completions of this command line (the
+    /// Debian package's build runs it).
+    #[command(hide = true)]
+    GenerateDocs(cli::docs::DocsArgs),
 }
 
 #[derive(Subcommand)]
@@ -136,6 +150,7 @@ async fn main() -> ExitCode {
             command: ConfigCommand::Init { config, force },
         } => cli::config_init(config, force),
         Command::Demo(args) => cli::demo::demo(args).await,
+        Command::GenerateDocs(args) => cli::docs::generate(Cli::command(), args),
         Command::Sim {
             server: SimServer::Ucserver(args),
         } => cli::sim::sim_ucserver(args)

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod docs;
 pub mod progress;
 pub mod service;
 pub mod sim;
