@@ -94,10 +94,6 @@ enum Command {
         #[command(subcommand)]
         server: SimServer,
     },
-    /// Write the man pages and shell completions of this command line (the
-    /// Debian package's build runs it).
-    #[command(hide = true)]
-    GenerateDocs(cli::docs::DocsArgs),
 }
 
 #[derive(Subcommand)]
@@ -107,6 +103,9 @@ enum ConfigCommand {
         /// Where to write it (default: the default configuration path).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Where to write it, as `config init PATH` (the same as -c PATH).
+        #[arg(value_name = "PATH", conflicts_with = "config")]
+        path: Option<PathBuf>,
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
@@ -132,6 +131,11 @@ fn forbid_core_dumps() {
 async fn main() -> ExitCode {
     forbid_core_dumps();
     ews_calendar_replicator::memory::tune_allocator();
+    // Outside the command line it documents, so that the man pages and
+    // completions do not offer it.
+    if let Some(code) = cli::docs::run_if_asked(Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(config) => cli::service::run(&config.path()).await,
@@ -147,10 +151,14 @@ async fn main() -> ExitCode {
             cycles,
         } => cli::status::status(&config.path(), json, cycles),
         Command::Config {
-            command: ConfigCommand::Init { config, force },
-        } => cli::config_init(config, force),
+            command:
+                ConfigCommand::Init {
+                    config,
+                    path,
+                    force,
+                },
+        } => cli::config_init(config.or(path), force),
         Command::Demo(args) => cli::demo::demo(args).await,
-        Command::GenerateDocs(args) => cli::docs::generate(Cli::command(), args),
         Command::Sim {
             server: SimServer::Ucserver(args),
         } => cli::sim::sim_ucserver(args)
@@ -161,6 +169,9 @@ async fn main() -> ExitCode {
         } => cli::sim::sim_exchange(args)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Sim {
+            server: SimServer::Lab(args),
+        } => cli::lab::sim_lab(args).await.map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

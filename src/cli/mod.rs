@@ -4,6 +4,7 @@
 pub mod check;
 pub mod demo;
 pub mod docs;
+pub mod lab;
 pub mod progress;
 pub mod service;
 pub mod sim;
