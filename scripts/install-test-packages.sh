@@ -6,6 +6,8 @@
 #   samba, ldap-utils        the test domain controller (scripts/test-dc.sh)
 #   faketime                 the fault matrix's clock-jump rows and the soak
 #   chromium                 tests/monitoring.rs renders the status page headless
+#   man-db                   `man -w` finds the Debian package's man page
+#                            (scripts/package-test.sh)
 set -euo pipefail
 missing=()
 command -v xmllint >/dev/null || missing+=(libxml2-utils)
@@ -13,6 +15,8 @@ command -v samba >/dev/null || missing+=(samba)
 command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 command -v chromium >/dev/null || missing+=(chromium)
+# the Debian package stage (scripts/package-test.sh)
+command -v man >/dev/null || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing ${missing[*]}: apt-get install ${missing[*]} (as root)" >&2

@@ -7,13 +7,23 @@ mod cli;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use ews_calendar_replicator::config::{default_config_path, LoadContext};
 
 use cli::sim::SimServer;
 
+/// `--version`: the version, the git commit and the build date (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EWS_BUILD_COMMIT"),
+    ", built ",
+    env!("EWS_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "ews-calendar-replicator", version, about)]
+#[command(name = "ews-calendar-replicator", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,6 +106,9 @@ enum ConfigCommand {
         /// Where to write it (default: the default configuration path).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Where to write it, as `config init PATH` (the same as -c PATH).
+        #[arg(value_name = "PATH", conflicts_with = "config")]
+        path: Option<PathBuf>,
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
@@ -121,6 +134,11 @@ fn forbid_core_dumps() {
 async fn main() -> ExitCode {
     forbid_core_dumps();
     ews_calendar_replicator::memory::tune_allocator();
+    // Outside the command line it documents, so that the man pages and
+    // completions do not offer it.
+    if let Some(code) = cli::docs::run_if_asked(Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(config) => cli::service::run(&config.path()).await,
@@ -136,8 +154,13 @@ async fn main() -> ExitCode {
             cycles,
         } => cli::status::status(&config.path(), json, cycles),
         Command::Config {
-            command: ConfigCommand::Init { config, force },
-        } => cli::config_init(config, force),
+            command:
+                ConfigCommand::Init {
+                    config,
+                    path,
+                    force,
+                },
+        } => cli::config_init(config.or(path), force),
         Command::Demo(args) => cli::demo::demo(args).await,
         Command::Sim {
             server: SimServer::Ucserver(args),
@@ -149,6 +172,9 @@ async fn main() -> ExitCode {
         } => cli::sim::sim_exchange(args)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Sim {
+            server: SimServer::Lab(args),
+        } => cli::lab::sim_lab(args).await.map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,8 @@ use ews_calendar_replicator::replication::PrivateAppointments;
 #[derive(Clone, Copy, ValueEnum)]
 enum Privacy {
     Skip,
+    /// The configuration file's spelling; `times-only` is accepted too.
+    #[value(name = "times_only", alias = "times-only")]
     TimesOnly,
     Full,
 }

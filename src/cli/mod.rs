@@ -3,6 +3,8 @@
 
 pub mod check;
 pub mod demo;
+pub mod docs;
+pub mod lab;
 pub mod output;
 pub mod progress;
 pub mod service;

@@ -20,6 +20,10 @@ pub enum SimServer {
     Ucserver(UcServerArgs),
     /// A simulated Exchange server (EWS at /EWS/Exchange.asmx with NTLM).
     Exchange(ExchangeArgs),
+    /// Both simulators with matching users, and a configuration for them in
+    /// DIR/config.toml: try `check`, `once`, `run` and `status` without
+    /// servers. Ctrl-C stops it.
+    Lab(super::lab::LabArgs),
 }
 
 #[derive(Args)]

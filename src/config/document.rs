@@ -189,7 +189,7 @@ pub const SECTIONS: &[SectionDoc] = &[
             ),
             key(
                 "version",
-                "The EWS schema version requested: Exchange2007_SP1, Exchange2010,\nExchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1 (default),\nExchange2016 (also for Exchange 2019).",
+                "The EWS schema version requested: Exchange2007_SP1, Exchange2010,\nExchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1 (default),\nExchange2016 (also for Exchange 2019 and Subscription Edition, which\nadded no schema version: Exchange2019 and ExchangeSE are accepted for it).",
                 "\"Exchange2013_SP1\"",
                 true,
             ),

@@ -151,9 +151,17 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
         )
     }
 
+    /// yes/no, also answered y/n (any case).
     fn yes_no(&mut self, question: &str, default: bool) -> Result<bool, InitError> {
-        let answer = self.choose(question, &["yes", "no"], if default { "yes" } else { "no" })?;
-        Ok(answer == "yes")
+        let answer = self.ask(
+            &format!("{question} (yes/no)"),
+            Some(if default { "yes" } else { "no" }),
+            &|answer| match parse_yes_no(answer) {
+                Some(_) => Ok(()),
+                None => Err("answer yes or no (y/n)".to_owned()),
+            },
+        )?;
+        Ok(parse_yes_no(&answer) == Some(true))
     }
 
     fn ask_secret(&mut self, question: &str) -> Result<String, InitError> {
@@ -187,6 +195,47 @@ impl Prompter<io::StdinLock<'static>, io::Stdout> {
             hide_echo: EchoOff::stdin,
         }
     }
+}
+
+fn parse_yes_no(answer: &str) -> Option<bool> {
+    match answer.to_ascii_lowercase().as_str() {
+        "yes" | "y" => Some(true),
+        "no" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// An account as NTLM and Negotiate need it: a bare user name has no domain
+/// to authenticate in.
+fn check_account(answer: &str) -> Result<(), String> {
+    if !answer.contains('\\') && !answer.contains('@') {
+        return Err(format!(
+            "{answer:?} has no domain: write DOMAIN\\{answer} or {answer}@domain"
+        ));
+    }
+    crate::ews::transport::Credentials::new(answer, "x", Default::default())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Exchange's own names for its versions; 2019 and Subscription Edition
+/// take the Exchange2016 schema (`ews::ExchangeVersion`).
+fn check_exchange_version(answer: &str) -> Result<(), String> {
+    answer
+        .parse::<crate::ews::ExchangeVersion>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A web-service URL on the native port reaches a server that does not speak
+/// HTTP there.
+fn native_port_warning(url: &str) -> Option<&'static str> {
+    let url = url::Url::parse(url).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.port() == Some(7222)).then_some(
+        "warning: 7222 is the UCServer's native port, not its web service (7224 http, \
+         7225 https); for the native port answer `native` to the transport question \
+         and give tcp+starttls://host:7222",
+    )
 }
 
 /// A TOML string literal.
@@ -319,6 +368,9 @@ pub fn init<R: BufRead, W: Write>(
         )?
     };
     values.insert(("ucserver", "url"), quoted(&url));
+    if let Some(warning) = native_port_warning(&url) {
+        prompter.say(&format!("  {warning}"))?;
+    }
     if url.trim().to_ascii_lowercase().starts_with("http://") {
         prompter.say("  Over http:// the administrator password crosses the network in clear.")?;
         let allow = prompter.yes_no("Accept that (allow_plain_http = true)", false)?;
@@ -394,27 +446,43 @@ pub fn init<R: BufRead, W: Write>(
     let username = prompter.ask(
         "Exchange account (DOMAIN\\user or user@domain)",
         None,
-        &|answer: &str| {
-            crate::ews::transport::Credentials::new(answer, "x", Default::default())
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        },
+        &check_account,
     )?;
     values.insert(("exchange", "username"), quoted(&username));
     ask_password(prompter, &mut values, "exchange", "Exchange account")?;
     let auth = prompter.choose("Authentication", &["ntlm", "negotiate", "basic"], "ntlm")?;
     values.insert(("exchange", "auth"), quoted(&auth));
+    let version = prompter.ask(
+        "Exchange version (Exchange2013, Exchange2013_SP1, Exchange2016; Exchange2019 and ExchangeSE use Exchange2016)",
+        Some(crate::ews::ExchangeVersion::default().as_str()),
+        &check_exchange_version,
+    )?;
+    let version = version
+        .parse::<crate::ews::ExchangeVersion>()
+        .expect("checked by check_exchange_version");
+    values.insert(("exchange", "version"), quoted(version.as_str()));
 
     prompter.say("\nReplication")?;
     let interval = prompter.ask("Minutes between cycles", Some("15"), &check_number(1, 1440))?;
     values.insert(("replication", "interval_minutes"), interval);
     let offline = prompter.yes_no("Only users whose ProCall client is not logged on", true)?;
     values.insert(("replication", "only_offline_users"), offline.to_string());
-    let private = prompter.choose(
-        "Private appointments",
-        &["skip", "times_only", "full"],
-        "skip",
+    // One spelling in the file; the command line's `times-only` is taken too.
+    let private_mode = |answer: &str| match answer {
+        "skip" | "times_only" | "full" => Some(answer.to_owned()),
+        "times-only" => Some("times_only".to_owned()),
+        _ => None,
+    };
+    let private = prompter.ask(
+        "Private appointments (skip/times_only/full)",
+        Some("skip"),
+        &|answer| {
+            private_mode(answer)
+                .map(|_| ())
+                .ok_or_else(|| "answer one of skip/times_only/full".to_owned())
+        },
     )?;
+    let private = private_mode(&private).expect("checked by the question");
     values.insert(("replication", "private_appointments"), quoted(&private));
 
     let text = document::render(&|section, key| {
@@ -485,5 +553,133 @@ mod write_tests {
         let mode = fs::metadata(&target).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
         assert_eq!(fs::read_to_string(&target).unwrap(), "password = \"new\"\n");
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// The answers of a full `init` with a static directory, by question;
+    /// `change` replaces the answers given for one question.
+    fn answers(change: &[(&str, &str)]) -> String {
+        let mut answers = vec![
+            ("transport", "web-service"),
+            ("ucserver url", "https://uc.example.com:7225"),
+            ("ucserver user", "Administrator"),
+            ("ucserver password source", "inline"),
+            ("ucserver password", "uc-pass"),
+            ("ucserver ca", ""),
+            ("directory kind", "static"),
+            ("directory file", "users.toml"),
+            ("ews url", "https://mail.example.com/EWS/Exchange.asmx"),
+            ("exchange account", "CORP\\svc"),
+            ("exchange password source", "inline"),
+            ("exchange password", "ews-pass"),
+            ("auth", "ntlm"),
+            ("version", ""),
+            ("interval", ""),
+            ("offline only", ""),
+            ("private", ""),
+        ];
+        for (question, answer) in change {
+            let slot = answers
+                .iter_mut()
+                .find(|(q, _)| q == question)
+                .unwrap_or_else(|| panic!("no question {question}"));
+            slot.1 = answer;
+        }
+        answers.iter().map(|(_, a)| format!("{a}\n")).collect()
+    }
+
+    /// Runs `init` and returns what it printed and the file it wrote.
+    fn run(change: &[(&str, &str)]) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("config.toml");
+        let mut output = Vec::new();
+        let mut prompter = Prompter::new(Cursor::new(answers(change).into_bytes()), &mut output);
+        init(
+            &mut prompter,
+            &target,
+            false,
+            &LoadContext::with_vars([("HOME", "/h")]),
+        )
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output)));
+        (
+            String::from_utf8(output).unwrap(),
+            fs::read_to_string(&target).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_bare_exchange_user_name_is_asked_again() {
+        let (output, file) = run(&[("exchange account", "svc\nCORP\\svc")]);
+        assert!(
+            output.contains("\"svc\" has no domain: write DOMAIN\\svc or svc@domain"),
+            "{output}"
+        );
+        assert!(
+            file.contains("username = 'CORP\\svc'") || file.contains("username = \"CORP\\\\svc\""),
+            "{file}"
+        );
+    }
+
+    #[test]
+    fn yes_and_no_may_be_answered_y_and_n() {
+        let (_, file) = run(&[("offline only", "n")]);
+        assert!(file.contains("only_offline_users = false"), "{file}");
+        let (_, file) = run(&[("offline only", "Y")]);
+        assert!(file.contains("only_offline_users = true"), "{file}");
+        let (output, file) = run(&[("offline only", "maybe\nn")]);
+        assert!(output.contains("answer yes or no (y/n)"), "{output}");
+        assert!(file.contains("only_offline_users = false"), "{file}");
+    }
+
+    #[test]
+    fn exchange_2019_and_se_are_written_as_the_2016_schema() {
+        for name in ["Exchange2019", "ExchangeSE", "exchange2016"] {
+            let (_, file) = run(&[("version", name)]);
+            assert!(
+                file.contains("\nversion = \"Exchange2016\""),
+                "{name}: {file}"
+            );
+        }
+        let (output, file) = run(&[("version", "Exchange2020\nExchange2013")]);
+        assert!(
+            output.contains("unknown Exchange version \"Exchange2020\""),
+            "{output}"
+        );
+        assert!(file.contains("\nversion = \"Exchange2013\""), "{file}");
+        let (_, file) = run(&[]);
+        assert!(file.contains("\nversion = \"Exchange2013_SP1\""), "{file}");
+    }
+
+    #[test]
+    fn a_web_service_url_on_port_7222_is_warned_to_be_the_native_port() {
+        let (output, _) = run(&[("ucserver url", "https://uc.example.com:7222")]);
+        assert!(
+            output.contains("warning: 7222 is the UCServer's native port"),
+            "{output}"
+        );
+        let (output, _) = run(&[]);
+        assert!(!output.contains("native port, not"), "{output}");
+    }
+
+    #[test]
+    fn times_only_is_offered_and_written_in_the_files_spelling() {
+        for answer in ["times_only", "times-only"] {
+            let (output, file) = run(&[("private", answer)]);
+            assert!(output.contains("(skip/times_only/full)"), "{output}");
+            assert!(
+                file.contains("private_appointments = \"times_only\""),
+                "{answer}: {file}"
+            );
+        }
+        let (output, _) = run(&[("private", "times only\nskip")]);
+        assert!(
+            output.contains("answer one of skip/times_only/full"),
+            "{output}"
+        );
     }
 }

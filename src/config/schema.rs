@@ -123,6 +123,8 @@ pub(super) struct RawExchange {
 #[serde(rename_all = "snake_case")]
 pub(super) enum RawPrivateAppointments {
     Skip,
+    // The command line's spelling (`demo --private-appointments`) is accepted too.
+    #[serde(alias = "times-only")]
     TimesOnly,
     Full,
 }

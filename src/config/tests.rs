@@ -714,6 +714,16 @@ fn password_files_expand_the_credentials_directory() {
 }
 
 #[test]
+fn the_command_lines_spelling_times_dash_only_is_accepted_in_the_file() {
+    let text = format!("{MINIMAL}\n[replication]\nprivate_appointments = \"times-only\"\n");
+    let config = parse_text(&text).unwrap();
+    assert_eq!(
+        config.replication.private_appointments,
+        PrivateAppointments::TimesOnly
+    );
+}
+
+#[test]
 fn a_missing_file_points_to_config_init() {
     let err = load_with(Path::new("/nonexistent/config.toml"), &context()).unwrap_err();
     assert!(
@@ -857,6 +867,7 @@ CORP\\svc
 file
 exchange.pw
 ntlm
+Exchange2019
 0
 10
 no
@@ -914,6 +925,11 @@ fn config_init_writes_a_commented_file_that_loads() {
     assert_eq!(directory.base_dn, None);
     assert_eq!(config.exchange.credentials.username(), "CORP\\svc");
     assert_eq!(config.exchange.credentials.password(), "ews");
+    // Exchange 2019 is asked for with the 2016 schema.
+    assert_eq!(
+        config.exchange.version,
+        crate::ews::ExchangeVersion::Exchange2016
+    );
     assert_eq!(config.replication.interval, Duration::from_secs(600));
     assert!(!config.replication.only_offline_users);
     assert_eq!(

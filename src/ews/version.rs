@@ -48,12 +48,20 @@ impl std::fmt::Display for ExchangeVersion {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown Exchange version {0:?}; expected one of Exchange2007_SP1, Exchange2010, Exchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1, Exchange2016")]
+#[error("unknown Exchange version {0:?}; expected one of Exchange2007_SP1, Exchange2010, Exchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1, Exchange2016 (also as Exchange2019 or ExchangeSE)")]
 pub struct UnknownVersion(pub String);
 
 impl FromStr for ExchangeVersion {
     type Err = UnknownVersion;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Exchange 2019 and Subscription Edition added no schema version:
+        // they are asked for with Exchange2016, under the names people use.
+        if ["Exchange2019", "ExchangeSE"]
+            .iter()
+            .any(|alias| alias.eq_ignore_ascii_case(s.trim()))
+        {
+            return Ok(ExchangeVersion::Exchange2016);
+        }
         ExchangeVersion::ALL
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
