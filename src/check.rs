@@ -219,6 +219,7 @@ pub fn check_service_prerequisites(
             "make the directory of [state] path writable for the service user (the unit's StateDirectory= does it), or set [state] path",
         ),
     }
+    check_monitoring_listen(config, report);
     if config.logging.syslog {
         match std::fs::metadata(syslog_socket) {
             Ok(_) => report.pass(
@@ -234,6 +235,61 @@ pub fn check_service_prerequisites(
             ),
         }
     }
+}
+
+/// `[monitoring] listen`: `run` refuses to start when it cannot bind it. An
+/// address in use is fine when the running service is what holds it (its
+/// `/metrics` answers with the replicator's metrics).
+fn check_monitoring_listen(config: &Config, report: &mut CheckReport) {
+    const AREA: &str = "service";
+    let Some(listen) = config.monitoring.listen else {
+        return;
+    };
+    match std::net::TcpListener::bind(listen) {
+        Ok(_) => report.pass(AREA, "monitoring address", format!("{listen} can be bound")),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            if serves_replicator_metrics(listen) {
+                report.pass(
+                    AREA,
+                    "monitoring address",
+                    format!("{listen} is served by the running service"),
+                );
+            } else {
+                report.fail(
+                    AREA,
+                    "monitoring address",
+                    format!("{listen} is in use by another program"),
+                    "choose a free port in [monitoring] listen, or stop the program holding it (ss -ltnp)",
+                );
+            }
+        }
+        Err(e) => report.fail(
+            AREA,
+            "monitoring address",
+            format!("{listen} cannot be bound: {e}"),
+            "use an address of this machine and a port of 1024 or above in [monitoring] listen",
+        ),
+    }
+}
+
+/// Whether `listen` answers `GET /metrics` with the replicator's metrics
+/// (read at most 64 KiB, 2 s per step).
+fn serves_replicator_metrics(listen: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(2);
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&listen, timeout) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    answer.starts_with("HTTP/1.1 200") && answer.contains("ews_replicator_")
 }
 
 /// `Ok` with what was found when `path` is a writable directory, or does
@@ -1150,5 +1206,65 @@ path = "state/state.sqlite"
         let mut report = CheckReport::default();
         check_service_prerequisites(&config_in(dir.path(), false), &missing, &mut report);
         assert!(report.steps.iter().all(|s| s.name != "syslog"));
+    }
+
+    fn monitoring_step(config: &Config) -> super::Step {
+        let mut report = CheckReport::default();
+        check_monitoring_listen(config, &mut report);
+        report
+            .steps
+            .into_iter()
+            .find(|s| s.name == "monitoring address")
+            .expect("a monitoring step")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_monitoring_address_passes_when_free_or_held_by_the_service_and_fails_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path(), false);
+        // Held by another program: a listener that is not the replicator.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let held = other.local_addr().unwrap();
+        config.monitoring.listen = Some(held);
+        let config = std::sync::Arc::new(config);
+        let step = tokio::task::spawn_blocking({
+            let config = config.clone();
+            move || monitoring_step(&config)
+        })
+        .await
+        .unwrap();
+        assert_eq!(step.outcome, Outcome::Fail, "{step:?}");
+        assert!(
+            step.detail.contains("in use by another program"),
+            "{step:?}"
+        );
+        assert!(step.fix.as_deref().unwrap().contains("[monitoring] listen"));
+        drop(other);
+
+        // Free: `run` can bind it.
+        let step = tokio::task::spawn_blocking({
+            let config = config.clone();
+            move || monitoring_step(&config)
+        })
+        .await
+        .unwrap();
+        assert_eq!(step.outcome, Outcome::Pass, "{step:?}");
+        assert!(step.detail.contains("can be bound"), "{step:?}");
+
+        // Held by the running service: its /metrics answers.
+        let monitor =
+            std::sync::Arc::new(crate::monitoring::Monitor::new(Duration::from_secs(900)));
+        let server = crate::monitoring::MonitoringServer::start(held, monitor)
+            .await
+            .unwrap();
+        let step = tokio::task::spawn_blocking(move || monitoring_step(&config))
+            .await
+            .unwrap();
+        assert_eq!(step.outcome, Outcome::Pass, "{step:?}");
+        assert!(
+            step.detail.contains("served by the running service"),
+            "{step:?}"
+        );
+        drop(server);
     }
 }
