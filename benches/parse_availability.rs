@@ -31,7 +31,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
-use ews_calendar_replicator::ews::availability::{self, BusyType};
+use ews_toolkit::availability::{self, BusyType};
 use quick_xml::events::Event;
 
 const MAILBOXES: usize = 100;

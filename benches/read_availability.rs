@@ -16,13 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ews_calendar_replicator::ews::transport::{
-    AuthScheme, Credentials, HttpTransport, TransportConfig,
-};
-use ews_calendar_replicator::ews::{AvailabilityReader, AvailabilityReaderConfig, EwsClient};
-use ews_calendar_replicator::sim::exchange::{
-    BusyMode, ExchangeSim, ExchangeSimConfig, Permission,
-};
+use ews_toolkit::sim::exchange::{BusyMode, ExchangeSim, ExchangeSimConfig, Permission};
+use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
+use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient};
 
 const MAILBOXES: usize = 1000;
 const EVENTS: usize = 10;

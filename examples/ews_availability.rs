@@ -14,13 +14,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{Duration, SecondsFormat, Utc};
-use ews_calendar_replicator::ews::availability::{BusyType, CalendarEvent};
-use ews_calendar_replicator::ews::transport::{
-    AuthScheme, Credentials, HttpTransport, TransportConfig,
-};
-use ews_calendar_replicator::ews::{
-    AvailabilityReader, AvailabilityReaderConfig, EwsClient, ExchangeVersion,
-};
+use ews_toolkit::availability::{BusyType, CalendarEvent};
+use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
+use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient, ExchangeVersion};
 use url::Url;
 
 const USAGE: &str = "\

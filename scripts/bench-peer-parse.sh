@@ -26,8 +26,8 @@ if ! "$venv/bin/python" -c "import exchangelib; assert exchangelib.__version__ =
 fi
 
 response="$work/gua_100x10.xml"
-cargo bench --quiet --bench parse_availability -- --write-response "$response" >&2
-ours=$(cargo bench --quiet --bench parse_availability | tee /dev/stderr | grep '^RESULT ')
+cargo bench --quiet -p ews-toolkit --bench parse_availability -- --write-response "$response" >&2
+ours=$(cargo bench --quiet -p ews-toolkit --bench parse_availability | tee /dev/stderr | grep '^RESULT ')
 peer=$("$venv/bin/python" scripts/peer_parse_exchangelib.py "$response" 100 10 | tee /dev/stderr | grep '^RESULT ')
 
 "$venv/bin/python" - "$ours" "$peer" <<'PY'

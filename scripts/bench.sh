@@ -25,11 +25,11 @@ echo "== building (release) ==" >&2
 cargo bench --quiet --no-run >&2
 
 echo "== cycle_scale ==" | tee -a "$log"
-cargo bench --quiet --bench cycle_scale -- "$@" | tee -a "$log"
+cargo bench --quiet -p ews-calendar-replicator --bench cycle_scale -- "$@" | tee -a "$log"
 echo "== parsing against a peer ==" | tee -a "$log"
 scripts/bench-peer-parse.sh 2>&1 | tee -a "$log"
 echo "== read_availability ==" | tee -a "$log"
-cargo bench --quiet --bench read_availability | tee -a "$log"
+cargo bench --quiet -p ews-toolkit --bench read_availability | tee -a "$log"
 
 echo
 echo "================ summary ================"

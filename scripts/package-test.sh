@@ -16,7 +16,7 @@ command -v man >/dev/null || { echo "man is missing: scripts/install-test-packag
 
 fail() { echo "package test FAILED: $*" >&2; exit 1; }
 
-packaging/build-deb.sh
+replicator/packaging/build-deb.sh
 version=$(cargo metadata --no-deps --format-version 1 |
   python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "'$name'"))')
 deb=$(ls -t target/debian/${name}_"${version}"*_amd64.deb | head -1)

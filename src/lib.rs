@@ -1,36 +1,49 @@
-//! ews-calendar-replicator: replicates Exchange calendar availability into the
-//! estos UCServer. `ews` is a reusable EWS client and builds on its own
-//! (`--no-default-features`); the other modules make up the replicator.
+//! A client for Exchange Web Services (EWS) of on-premises Exchange
+//! (2013, 2016, 2019, Subscription Edition).
+//!
+//! * `types`, `operation`: generated from the WSDL/XSD at build time;
+//! * `envelope`, `filter`, `fault`: the SOAP layer every operation shares;
+//! * `transport`: HTTP(S) with NTLM/Negotiate/Basic and channel binding;
+//! * `autodiscover`: finding a mailbox's EWS endpoint (SCP, SRV, POX, SOAP);
+//! * `client`: one server's endpoint, version, impersonation and errors;
+//!   `availability_reader`: any number of mailboxes and any window, batched,
+//!   split and throttled;
+//! * one module per operation with plain Rust types: `availability`
+//!   (GetUserAvailability), `calendar_view` (FindItem), `folder` (GetFolder),
+//!   `resolve_names`, `streaming` (Subscribe, GetStreamingEvents, Unsubscribe);
+//! * `secret`, `server_text`, `tls`: passwords zeroed on drop, server text
+//!   made safe for errors and logs, TLS configuration and its errors;
+//! * `sim` (feature `sim`): an Exchange simulator on real sockets, for tests
+//!   and demonstrations.
 
-pub mod ews;
+pub mod autodiscover;
+pub mod availability;
+pub mod availability_reader;
+pub mod calendar_view;
+pub mod client;
+pub mod envelope;
+pub mod fault;
+pub mod filter;
+pub mod folder;
+pub mod operation;
+pub mod resolve_names;
+pub mod response_message;
 pub mod secret;
 pub mod server_text;
-pub mod tls;
-
-#[cfg(feature = "replicator")]
-pub mod app;
-#[cfg(feature = "replicator")]
-pub mod check;
-
-#[cfg(feature = "replicator")]
-pub mod config;
-#[cfg(feature = "replicator")]
-pub mod demo;
-#[cfg(feature = "directory")]
-pub mod directory;
-#[cfg(feature = "replicator")]
-pub mod logging;
-#[cfg(feature = "replicator")]
-pub mod memory;
-#[cfg(feature = "replicator")]
-pub mod monitoring;
-#[cfg(feature = "replicator")]
-pub mod replication;
 #[cfg(feature = "sim")]
 pub mod sim;
-#[cfg(feature = "replicator")]
-pub mod state;
-#[cfg(feature = "replicator")]
-pub mod systemd;
-#[cfg(feature = "ucserver")]
-pub mod ucserver;
+pub mod streaming;
+pub mod tls;
+pub mod transport;
+pub mod types;
+pub mod version;
+
+pub use availability_reader::{
+    AvailabilityObserver, AvailabilityReader, AvailabilityReaderConfig, AvailabilityStats,
+    NoAvailabilityObserver,
+};
+pub use client::{EwsClient, EwsError};
+pub use envelope::{EnvelopeError, RequestHeaders, Response, ServerVersion};
+pub use fault::SoapFault;
+pub use operation::{Operation, QName};
+pub use version::ExchangeVersion;

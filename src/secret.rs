@@ -57,7 +57,8 @@ impl From<&String> for Secret {
 }
 
 /// Read straight into a `Secret`, so that a password in the configuration
-/// file has no plain copy after parsing.
+/// file has no plain copy after parsing (feature `serde`).
+#[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(Secret)

@@ -10,10 +10,8 @@
 //! The CPU seconds are in the README (Reliability, Hostile servers).
 
 use chrono::FixedOffset;
-use ews_calendar_replicator::ews::availability::{
-    parse_response, parse_response_generated, AvailabilityError,
-};
-use ews_calendar_replicator::ews::filter::open_content_probes;
+use ews_toolkit::availability::{parse_response, parse_response_generated, AvailabilityError};
+use ews_toolkit::filter::open_content_probes;
 
 mod hostile_support;
 use hostile_support::{error_answers, error_answers_of};

@@ -1,8 +1,8 @@
 //! The autodiscover bindings (SOAP GetUserSettings and POX): request documents
 //! (snapshots) and the answers real servers give: settings, redirects, errors.
 
-use ews_calendar_replicator::ews::autodiscover::pox::{self, PoxAnswer};
-use ews_calendar_replicator::ews::autodiscover::soap::{self, UserSettingsAnswer};
+use ews_toolkit::autodiscover::pox::{self, PoxAnswer};
+use ews_toolkit::autodiscover::soap::{self, UserSettingsAnswer};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/ews/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -2,26 +2,25 @@
 //! over real TLS on loopback: chunking, window splitting, concurrency,
 //! throttling, faults, per-mailbox errors, authentication and TLS errors,
 //! the version header and impersonation.
-#![cfg(feature = "sim")]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use ews_calendar_replicator::ews::availability::MailboxAvailability;
-use ews_calendar_replicator::ews::availability_reader::REQUEST_FAILED;
-use ews_calendar_replicator::ews::transport::{
-    AuthScheme, Credentials, HttpTransport, TransportConfig, TransportError,
-};
-use ews_calendar_replicator::ews::{
-    AvailabilityReader, AvailabilityReaderConfig, EwsClient, EwsError, ExchangeVersion,
-};
-use ews_calendar_replicator::sim::exchange::{
+use ews_toolkit::availability::MailboxAvailability;
+use ews_toolkit::availability_reader::REQUEST_FAILED;
+use ews_toolkit::sim::exchange::{
     BusyMode, ExchangeSim, ExchangeSimConfig, InjectedFault, Permission, RequestRecord,
     ServerVersionInfo, SimAccount, SimBusyType, SimEvent, SimMailbox,
 };
-use ews_calendar_replicator::sim::http::{ServerRequest, SimHttpServer};
+use ews_toolkit::sim::http::{ServerRequest, SimHttpServer};
+use ews_toolkit::transport::{
+    AuthScheme, Credentials, HttpTransport, TransportConfig, TransportError,
+};
+use ews_toolkit::{
+    AvailabilityReader, AvailabilityReaderConfig, EwsClient, EwsError, ExchangeVersion,
+};
 use http::HeaderMap;
 
 const USER: &str = "CONTOSO\\svc-calendar";

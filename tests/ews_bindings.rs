@@ -3,8 +3,8 @@
 //! including everything real servers do that the schema does not promise.
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use ews_calendar_replicator::ews::availability::{self, AvailabilityView, BusyType};
-use ews_calendar_replicator::ews::{EnvelopeError, ExchangeVersion, RequestHeaders};
+use ews_toolkit::availability::{self, AvailabilityView, BusyType};
+use ews_toolkit::{EnvelopeError, ExchangeVersion, RequestHeaders};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/ews/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -182,7 +182,7 @@ fn mailbox_errors_are_per_mailbox_and_typed() {
     assert_eq!(result[1].result.as_ref().unwrap_err().back_off, None);
 }
 
-fn fault_of(name: &str) -> ews_calendar_replicator::ews::SoapFault {
+fn fault_of(name: &str) -> ews_toolkit::SoapFault {
     match availability::parse_response(&mailboxes(1), &fixture(name), cet()) {
         Err(availability::AvailabilityError::Envelope(EnvelopeError::Fault(f))) => f,
         other => panic!("{name}: expected a fault, got {other:?}"),
@@ -398,8 +398,8 @@ fn a_count_mismatch_is_an_error_not_a_guess() {
 
 // --- the other operations -------------------------------------------------
 
-use ews_calendar_replicator::ews::response_message::{OperationError, ResponseClass};
-use ews_calendar_replicator::ews::{calendar_view, folder, resolve_names, streaming};
+use ews_toolkit::response_message::{OperationError, ResponseClass};
+use ews_toolkit::{calendar_view, folder, resolve_names, streaming};
 
 fn headers() -> RequestHeaders {
     RequestHeaders::new(ExchangeVersion::Exchange2013Sp1)

@@ -12,10 +12,8 @@
 //! reads the whole document first.
 
 use chrono::FixedOffset;
-use ews_calendar_replicator::ews::availability::{
-    parse_response, parse_response_generated, AvailabilityError,
-};
-use ews_calendar_replicator::ews::EnvelopeError;
+use ews_toolkit::availability::{parse_response, parse_response_generated, AvailabilityError};
+use ews_toolkit::EnvelopeError;
 
 const TYPES_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
 const MESSAGES_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";

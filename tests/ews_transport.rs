@@ -1,18 +1,17 @@
 //! The EWS HTTP transport against a real TLS server on loopback that
 //! authenticates like Exchange (sim::http + sim::auth + sim::tls).
-#![cfg(feature = "sim")]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ews_calendar_replicator::ews::transport::{
+use ews_toolkit::sim::auth::{Account, AuthFailure, AuthPolicy, Authenticator};
+use ews_toolkit::sim::http::{ServerRequest, SimHttpServer};
+use ews_toolkit::sim::tls::TestPki;
+use ews_toolkit::transport::{
     certificate_hash, AuthScheme, Credentials, HttpRequest, HttpTransport, TransportConfig,
     TransportError,
 };
-use ews_calendar_replicator::sim::auth::{Account, AuthFailure, AuthPolicy, Authenticator};
-use ews_calendar_replicator::sim::http::{ServerRequest, SimHttpServer};
-use ews_calendar_replicator::sim::tls::TestPki;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use url::Url;
 

@@ -1,14 +1,13 @@
 //! The simulator's NTLMv2 acceptor, fed messages written by sspi's client:
 //! what a real Exchange refuses (tampered MIC or message, wrong proof, a
 //! binding of another connection) it refuses too, and for the named reason.
-#![cfg(feature = "sim")]
 
 use base64::Engine as _;
-use ews_calendar_replicator::ews::transport::tls_server_end_point;
-use ews_calendar_replicator::sim::auth::{
+use ews_toolkit::sim::auth::{
     Account, AuthFailure, AuthOutcome, AuthPolicy, Authenticator, ConnectionAuth,
 };
-use ews_calendar_replicator::sim::tls::TestPki;
+use ews_toolkit::sim::tls::TestPki;
+use ews_toolkit::transport::tls_server_end_point;
 use http::HeaderValue;
 use sspi::{
     AuthIdentity, AuthIdentityBuffers, BufferType, ClientRequestFlags, CredentialUse,

@@ -1,15 +1,14 @@
 //! The transport's fixed host addresses (`TransportConfig::resolve`, like
 //! curl's `--connect-to`): the connection goes to the configured address
 //! while the `Host` header and the TLS name check keep the URL's host.
-#![cfg(feature = "sim")]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use ews_calendar_replicator::ews::transport::{HttpTransport, TransportConfig, TransportError};
-use ews_calendar_replicator::sim::http::{ServerRequest, SimHttpServer};
-use ews_calendar_replicator::sim::tls::TestPki;
+use ews_toolkit::sim::http::{ServerRequest, SimHttpServer};
+use ews_toolkit::sim::tls::TestPki;
+use ews_toolkit::transport::{HttpTransport, TransportConfig, TransportError};
 use http::StatusCode;
 use url::Url;
 

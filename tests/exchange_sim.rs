@@ -1,26 +1,23 @@
 //! The Exchange simulator against the project's own EWS client pieces (the
 //! HTTP transport with NTLM and the request builders/parsers of src/ews),
 //! over real TLS sockets on loopback.
-#![cfg(feature = "sim")]
 
 use std::time::Duration;
 
 use chrono::FixedOffset;
 use chrono::{DateTime, TimeZone, Utc};
-use ews_calendar_replicator::ews::availability::{self, AvailabilityView, BusyType};
-use ews_calendar_replicator::ews::envelope::{EnvelopeError, RequestHeaders};
-use ews_calendar_replicator::ews::operation::{
-    FindItem, GetFolder, GetUserAvailability, Operation, ResolveNames,
-};
-use ews_calendar_replicator::ews::response_message::{OperationError, ResponseClass};
-use ews_calendar_replicator::ews::transport::{
-    AuthScheme, Credentials, HttpResponse, HttpTransport, TransportConfig, TransportError,
-};
-use ews_calendar_replicator::ews::{calendar_view, folder, resolve_names, ExchangeVersion};
-use ews_calendar_replicator::sim::exchange::{
+use ews_toolkit::availability::{self, AvailabilityView, BusyType};
+use ews_toolkit::envelope::{EnvelopeError, RequestHeaders};
+use ews_toolkit::operation::{FindItem, GetFolder, GetUserAvailability, Operation, ResolveNames};
+use ews_toolkit::response_message::{OperationError, ResponseClass};
+use ews_toolkit::sim::exchange::{
     BusyMode, ExchangeSim, ExchangeSimConfig, InjectedFault, Permission, Recurrence, SimAccount,
     SimBusyType, SimEvent, SimMailbox,
 };
+use ews_toolkit::transport::{
+    AuthScheme, Credentials, HttpResponse, HttpTransport, TransportConfig, TransportError,
+};
+use ews_toolkit::{calendar_view, folder, resolve_names, ExchangeVersion};
 use http::{HeaderMap, StatusCode};
 
 const PASSWORD: &str = "Corr3ct-Horse!";
@@ -185,7 +182,7 @@ fn names(list: &[&str]) -> Vec<String> {
 }
 
 /// The SOAP fault of a refused request, as the client reads it.
-fn fault_of(response: &HttpResponse) -> ews_calendar_replicator::ews::SoapFault {
+fn fault_of(response: &HttpResponse) -> ews_toolkit::SoapFault {
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     match availability::parse_response(&[], &response.body, FixedOffset::east_opt(0).unwrap()) {
         Err(availability::AvailabilityError::Envelope(EnvelopeError::Fault(fault))) => fault,
@@ -382,8 +379,7 @@ async fn a_misspelled_element_is_refused_with_error_schema_validation() {
 #[tokio::test]
 async fn request_server_version_must_be_present_valid_and_not_newer_than_the_server() {
     let setup = start_with(|c| {
-        c.server_version =
-            ews_calendar_replicator::sim::exchange::ServerVersionInfo::exchange_2013()
+        c.server_version = ews_toolkit::sim::exchange::ServerVersionInfo::exchange_2013()
     })
     .await;
     let asked = names(&["alice.meier@contoso.test"]);
@@ -524,7 +520,7 @@ async fn extended_protection_refuses_a_client_without_channel_binding_and_accept
     assert!(matches!(error, TransportError::Auth { .. }), "{error}");
     assert_eq!(
         setup.sim.counters().auth.last_failure,
-        Some(ews_calendar_replicator::sim::auth::AuthFailure::ChannelBindingMissing)
+        Some(ews_toolkit::sim::auth::AuthFailure::ChannelBindingMissing)
     );
     let with = setup.transport_as("CONTOSO\\svc-calendar", PASSWORD, true);
     let response = setup
@@ -728,14 +724,14 @@ async fn the_http_layer_is_strict_about_path_method_content_type_and_soap_action
         .unwrap();
     assert_eq!(response.status, StatusCode::NOT_FOUND);
     let response = transport
-        .send(ews_calendar_replicator::ews::transport::HttpRequest::get(
+        .send(ews_toolkit::transport::HttpRequest::get(
             setup.sim.ews_url(),
         ))
         .await
         .unwrap();
     assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
     let response = transport
-        .send(ews_calendar_replicator::ews::transport::HttpRequest::post(
+        .send(ews_toolkit::transport::HttpRequest::post(
             setup.sim.ews_url(),
             "application/json",
             body.clone(),
@@ -1222,7 +1218,7 @@ async fn anonymous_requests_get_401_offering_negotiate_and_ntlm_and_basic_can_be
         .await
         .unwrap();
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    let offered = ews_calendar_replicator::ews::transport::offered_schemes(&response.headers);
+    let offered = ews_toolkit::transport::offered_schemes(&response.headers);
     assert!(offered.iter().any(|s| s == "NTLM"), "{offered:?}");
     assert!(offered.iter().any(|s| s == "Negotiate"), "{offered:?}");
     assert!(!offered.iter().any(|s| s == "Basic"), "{offered:?}");
@@ -1248,7 +1244,7 @@ async fn anonymous_requests_get_401_offering_negotiate_and_ntlm_and_basic_can_be
 /// transport's fixed address stands in for DNS) finds the simulator's EWS URL.
 #[tokio::test]
 async fn autodiscover_on_the_same_host_finds_the_simulators_ews_url() {
-    use ews_calendar_replicator::ews::autodiscover::{AutodiscoverClient, AutodiscoverSettings};
+    use ews_toolkit::autodiscover::{AutodiscoverClient, AutodiscoverSettings};
     let setup = start_with(|c| c.tls_names = vec!["contoso.test".into()]).await;
     let mut config = TransportConfig {
         ca_file: Some(setup.ca_file.clone()),

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 fn generate_into(dir: &Path) -> Vec<(String, Vec<u8>)> {
     std::fs::create_dir_all(dir).unwrap();
-    let options = ews_codegen::Options {
+    let options = ews_toolkit_codegen::Options {
         subset_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wsdl"),
         schema_dir: None,
         out_dir: dir.to_owned(),
     };
-    ews_codegen::generate(&options).unwrap();
+    ews_toolkit_codegen::generate(&options).unwrap();
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

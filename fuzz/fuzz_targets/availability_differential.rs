@@ -7,10 +7,10 @@
 #![no_main]
 
 use chrono::FixedOffset;
-use ews_calendar_replicator::ews::availability::{
+use ews_toolkit::availability::{
     parse_response, parse_response_generated, AvailabilityError,
 };
-use ews_calendar_replicator::ews::EnvelopeError;
+use ews_toolkit::EnvelopeError;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

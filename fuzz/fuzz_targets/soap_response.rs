@@ -4,8 +4,8 @@
 #![no_main]
 
 use chrono::FixedOffset;
-use ews_calendar_replicator::ews::autodiscover::{pox, soap};
-use ews_calendar_replicator::ews::availability;
+use ews_toolkit::autodiscover::{pox, soap};
+use ews_toolkit::availability;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

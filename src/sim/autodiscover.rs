@@ -18,8 +18,8 @@ use quick_xml::escape::escape;
 
 use super::auth::Authenticator;
 use super::http::{plain_response, ServerRequest, SimHttpServer};
-use crate::ews::autodiscover::{pox, soap};
-use crate::ews::operation::Operation;
+use crate::autodiscover::{pox, soap};
+use crate::operation::Operation;
 
 /// What the responder answers for a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]

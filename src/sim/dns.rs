@@ -10,8 +10,8 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::ews::autodiscover::srv::{encode_name, read_name};
-use crate::ews::autodiscover::SrvRecord;
+use crate::autodiscover::srv::{encode_name, read_name};
+use crate::autodiscover::SrvRecord;
 
 /// A running SRV responder; stops when dropped.
 pub struct SrvDnsServer {

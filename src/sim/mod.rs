@@ -1,12 +1,13 @@
-//! Simulators of the servers the replicator talks to (Exchange, UCServer),
-//! real servers on loopback for tests, benchmarks and the demo, and their
-//! shared parts: a test PKI, server-side authentication and an HTTP server.
+//! Simulated servers on real sockets (loopback), for tests, benchmarks and
+//! demonstrations: the Exchange simulator (EWS and autodiscover), a DNS
+//! server for SRV lookups, and the parts other simulators build on (a test
+//! PKI, server-side NTLMv2/Basic authentication, an HTTP server, a seeded
+//! random number generator).
 
 pub mod auth;
 pub mod autodiscover;
 pub mod dns;
 pub mod exchange;
 pub mod http;
-mod rng;
+pub mod rng;
 pub mod tls;
-pub mod ucserver;

@@ -209,7 +209,7 @@ impl Authenticator {
         let channel_binding = policy
             .server_certificate
             .as_deref()
-            .map(|der| channel_binding_hash(&crate::ews::transport::tls_server_end_point(der)));
+            .map(|der| channel_binding_hash(&crate::transport::tls_server_end_point(der)));
         Authenticator {
             policy,
             channel_binding,

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
-use crate::ews::response_message::wire;
-use crate::ews::types;
+use crate::response_message::wire;
+use crate::types;
 
 use super::mailbox::{Permission, SimBusyType, SimMailbox};
 use super::service::{Answer, Caller};

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::ews::response_message::wire;
-use crate::ews::types;
+use crate::response_message::wire;
+use crate::types;
 
 use super::availability::effective_permission;
 use super::mailbox::{Permission, SimMailbox};

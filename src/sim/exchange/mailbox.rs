@@ -212,19 +212,14 @@ pub enum MailboxFileError {
         format: &'static str,
         message: String,
     },
-    #[error("the mailbox file {path} has the extension {extension:?}; use .json{toml}")]
-    UnknownFormat {
-        path: PathBuf,
-        extension: String,
-        toml: &'static str,
-    },
+    #[error("the mailbox file {path} has the extension {extension:?}; use .json or .toml")]
+    UnknownFormat { path: PathBuf, extension: String },
     #[error("the mailbox file {path}: {problem}")]
     Invalid { path: PathBuf, problem: String },
 }
 
 impl MailboxFile {
-    /// Reads `path` (`.json`, or `.toml` in builds with the `replicator`
-    /// feature) and checks it: unique addresses, events that end after they
+    /// Reads `path` (`.json` or `.toml`) and checks it: unique addresses, events that end after they
     /// start, unique event ids per mailbox.
     pub fn load(path: &Path) -> Result<MailboxFile, MailboxFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| MailboxFileError::Read {
@@ -242,7 +237,6 @@ impl MailboxFile {
                 format: "JSON",
                 message: e.to_string(),
             })?,
-            #[cfg(feature = "replicator")]
             "toml" => toml::from_str(&text).map_err(|e| MailboxFileError::Parse {
                 path: path.to_owned(),
                 format: "TOML",
@@ -252,11 +246,6 @@ impl MailboxFile {
                 return Err(MailboxFileError::UnknownFormat {
                     path: path.to_owned(),
                     extension,
-                    toml: if cfg!(feature = "replicator") {
-                        " or .toml"
-                    } else {
-                        ""
-                    },
                 })
             }
         };
@@ -523,7 +512,6 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "replicator")]
     #[test]
     fn a_toml_file_loads_like_json() {
         let dir = tempfile::tempdir().unwrap();

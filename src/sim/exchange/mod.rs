@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use ews_calendar_replicator::sim::exchange::{ExchangeSim, ExchangeSimConfig, SimAccount};
+//! use ews_toolkit::sim::exchange::{ExchangeSim, ExchangeSimConfig, SimAccount};
 //! let mut config = ExchangeSimConfig::generated(20, 10, 1);
 //! config.accounts = vec![SimAccount::new("CONTOSO", "svc-calendar", "S3cret!")];
 //! let sim = ExchangeSim::start(config).await?;

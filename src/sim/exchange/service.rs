@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::ews::envelope::{deserialize, read_envelope_body, HeaderCopies, MESSAGES_NS};
-use crate::ews::filter::FILTER_SCHEMA;
-use crate::ews::operation::{FindItem, GetFolder, GetUserAvailability, Operation, ResolveNames};
-use crate::ews::response_message::wire;
-use crate::ews::types;
+use crate::envelope::{deserialize, read_envelope_body, HeaderCopies, MESSAGES_NS};
+use crate::filter::FILTER_SCHEMA;
+use crate::operation::{FindItem, GetFolder, GetUserAvailability, Operation, ResolveNames};
+use crate::response_message::wire;
 use crate::sim::http::{plain_response, ResponseFault, ServerRequest};
+use crate::types;
 
 use super::soap::{self, Fault, VERSION_ORDER};
 use super::{BusyMode, InjectedFault, RequestRecord, Shared, SimAccount, EWS_PATH};

@@ -8,8 +8,8 @@ use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
-use crate::ews::envelope::{MESSAGES_NS, SOAP_NS, TYPES_NS};
-use crate::ews::filter::FilterSchema;
+use crate::envelope::{MESSAGES_NS, SOAP_NS, TYPES_NS};
+use crate::filter::FilterSchema;
 
 pub const ERRORS_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
 

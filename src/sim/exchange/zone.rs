@@ -6,8 +6,8 @@ use chrono::{
     DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday,
 };
 
-use crate::ews::response_message::wire;
-use crate::ews::types;
+use crate::response_message::wire;
+use crate::types;
 
 /// One yearly transition: the `day_order`-th (5 = last) `weekday` of
 /// `month`, at `time` local time.

@@ -1,0 +1,424 @@
+//! The demo: the whole replicator against in-process simulators, without any
+//! server or configuration. A generated organisation (UCServer users, some
+//! logged on; their Exchange calendars with private, recurring and all-day
+//! items; a static directory mapping one to the other, a few users without
+//! a mailbox) goes through three cycles: the first writes every offline
+//! user's calendar, the second writes nothing because nothing changed, the
+//! third writes only the calendars changed in between. Everything travels
+//! over real sockets: ROSE over WebSocket to the UCServer simulator, SOAP
+//! over TLS with NTLM to the Exchange simulator.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
+
+use crate::directory::{DirectoryUser, ObjectGuid, StaticDirectory};
+use crate::replication::{
+    Counters, CycleOptions, CycleReport, Engine, MemoryStateStore, PrivateAppointments,
+    ReplicationSettings, UserOutcome,
+};
+use crate::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
+use crate::ucserver::{UcServerClient, UcServerSettings};
+use ews_toolkit::availability_reader::{AvailabilityReader, AvailabilityReaderConfig};
+use ews_toolkit::client::EwsClient;
+use ews_toolkit::sim::exchange::{
+    generate, ExchangeSim, ExchangeSimConfig, GenerateSpec, SimAccount, SimBusyType, SimEvent,
+};
+use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
+
+const ADMIN_USER: &str = "ucadmin";
+const ADMIN_PASSWORD: &str = "demo-admin-password";
+const EWS_DOMAIN: &str = "DEMO";
+const EWS_USER: &str = "svc-replicator";
+const EWS_PASSWORD: &str = "demo-service-password";
+
+/// What the demo generates.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub users: usize,
+    /// Share of users not logged on (their calendars are replicated).
+    pub offline_fraction: f64,
+    pub events_per_user: usize,
+    pub seed: u64,
+    /// Calendars changed before the third cycle.
+    pub changed: usize,
+    pub private_appointments: PrivateAppointments,
+    /// Users shown in the final table (all with `usize::MAX`).
+    pub show_users: usize,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            users: 200,
+            offline_fraction: 0.6,
+            events_per_user: 8,
+            seed: 7,
+            changed: 5,
+            private_appointments: PrivateAppointments::Skip,
+            show_users: 15,
+        }
+    }
+}
+
+/// The counters of each cycle, and who changed, for tests and the summary.
+#[derive(Debug, Clone)]
+pub struct DemoOutcome {
+    pub cycles: Vec<Counters>,
+    /// Users whose calendar was changed before the third cycle.
+    pub changed_users: Vec<String>,
+    /// Users written in the third cycle.
+    pub written_in_third: Vec<String>,
+    /// UCServer writes per cycle as the simulator counted them.
+    pub ucserver_writes: Vec<usize>,
+}
+
+/// A temporary directory for the test CA, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        let path = std::env::temp_dir().join(format!(
+            "ews-calendar-replicator-demo-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
+    move |e| format!("{context}: {e}")
+}
+
+/// Runs the demo, writing what happens to `out`.
+pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutcome, String> {
+    let io = |e: std::io::Error| format!("writing the demo output: {e}");
+    let now = Utc::now();
+    let temp = TempDir::new().map_err(|e| err("a temporary directory")(&e))?;
+
+    // The organisation: UCServer users, and a mailbox for each.
+    let people = UserDatabase::generate(
+        options.users,
+        options.offline_fraction,
+        options.seed,
+        ADMIN_USER,
+        ADMIN_PASSWORD,
+    );
+    let ucserver = UcServerSim::start(UcServerSimConfig::new(people), None)
+        .await
+        .map_err(|e| err("starting the UCServer simulator")(&e))?;
+    let sim_users: Vec<_> = ucserver.users().into_iter().filter(|u| !u.admin).collect();
+    let mut calendars = generate(&GenerateSpec {
+        users: sim_users.len(),
+        events_per_user: options.events_per_user,
+        seed: options.seed,
+        domain: "example.com".into(),
+        now,
+    })
+    .mailboxes;
+    let mut directory_users = Vec::with_capacity(sim_users.len());
+    for (n, (user, mailbox)) in sim_users.iter().zip(calendars.iter_mut()).enumerate() {
+        mailbox.smtp = user.email.clone();
+        mailbox.display_name = user.display_name.clone();
+        // Every 25th user has no mailbox: reported, never guessed.
+        let has_mailbox = n % 25 != 24;
+        directory_users.push(DirectoryUser {
+            object_guid: user
+                .object_guid
+                .parse::<ObjectGuid>()
+                .map_err(|e| err("a generated objectGUID")(&e))?,
+            dn: user.dn.clone(),
+            sam_account_name: Some(user.sam_account_name.clone()),
+            user_principal_name: Some(user.email.clone()),
+            primary_smtp: has_mailbox.then(|| user.email.clone()),
+            smtp_addresses: if has_mailbox {
+                vec![user.email.clone()]
+            } else {
+                Vec::new()
+            },
+            home_mdb: None,
+        });
+    }
+    let mut exchange_config = ExchangeSimConfig::new(calendars);
+    exchange_config.accounts = vec![SimAccount::new(EWS_DOMAIN, EWS_USER, EWS_PASSWORD)];
+    exchange_config.extended_protection = true;
+    let exchange = ExchangeSim::start(exchange_config)
+        .await
+        .map_err(|e| err("starting the Exchange simulator")(&e))?;
+    let ca_file = temp.0.join("exchange-ca.pem");
+    exchange
+        .write_ca_pem(&ca_file)
+        .map_err(|e| err("writing the test CA")(&e))?;
+
+    // Counted as the UCServer lists them: the administrator account too.
+    let everyone = ucserver.users();
+    let offline = everyone.iter().filter(|u| !u.online).count();
+    writeln!(
+        out,
+        "Simulated UCServer at {} with {} users ({offline} not logged on)\n\
+         Simulated Exchange at {} (TLS, NTLMv2 with channel binding)\n\
+         Directory: a static list of {} users, {} without a mailbox\n\
+         Private appointments: {:?}\n",
+        ucserver.base_url(),
+        everyone.len(),
+        exchange.ews_url(),
+        directory_users.len(),
+        directory_users
+            .iter()
+            .filter(|u| u.primary_smtp.is_none())
+            .count(),
+        options.private_appointments,
+    )
+    .map_err(io)?;
+
+    // The replicator, wired as in production.
+    let client = UcServerClient::connect(UcServerSettings::new(
+        ucserver.base_url(),
+        ADMIN_USER,
+        ADMIN_PASSWORD,
+    ))
+    .await
+    .map_err(|e| err("connecting to the UCServer simulator")(&e))?;
+    let transport = HttpTransport::new(
+        TransportConfig {
+            ca_file: Some(ca_file),
+            ..TransportConfig::default()
+        },
+        Some(
+            Credentials::new(
+                format!("{EWS_DOMAIN}\\{EWS_USER}"),
+                EWS_PASSWORD,
+                AuthScheme::Ntlm,
+            )
+            .map_err(|e| err("the Exchange account")(&e))?,
+        ),
+    )
+    .map_err(|e| err("the Exchange client")(&e))?;
+    let reader = AvailabilityReader::new(
+        Arc::new(EwsClient::new(Arc::new(transport), exchange.ews_url())),
+        AvailabilityReaderConfig::default(),
+    )
+    .map_err(|e| err("the availability reader")(&e))?;
+    let settings = ReplicationSettings {
+        private_appointments: options.private_appointments,
+        ..ReplicationSettings::default()
+    };
+    let engine = Engine::new(
+        client,
+        StaticDirectory::from_users(directory_users),
+        reader,
+        MemoryStateStore::new(),
+        settings,
+    );
+
+    let mut outcome = DemoOutcome {
+        cycles: Vec::new(),
+        changed_users: Vec::new(),
+        written_in_third: Vec::new(),
+        ucserver_writes: Vec::new(),
+    };
+    let options_cycle = CycleOptions::default();
+    for cycle in 1..=3 {
+        if cycle == 3 {
+            outcome.changed_users = change_calendars(&exchange, &sim_users, options, now);
+            writeln!(
+                out,
+                "Between cycles 2 and 3, {} calendars changed in Exchange: {}\n",
+                outcome.changed_users.len(),
+                outcome.changed_users.join(", ")
+            )
+            .map_err(io)?;
+        }
+        let writes_before = ucserver.total_writes();
+        let report = engine.run_cycle(now, &options_cycle).await;
+        let writes = ucserver.total_writes() - writes_before;
+        print_cycle(out, cycle, &report, writes).map_err(io)?;
+        if let Some(error) = &report.error {
+            return Err(format!("cycle {cycle} failed: {error}"));
+        }
+        if cycle == 3 {
+            outcome.written_in_third = report
+                .users
+                .iter()
+                .filter(|u| u.outcome == UserOutcome::Written)
+                .map(|u| u.user_name.clone())
+                .collect();
+        }
+        outcome.cycles.push(report.counters);
+        outcome.ucserver_writes.push(writes);
+    }
+    print_table(out, &ucserver, &sim_users, options.show_users).map_err(io)?;
+    Ok(outcome)
+}
+
+/// Adds a meeting tomorrow to the calendars of the first `options.changed`
+/// offline users with a mailbox the service account may read.
+fn change_calendars(
+    exchange: &ExchangeSim,
+    users: &[crate::sim::ucserver::SimUser],
+    options: &DemoOptions,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let start = (now + ChronoDuration::days(1))
+        .duration_trunc(ChronoDuration::hours(1))
+        .unwrap_or(now);
+    let mut changed = Vec::new();
+    for (n, user) in users.iter().enumerate() {
+        if changed.len() == options.changed {
+            break;
+        }
+        // Offline, with a mailbox (n % 25), readable (generated permissions:
+        // every 11th mailbox gives no access).
+        if user.online || n % 25 == 24 || n % 11 == 10 {
+            continue;
+        }
+        let added = exchange.mailbox_mut(&user.email, |mailbox| {
+            mailbox.events.push(SimEvent {
+                id: "demo-change".into(),
+                start,
+                end: start + ChronoDuration::minutes(90),
+                busy_type: SimBusyType::Busy,
+                subject: Some("Customer visit (added by the demo)".into()),
+                location: Some("Reception".into()),
+                private: false,
+                meeting: true,
+                all_day: false,
+                recurrence: None,
+            });
+        });
+        if added.is_some() {
+            changed.push(user.user_name.clone());
+        }
+    }
+    changed
+}
+
+fn print_cycle(
+    out: &mut dyn Write,
+    cycle: usize,
+    report: &CycleReport,
+    ucserver_writes: usize,
+) -> std::io::Result<()> {
+    let c = &report.counters;
+    writeln!(
+        out,
+        "Cycle {cycle}: {} users offline; {} lists written, {} unchanged, {} skipped, {} failed ({} ms; the UCServer received {ucserver_writes} writes)",
+        c.selected, c.written, c.unchanged, c.skipped, c.failed, report.durations.total_ms
+    )?;
+    // One line per kind of problem, with a few of the users it hit.
+    let mut kinds: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for user in &report.users {
+        let kind = match &user.outcome {
+            UserOutcome::Skipped { reason } => format!("skipped: {}", problem_kind(reason)),
+            UserOutcome::Failed { reason } => format!("failed: {}", problem_kind(reason)),
+            _ => continue,
+        };
+        kinds.entry(kind).or_default().push(&user.user_name);
+    }
+    for (kind, users) in kinds {
+        let shown: Vec<&str> = users.iter().take(4).copied().collect();
+        let more = if users.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "    {:>3} {kind} ({}{more})",
+            users.len(),
+            shown.join(", ")
+        )?;
+    }
+    writeln!(out)
+}
+
+/// A short name for a skip or failure reason: the Exchange error code when
+/// there is one, else the reason's first clause.
+fn problem_kind(reason: &str) -> String {
+    if let Some(code) = reason
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| w.starts_with("Error") && w.len() > 5)
+    {
+        return format!("Exchange answered {code}");
+    }
+    if reason.contains("has no mailbox") {
+        return "no mailbox in the directory".into();
+    }
+    if reason.contains("no directory user") {
+        return "no matching directory user".into();
+    }
+    reason.split(';').next().unwrap_or(reason).to_owned()
+}
+
+fn print_table(
+    out: &mut dyn Write,
+    ucserver: &UcServerSim,
+    users: &[crate::sim::ucserver::SimUser],
+    show: usize,
+) -> std::io::Result<()> {
+    writeln!(out, "What the UCServer holds now (offline users):")?;
+    writeln!(
+        out,
+        "  {:<10} {:<22} {:>5}  next appointment",
+        "user", "mailbox", "appts"
+    )?;
+    let offline: Vec<_> = users.iter().filter(|u| !u.online).collect();
+    let now = Utc::now();
+    for user in offline.iter().take(show) {
+        let list = ucserver.appointments(&user.user_name);
+        let (count, next) = match &list {
+            None => ("-".to_owned(), "never written".to_owned()),
+            Some(list) => {
+                let next = list
+                    .iter()
+                    .filter(|a| a.end > now)
+                    .min_by_key(|a| a.start)
+                    .map(|a| {
+                        let status = match a.status {
+                            0 => "free",
+                            1 => "tentative",
+                            2 => "busy",
+                            3 => "out of office",
+                            _ => "?",
+                        };
+                        let subject = if a.subject.is_empty() {
+                            "(no subject)".to_owned()
+                        } else {
+                            a.subject.clone()
+                        };
+                        format!(
+                            "{} {:<13} {}",
+                            a.start.format("%a %d %b %H:%M"),
+                            status,
+                            subject
+                        )
+                    })
+                    .unwrap_or_else(|| "none ahead".into());
+                (list.len().to_string(), next)
+            }
+        };
+        writeln!(
+            out,
+            "  {:<10} {:<22} {:>5}  {}",
+            user.user_name, user.email, count, next
+        )?;
+    }
+    if offline.len() > show {
+        writeln!(
+            out,
+            "  ... and {} more (--show-users to list them)",
+            offline.len() - show
+        )?;
+    }
+    Ok(())
+}

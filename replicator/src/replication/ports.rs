@@ -1,0 +1,285 @@
+//! The engine's view of the outside: the UCServer (users in, appointments
+//! out), the calendar source (Exchange) and the state store. Plain types and
+//! small traits, so that the engine does not depend on the clients' internals
+//! and the demo and tests can plug in the simulators' clients unchanged.
+//! Directory users come through [`crate::directory::UserDirectory`].
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::ucserver::{Appointment, UserFilter, UserProfile};
+use ews_toolkit::availability::MailboxAvailability;
+
+use super::report::CycleReport;
+
+/// A failed UCServer call. `retryable`: the same call may succeed later
+/// (connection lost, timeout, session expired); otherwise the request itself
+/// was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// The UCServer as the engine uses it.
+pub trait UcServerPort: Send + Sync {
+    /// The users whose calendars may be replicated.
+    fn list_users(
+        &self,
+        filter: UserFilter,
+    ) -> impl Future<Output = Result<Vec<UserProfile>, WriteError>> + Send;
+
+    /// Replaces `user_name`'s appointment list (data source EWS) with
+    /// `appointments`; an empty slice clears it.
+    fn write_appointments(
+        &self,
+        user_name: &str,
+        appointments: &[Appointment],
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// A calendar source failure that affects every mailbox asked for (server
+/// down, authentication refused); per-mailbox errors are inside
+/// [`MailboxAvailability::result`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub message: String,
+}
+
+/// Calendars by mailbox address (Exchange's `GetUserAvailability`, batched,
+/// split and throttled by the source itself).
+pub trait CalendarSource: Send + Sync {
+    /// One entry per requested mailbox, in any order, events of the whole
+    /// window `[start, end)`.
+    fn read_calendars(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<MailboxAvailability>, SourceError>> + Send;
+
+    /// Like [`Self::read_calendars`], but sends each mailbox's answer to
+    /// `ready` as soon as it is complete, so the engine maps and writes the
+    /// first calendars while the rest are still being read. On `Err` the
+    /// mailboxes not sent were not read. The default sends everything once
+    /// the whole read is done.
+    fn read_calendars_each(
+        &self,
+        mailboxes: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        ready: UnboundedSender<MailboxAvailability>,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send {
+        async move {
+            for answer in self.read_calendars(mailboxes, start, end).await? {
+                // A closed receiver means the cycle stopped listening.
+                let _ = ready.send(answer);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A state store failure (file unreadable, disk full).
+#[derive(Debug, thiserror::Error)]
+#[error("state database {path}: {message}")]
+pub struct StateError {
+    pub path: String,
+    pub message: String,
+}
+
+/// What the store knows about one UCServer user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user_name: String,
+    /// Hash of the appointment list last written successfully (hex).
+    pub written_hash: Option<String>,
+    pub written_at: Option<DateTime<Utc>>,
+    /// The last failure (already free of secrets and private subjects).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Hash of a list sent to the UCServer and not answered yet: recorded
+    /// before the write is sent, cleared by its answer.
+    pub sending_hash: Option<String>,
+    /// Hash of a list sent whose answer never came (the process was killed,
+    /// the connection dropped, the write timed out): the UCServer may have
+    /// stored it, or may still store it late, after a newer list. While set,
+    /// the user is written every cycle; a write of this same list clears it.
+    pub unsettled_hash: Option<String>,
+}
+
+/// A user who could not be replicated in a cycle, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFailure {
+    pub user_name: String,
+    pub reason: String,
+}
+
+/// The summary of one cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleRecord {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Users the UCServer listed.
+    pub users_listed: u64,
+    /// Lists written to the UCServer (changed since the last write).
+    pub written: u64,
+    /// Users read successfully whose list had not changed.
+    pub unchanged: u64,
+    /// Users without a directory match, a mailbox, or out of scope.
+    pub skipped: u64,
+    pub failed: Vec<UserFailure>,
+    /// The cycle took longer than the interval.
+    pub overran: bool,
+    /// A cycle-wide failure (UCServer or directory unreachable).
+    pub error: Option<String>,
+    /// Only the users named by `once --user` were handled: the counts are
+    /// not the whole site's.
+    pub partial: bool,
+    /// No user was handled: the cycle failed as a whole (`error`), or the
+    /// service could not connect to start one.
+    pub could_not_run: bool,
+    /// The tries this record stands for: 1, or more for a row of the
+    /// service failing to connect the same way again and again (the store
+    /// keeps one row per such streak).
+    pub attempts: u64,
+}
+
+/// Persistent state: the last written list per user and the cycle history.
+/// Every `record_*` is atomic: after a crash the store holds either the old
+/// or the new record, never half of one.
+pub trait StateStore: Send + Sync {
+    fn user(&self, user_name: &str) -> Result<Option<UserRecord>, StateError>;
+    fn users(&self) -> Result<Vec<UserRecord>, StateError>;
+    /// A list is about to be sent (its hash, durable before the write).
+    fn record_sending(&self, user_name: &str, hash: &str) -> Result<(), StateError>;
+    /// At the start of a cycle nothing of this engine is in flight: every
+    /// send still recorded got no answer. Each becomes the user's unsettled
+    /// list. Returns how many.
+    fn settle_unanswered_sends(&self) -> Result<usize, StateError>;
+    /// A list was written successfully; clears the user's last error and
+    /// the send. An unsettled list other than this one becomes this one, so
+    /// that the next cycle writes once more, after a late store of the
+    /// unsettled list could have happened; an unsettled list equal to this
+    /// one is cleared.
+    fn record_written(
+        &self,
+        user_name: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+    /// Reading or writing the user failed; the written hash is kept.
+    fn record_failure(
+        &self,
+        user_name: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+    /// The user was read and found unchanged: forget the last failure (the
+    /// written hash and time stay as they are).
+    fn clear_failure(&self, user_name: &str) -> Result<(), StateError>;
+    fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError>;
+    /// The newest `limit` cycles, newest first.
+    fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError>;
+}
+
+/// A shared store (the service keeps one and hands it to each engine it
+/// builds, e.g. after a reconnect).
+impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
+    fn user(&self, user_name: &str) -> Result<Option<UserRecord>, StateError> {
+        (**self).user(user_name)
+    }
+    fn users(&self) -> Result<Vec<UserRecord>, StateError> {
+        (**self).users()
+    }
+    fn record_sending(&self, user_name: &str, hash: &str) -> Result<(), StateError> {
+        (**self).record_sending(user_name, hash)
+    }
+    fn settle_unanswered_sends(&self) -> Result<usize, StateError> {
+        (**self).settle_unanswered_sends()
+    }
+    fn record_written(
+        &self,
+        user_name: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        (**self).record_written(user_name, hash, at)
+    }
+    fn record_failure(
+        &self,
+        user_name: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        (**self).record_failure(user_name, reason, at)
+    }
+    fn clear_failure(&self, user_name: &str) -> Result<(), StateError> {
+        (**self).clear_failure(user_name)
+    }
+    fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError> {
+        (**self).record_cycle(cycle)
+    }
+    fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError> {
+        (**self).recent_cycles(limit)
+    }
+}
+
+/// A server the engine talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Server {
+    UcServer,
+    Directory,
+    Exchange,
+}
+
+impl Server {
+    pub const ALL: [Server; 3] = [Server::UcServer, Server::Directory, Server::Exchange];
+
+    /// Lower-case name for metric labels and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Server::UcServer => "ucserver",
+            Server::Directory => "directory",
+            Server::Exchange => "exchange",
+        }
+    }
+
+    /// As people write it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Server::UcServer => "UCServer",
+            Server::Directory => "directory",
+            Server::Exchange => "Exchange",
+        }
+    }
+}
+
+/// Told what the engine does as it happens (metrics, the status page).
+/// Every method defaults to doing nothing; calls come from the cycle's own
+/// task and must return quickly.
+pub trait CycleObserver: Send + Sync {
+    /// A cycle (not a dry run) starts.
+    fn cycle_started(&self, _started_at: DateTime<Utc>) {}
+    /// `server` answered (the UCServer listed its users, the directory was
+    /// read, Exchange was read).
+    fn server_reached(&self, _server: Server) {}
+    /// `server` could not be used at all; `reason` is the error, free of
+    /// secrets and subjects.
+    fn server_unreachable(&self, _server: Server, _reason: &str) {}
+    /// One appointment list sent to the UCServer was accepted or not
+    /// (a retried write counts twice).
+    fn ucserver_write(&self, _accepted: bool) {}
+    /// A cycle (not a dry run) ended, whatever its outcome.
+    fn cycle_finished(&self, _report: &CycleReport) {}
+}
+
+/// The observer of an engine nobody watches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl CycleObserver for NoObserver {}
