@@ -2,22 +2,32 @@
 //! GetUserAvailability: FindItem, GetFolder and ResolveNames against the
 //! Exchange simulator over real TLS on loopback, with dropped connections,
 //! HTTP 503, `ErrorServerBusy` and its back-off, the connection limit, a
-//! bounded retry budget and faults that are not retried.
+//! bounded retry budget and faults that are not retried; and autodiscover,
+//! which asks a host that answered again after a 503 or a dropped
+//! connection, but not one whose answer means "try the next candidate".
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use ews_toolkit::autodiscover::{
+    AutodiscoverClient, AutodiscoverSettings, ScpSource, ServiceConnectionPoint,
+};
+use ews_toolkit::sim::auth::{Account, AuthPolicy, Authenticator};
 use ews_toolkit::sim::exchange::{
     BusyMode, ExchangeSim, ExchangeSimConfig, InjectedFault, Permission, RequestRecord,
     SimBusyType, SimEvent, SimMailbox,
 };
+use ews_toolkit::sim::http::{plain_response, ResponseFault, SimHttpServer};
 use ews_toolkit::transport::{
     AuthScheme, Credentials, HttpTransport, TransportConfig, TransportError,
 };
 use ews_toolkit::{calendar_view, folder, resolve_names};
 use ews_toolkit::{EwsClient, EwsError, ResilienceConfig};
+use http::StatusCode;
 
 const ALICE: &str = "alice@contoso.test";
 
@@ -293,4 +303,112 @@ async fn what_would_fail_again_is_not_sent_again() {
     assert!(matches!(error, EwsError::Response { .. }), "{error:?}");
     assert_eq!(requests_of(&env.sim, "GetFolder").len(), 1);
     assert_eq!(client.stats().retries, 0);
+}
+
+/// Service connection points from a list, as Active Directory would give them.
+struct Points(Vec<ServiceConnectionPoint>);
+
+impl ScpSource for Points {
+    fn service_connection_points(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<Vec<ServiceConnectionPoint>, Box<dyn std::error::Error + Send + Sync>>,
+    > + Send {
+        let points = self.0.clone();
+        async move { Ok(points) }
+    }
+}
+
+/// An autodiscover host (the simulator's answers, on TLS with its CA, NTLM)
+/// whose
+/// first answers are `failures` (an HTTP status, or 0 for a dropped
+/// connection), then the real ones; it counts the authenticated requests.
+async fn flaky_autodiscover(env: &Env, failures: Vec<u16>) -> (SimHttpServer, Arc<AtomicUsize>) {
+    let responder = env.sim.autodiscover().clone();
+    let failures = Arc::new(Mutex::new(VecDeque::from(failures)));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let pki = env.sim.pki().expect("TLS");
+    let auth = Arc::new(Authenticator::new(AuthPolicy::new(vec![Account::new(
+        "CONTOSO",
+        "svc-calendar",
+        "Passw0rd!",
+    )])));
+    let tls = Some(pki.server_config());
+    let server = SimHttpServer::start("127.0.0.1:0", tls, Some(auth), move |request| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let failure = failures.lock().unwrap().pop_front();
+        let answer = match failure {
+            Some(0) => {
+                let mut response = plain_response(StatusCode::OK, "");
+                response
+                    .extensions_mut()
+                    .insert(ResponseFault::CloseConnection);
+                response
+            }
+            Some(status) => plain_response(StatusCode::from_u16(status).unwrap(), "failing"),
+            None => responder
+                .handle(&request)
+                .unwrap_or_else(|| plain_response(StatusCode::NOT_FOUND, "not here")),
+        };
+        async move { answer }
+    })
+    .await
+    .expect("autodiscover host starts");
+    (server, seen)
+}
+
+fn autodiscover_client(env: &Env, host: &SimHttpServer) -> AutodiscoverClient<Points> {
+    let config = TransportConfig {
+        ca_file: Some(env.ca_file.clone()),
+        request_timeout: Duration::from_secs(5),
+        ..TransportConfig::default()
+    };
+    let credentials = Credentials::new("CONTOSO\\svc-calendar", "Passw0rd!", AuthScheme::Ntlm)
+        .expect("credentials");
+    let transport = HttpTransport::new(config, Some(credentials)).expect("transport");
+    let settings = AutodiscoverSettings {
+        retry: quick(),
+        ..AutodiscoverSettings::default()
+    };
+    let point = ServiceConnectionPoint {
+        url: format!(
+            "https://127.0.0.1:{}/autodiscover/autodiscover.xml",
+            host.local_addr().port()
+        ),
+        sites: Vec::new(),
+        dn: "CN=mail,CN=Autodiscover".to_owned(),
+    };
+    AutodiscoverClient::new(transport, settings)
+        .expect("autodiscover client")
+        .with_scp(Points(vec![point]))
+}
+
+#[tokio::test]
+async fn autodiscover_asks_a_host_again_after_a_503_and_a_dropped_connection() {
+    let env = start().await;
+    let (host, seen) = flaky_autodiscover(&env, vec![503, 0]).await;
+
+    let found = autodiscover_client(&env, &host)
+        .discover(ALICE)
+        .await
+        .expect("found after the retries");
+
+    assert_eq!(found.ews_url, env.sim.ews_url());
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "{:?}", found.steps);
+}
+
+#[tokio::test]
+async fn autodiscover_does_not_ask_again_what_means_try_the_next_candidate() {
+    let env = start().await;
+    // A 404 for POX and for SOAP: this host offers neither.
+    let (host, seen) = flaky_autodiscover(&env, vec![404, 404]).await;
+
+    let error = autodiscover_client(&env, &host)
+        .discover(ALICE)
+        .await
+        .unwrap_err();
+
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "{error}");
+    assert!(error.to_string().contains("HTTP 404"), "{error}");
 }
