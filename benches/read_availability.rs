@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ews_toolkit::sim::exchange::{BusyMode, ExchangeSim, ExchangeSimConfig, Permission};
 use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
-use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient};
+use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient, ResilienceConfig};
 
 const MAILBOXES: usize = 1000;
 const EVENTS: usize = 10;
@@ -81,14 +81,18 @@ async fn main() {
             Some(Credentials::new("CONTOSO\\svc-calendar", PASSWORD, AuthScheme::Ntlm).unwrap()),
         )
         .expect("transport");
-        let client = EwsClient::new(Arc::new(transport), sim.ews_url());
+        let client = EwsClient::new(Arc::new(transport), sim.ews_url())
+            .with_resilience(ResilienceConfig {
+                concurrency: run.concurrency,
+                max_busy_retries: 1000,
+                initial_back_off: Duration::from_millis(50),
+                ..ResilienceConfig::default()
+            })
+            .expect("client");
         let reader = AvailabilityReader::new(
             Arc::new(client),
             AvailabilityReaderConfig {
-                concurrency: run.concurrency,
                 max_mailboxes_per_request: 50,
-                max_busy_retries: 1000,
-                initial_back_off: Duration::from_millis(50),
                 ..AvailabilityReaderConfig::default()
             },
         )

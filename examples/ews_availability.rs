@@ -16,7 +16,9 @@ use std::sync::Arc;
 use chrono::{Duration, SecondsFormat, Utc};
 use ews_toolkit::availability::{BusyType, CalendarEvent};
 use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
-use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient, ExchangeVersion};
+use ews_toolkit::{
+    AvailabilityReader, AvailabilityReaderConfig, EwsClient, ExchangeVersion, ResilienceConfig,
+};
 use url::Url;
 
 const USAGE: &str = "\
@@ -201,21 +203,20 @@ pub(crate) async fn run(
         ..TransportConfig::default()
     };
     let transport = HttpTransport::new(config, credentials).map_err(|e| e.to_string())?;
-    let mut client =
-        EwsClient::new(Arc::new(transport), args.url.clone()).with_version(args.version);
+    let mut client = EwsClient::new(Arc::new(transport), args.url.clone())
+        .with_version(args.version)
+        .with_resilience(ResilienceConfig {
+            concurrency: args.concurrency,
+            ..ResilienceConfig::default()
+        })
+        .map_err(|e| e.to_string())?;
     if let Some(address) = &args.impersonate {
         client = client
             .with_impersonation(address)
             .map_err(|e| e.to_string())?;
     }
-    let reader = AvailabilityReader::new(
-        Arc::new(client),
-        AvailabilityReaderConfig {
-            concurrency: args.concurrency,
-            ..AvailabilityReaderConfig::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let reader = AvailabilityReader::new(Arc::new(client), AvailabilityReaderConfig::default())
+        .map_err(|e| e.to_string())?;
     let start = Utc::now();
     let end = start + Duration::days(args.days);
     let results = reader

@@ -1,21 +1,21 @@
 //! Availability of any number of mailboxes over any window, read from one
 //! Exchange server the way it wants to be read: at most 100 mailboxes and 42
-//! days per `GetUserAvailability`, a bounded number of requests at a time,
-//! pausing everything when the server says it is busy, backing off from its
-//! connection limit and its request size limit, retrying what can be retried,
-//! and keeping each mailbox's own error on that mailbox.
+//! days per `GetUserAvailability`, halving a request the server finds too
+//! big, sending again the mailboxes it was busy for, and keeping each
+//! mailbox's own error on that mailbox. Pacing and retrying (the busy pause,
+//! the concurrency limit, transient failures) are the client's, as for every
+//! operation: see [`crate::resilience`].
 //!
 //! A mailbox that could not be read always comes back with an error, never
 //! with an empty calendar: the caller must not mistake a failure for "no
 //! appointments".
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinSet;
 
 use super::availability::{
@@ -23,6 +23,7 @@ use super::availability::{
     MAX_WINDOW_DAYS,
 };
 use super::client::{EwsClient, EwsError};
+use super::resilience::Attempts;
 use super::transport::TransportError;
 
 /// The code of the error a mailbox gets when its request failed as a whole
@@ -31,29 +32,16 @@ use super::transport::TransportError;
 pub const REQUEST_FAILED: &str = "ClientRequestFailed";
 
 const SERVER_BUSY: &str = "ErrorServerBusy";
-const EXCEEDED_CONNECTION_COUNT: &str = "ErrorExceededConnectionCount";
 const DATA_ARRAY_TOO_BIG: &str = "ErrorMailboxDataArrayTooBig";
 
-/// How the reader splits, paces and retries; [`Default`] suits a production
-/// Exchange.
+/// How the reader splits its requests; [`Default`] suits a production
+/// Exchange. How they are paced and retried is the client's
+/// ([`EwsClient::with_resilience`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvailabilityReaderConfig {
     /// Mailboxes per request, 1 to 100.
     pub max_mailboxes_per_request: usize,
-    /// Requests in flight at once, at least 1; far below Exchange's
-    /// `EWSMaxConcurrency` (10 on 2010, 27 on 2013+) by default. The
-    /// transport's `max_connections_per_host` is a second, fixed bound.
-    pub concurrency: usize,
     pub view: AvailabilityView,
-    /// Retries of one request after a timeout or a dropped connection.
-    pub max_transient_retries: u32,
-    /// Retries of one request after busy or connection-limit answers.
-    pub max_busy_retries: u32,
-    /// The first pause when the server is busy without saying for how long;
-    /// each further busy answer in a row doubles it.
-    pub initial_back_off: Duration,
-    /// No pause is longer, whatever the server asks for.
-    pub max_back_off: Duration,
     /// Ask for each mailbox as that mailbox (`ExchangeImpersonation`; the
     /// account needs the ApplicationImpersonation role): one mailbox per
     /// request, and the owner's view of its calendar, private items
@@ -65,12 +53,7 @@ impl Default for AvailabilityReaderConfig {
     fn default() -> Self {
         AvailabilityReaderConfig {
             max_mailboxes_per_request: MAX_MAILBOXES_PER_REQUEST,
-            concurrency: 4,
             view: AvailabilityView::Detailed,
-            max_transient_retries: 3,
-            max_busy_retries: 10,
-            initial_back_off: Duration::from_secs(1),
-            max_back_off: Duration::from_secs(300),
             impersonate_each_mailbox: false,
         }
     }
@@ -84,25 +67,16 @@ impl AvailabilityReaderConfig {
                 self.max_mailboxes_per_request
             )));
         }
-        if self.concurrency == 0 {
-            return Err(EwsError::Config(
-                "concurrent requests is 0; set it to at least 1".to_owned(),
-            ));
-        }
-        if self.initial_back_off.is_zero() || self.max_back_off < self.initial_back_off {
-            return Err(EwsError::Config(format!(
-                "the back-off must start above zero and its maximum ({:?}) must not be below its start ({:?})",
-                self.max_back_off, self.initial_back_off
-            )));
-        }
         Ok(())
     }
 }
 
-/// Counters for diagnostics and benchmarks.
+/// Counters for diagnostics and benchmarks: the client's (every request it
+/// sent, whatever the operation; a reader normally has its client to itself)
+/// and the reader's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AvailabilityStats {
-    /// `GetUserAvailability` requests sent (retries included).
+    /// Requests sent (retries included).
     pub requests_sent: u64,
     /// Requests sent again (after busy, connection-limit or transient failures).
     pub retries: u64,
@@ -119,26 +93,6 @@ pub struct AvailabilityStats {
     /// connections (every pause, summed).
     pub back_off: Duration,
 }
-
-/// Told about the reader's traffic as it happens (metrics). Every method
-/// defaults to doing nothing; calls come from the request tasks and must
-/// return quickly. [`AvailabilityStats`] has the same counts as totals.
-pub trait AvailabilityObserver: Send + Sync {
-    /// A `GetUserAvailability` request is sent (retries included).
-    fn request_sent(&self) {}
-    /// The server answered busy (SOAP fault, per-mailbox error or HTTP 503).
-    fn busy_answer(&self) {}
-    /// A request is sent again.
-    fn retry(&self) {}
-    /// The reader waits `pause` before sending again (busy, connection limit).
-    fn backed_off(&self, _pause: Duration) {}
-}
-
-/// The observer of a reader nobody watches.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoAvailabilityObserver;
-
-impl AvailabilityObserver for NoAvailabilityObserver {}
 
 /// Consecutive sub-windows of at most 42 days covering `[start, end)`.
 pub fn split_window(
@@ -170,8 +124,8 @@ pub fn chunk_mailboxes(mailboxes: &[String], per_request: usize) -> Vec<Vec<Stri
         .collect()
 }
 
-/// Reads availability from the server of one [`EwsClient`]. Keep one per
-/// server: its concurrency limit and back-off learn from the server's answers.
+/// Reads availability from the server of one [`EwsClient`], whose concurrency
+/// limit and back-off (learnt from the server's answers) it uses.
 pub struct AvailabilityReader {
     shared: Arc<Shared>,
 }
@@ -189,18 +143,7 @@ impl std::fmt::Debug for AvailabilityReader {
 struct Shared {
     client: Arc<EwsClient>,
     config: AvailabilityReaderConfig,
-    limiter: Limiter,
-    /// Busy answers in a row, for the doubling back-off.
-    busy_streak: AtomicU32,
-    /// Requests answered without a busy error since the concurrency last
-    /// changed, to raise it again.
-    calm_answers: AtomicU32,
-    requests_sent: AtomicU64,
-    retries: AtomicU64,
-    busy_answers: AtomicU64,
     chunk_splits: AtomicU64,
-    back_off_ms: AtomicU64,
-    observer: Arc<dyn AvailabilityObserver>,
 }
 
 /// One request to make: a chunk of mailboxes and one sub-window.
@@ -231,34 +174,18 @@ enum Outcome {
 }
 
 impl AvailabilityReader {
+    /// A reader of `client`'s server (an observer of its requests is the
+    /// client's: [`EwsClient::with_observer`]).
     pub fn new(
         client: Arc<EwsClient>,
         config: AvailabilityReaderConfig,
     ) -> Result<AvailabilityReader, EwsError> {
-        AvailabilityReader::observed(client, config, Arc::new(NoAvailabilityObserver))
-    }
-
-    /// As [`Self::new`], telling `observer` about each request, busy answer,
-    /// retry and pause.
-    pub fn observed(
-        client: Arc<EwsClient>,
-        config: AvailabilityReaderConfig,
-        observer: Arc<dyn AvailabilityObserver>,
-    ) -> Result<AvailabilityReader, EwsError> {
         config.validate()?;
         Ok(AvailabilityReader {
             shared: Arc::new(Shared {
-                limiter: Limiter::new(config.concurrency),
                 client,
                 config,
-                busy_streak: AtomicU32::new(0),
-                calm_answers: AtomicU32::new(0),
-                requests_sent: AtomicU64::new(0),
-                retries: AtomicU64::new(0),
-                busy_answers: AtomicU64::new(0),
                 chunk_splits: AtomicU64::new(0),
-                back_off_ms: AtomicU64::new(0),
-                observer,
             }),
         })
     }
@@ -272,15 +199,15 @@ impl AvailabilityReader {
     }
 
     pub fn stats(&self) -> AvailabilityStats {
-        let s = &self.shared;
+        let client = self.shared.client.stats();
         AvailabilityStats {
-            requests_sent: s.requests_sent.load(Ordering::Relaxed),
-            retries: s.retries.load(Ordering::Relaxed),
-            busy_answers: s.busy_answers.load(Ordering::Relaxed),
-            chunk_splits: s.chunk_splits.load(Ordering::Relaxed),
-            concurrency: s.limiter.limit(),
-            peak_in_flight: s.limiter.peak(),
-            back_off: Duration::from_millis(s.back_off_ms.load(Ordering::Relaxed)),
+            requests_sent: client.requests_sent,
+            retries: client.retries,
+            busy_answers: client.busy_answers,
+            chunk_splits: self.shared.chunk_splits.load(Ordering::Relaxed),
+            concurrency: client.concurrency,
+            peak_in_flight: client.peak_in_flight,
+            back_off: client.back_off,
         }
     }
 
@@ -446,71 +373,6 @@ fn fail_all(mailboxes: Vec<String>, error: &MailboxError) -> Vec<(String, Mailbo
         .collect()
 }
 
-impl Shared {
-    /// The pause for a busy answer: the server's own value, or the doubling
-    /// back-off; both capped.
-    fn back_off(&self, asked: Option<Duration>) -> Duration {
-        let streak = self.busy_streak.fetch_add(1, Ordering::Relaxed);
-        let cap = self.config.max_back_off;
-        match asked {
-            Some(asked) => asked.min(cap),
-            None => doubled(self.config.initial_back_off, streak, cap),
-        }
-    }
-
-    fn retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        self.observer.retry();
-    }
-
-    fn request_sent(&self) {
-        self.requests_sent.fetch_add(1, Ordering::Relaxed);
-        self.observer.request_sent();
-    }
-
-    fn busy_answer(&self) {
-        self.busy_answers.fetch_add(1, Ordering::Relaxed);
-        self.observer.busy_answer();
-    }
-
-    /// Counts a pause before it is taken.
-    fn backing_off(&self, pause: Duration) -> Duration {
-        let ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
-        self.back_off_ms.fetch_add(ms, Ordering::Relaxed);
-        self.observer.backed_off(pause);
-        pause
-    }
-
-    /// A busy answer: one request fewer at a time. Pausing alone is not
-    /// enough: when the server serves fewer requests than are in flight,
-    /// the same requests keep colliding after every pause and one of them
-    /// can exhaust its retries.
-    fn throttled(&self) {
-        self.calm_answers.store(0, Ordering::Relaxed);
-        self.limiter.lower();
-    }
-
-    /// An answer without a busy error: after `RAISE_AFTER_CALM_ANSWERS` of
-    /// them, one request more at a time again, up to the configured limit.
-    fn calm(&self) {
-        let calm = self.calm_answers.fetch_add(1, Ordering::Relaxed) + 1;
-        if calm >= RAISE_AFTER_CALM_ANSWERS && self.limiter.raise(self.config.concurrency) {
-            self.calm_answers.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Answers without a busy error before the concurrency is raised by one.
-const RAISE_AFTER_CALM_ANSWERS: u32 = 8;
-
-/// `initial * 2^n`, at most `cap`.
-fn doubled(initial: Duration, n: u32, cap: Duration) -> Duration {
-    initial
-        .checked_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX))
-        .unwrap_or(cap)
-        .min(cap)
-}
-
 /// Parses an answer on tokio's blocking pool: a full answer takes
 /// milliseconds of CPU, and on a runtime worker it would also hold back the
 /// task that just got the freed request slot (tokio runs a task woken by the
@@ -544,22 +406,19 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
     let config = &shared.config;
     let mut pending = mailboxes;
     let mut results: Vec<(String, MailboxResult)> = Vec::new();
-    let mut busy_retries = 0u32;
-    let mut transient_retries = 0u32;
+    // Busy answers inside an answer draw on the same budget as the client's
+    // own retries of this request.
+    let mut attempts = Attempts::default();
     loop {
-        let sent = {
-            let _permit = shared.limiter.acquire().await;
-            shared.request_sent();
-            // Impersonation acts as the one mailbox of the request.
-            let acting_as = if config.impersonate_each_mailbox {
-                pending.first().map(String::as_str)
-            } else {
-                client.impersonation()
-            };
-            client
-                .send_user_availability_as(&pending, start, end, config.view, acting_as)
-                .await
+        // Impersonation acts as the one mailbox of the request.
+        let acting_as = if config.impersonate_each_mailbox {
+            pending.first().map(String::as_str)
+        } else {
+            client.impersonation()
         };
+        let sent = client
+            .send_user_availability_as(&pending, start, end, config.view, acting_as, &mut attempts)
+            .await;
         // The server is done with the request once its answer is here: the
         // next request goes while this one is parsed.
         let answer = match sent {
@@ -586,94 +445,46 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
                     }
                 }
                 if busy.is_empty() {
-                    shared.busy_streak.store(0, Ordering::Relaxed);
-                    shared.calm();
+                    client.answered_calmly();
                     return Outcome::Done { window, results };
                 }
-                shared.busy_answer();
-                shared.throttled();
-                if busy_retries >= config.max_busy_retries {
+                let Some(pause) = client.busy_inside_answer(&mut attempts, asked) else {
                     results.extend(busy.into_iter().map(|(m, e)| (m, Err(e))));
                     return Outcome::Done { window, results };
-                }
-                busy_retries += 1;
-                shared.retry();
-                let pause = shared.backing_off(shared.back_off(asked));
+                };
                 tracing::warn!(
                     server = client.server(),
                     mailboxes = busy.len(),
                     pause_ms = pause.as_millis() as u64,
                     "Exchange is busy for some mailboxes (ErrorServerBusy); pausing all requests"
                 );
-                client.pause_for(pause);
                 pending = busy.into_iter().map(|(m, _)| m).collect();
                 continue;
             }
             Err(error) => error,
         };
 
+        // The client has retried what may be retried.
         if error.affects_every_request() {
             return Outcome::Fatal(error);
         }
         tracing::debug!(server = client.server(), mailboxes = pending.len(), %error, "GetUserAvailability failed");
-        match error.fault_code() {
-            Some(DATA_ARRAY_TOO_BIG) if pending.len() > 1 => {
-                shared.chunk_splits.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(server = client.server(), mailboxes = pending.len(),
-                    "Exchange refused the request as too big (ErrorMailboxDataArrayTooBig); splitting it in two");
-                let second = pending.split_off(pending.len() / 2);
-                let half = |mailboxes| Task {
-                    mailboxes,
-                    window,
-                    start,
-                    end,
-                };
-                return Outcome::Split {
-                    window,
-                    results,
-                    halves: [half(pending), half(second)],
-                };
-            }
-            Some(EXCEEDED_CONNECTION_COUNT) if busy_retries < config.max_busy_retries => {
-                busy_retries += 1;
-                shared.retry();
-                shared.limiter.lower();
-                tracing::warn!(server = client.server(), concurrency = shared.limiter.limit(),
-                    "Exchange counts too many connections (ErrorExceededConnectionCount); fewer requests at a time");
-                // Only this request waits: the others already in flight
-                // hold connections the server counted and may finish.
-                tokio::time::sleep(shared.backing_off(doubled(
-                    config.initial_back_off,
-                    busy_retries - 1,
-                    config.max_back_off,
-                )))
-                .await;
-                continue;
-            }
-            _ => {}
-        }
-        if error.is_busy() {
-            shared.busy_answer();
-            shared.throttled();
-            if busy_retries < config.max_busy_retries {
-                busy_retries += 1;
-                shared.retry();
-                let pause = shared.backing_off(shared.back_off(error.back_off()));
-                tracing::warn!(server = client.server(), pause_ms = pause.as_millis() as u64, %error,
-                    "Exchange is busy; pausing all requests");
-                client.pause_for(pause);
-                continue;
-            }
-        } else if error.is_retryable() && transient_retries < config.max_transient_retries {
-            transient_retries += 1;
-            shared.retry();
-            tokio::time::sleep(doubled(
-                config.initial_back_off,
-                transient_retries - 1,
-                config.max_back_off,
-            ))
-            .await;
-            continue;
+        if error.fault_code() == Some(DATA_ARRAY_TOO_BIG) && pending.len() > 1 {
+            shared.chunk_splits.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server = client.server(), mailboxes = pending.len(),
+                "Exchange refused the request as too big (ErrorMailboxDataArrayTooBig); splitting it in two");
+            let second = pending.split_off(pending.len() / 2);
+            let half = |mailboxes| Task {
+                mailboxes,
+                window,
+                start,
+                end,
+            };
+            return Outcome::Split {
+                window,
+                results,
+                halves: [half(pending), half(second)],
+            };
         }
         if is_unreachable(&error) {
             // Connecting failed every time: the server is down or the URL
@@ -689,110 +500,6 @@ async fn run_task(shared: Arc<Shared>, task: Task) -> Outcome {
 
 fn is_unreachable(error: &EwsError) -> bool {
     matches!(error.transport(), Some(TransportError::Connect { .. }))
-}
-
-/// A concurrency limit that can be lowered while requests are in flight.
-struct Limiter {
-    semaphore: Semaphore,
-    limit: AtomicUsize,
-    /// Permits to retire as they come back (the limit was lowered while
-    /// they were in use).
-    debt: AtomicUsize,
-    in_flight: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-struct Permit<'a> {
-    limiter: &'a Limiter,
-    permit: Option<SemaphorePermit<'a>>,
-}
-
-impl Limiter {
-    fn new(limit: usize) -> Limiter {
-        Limiter {
-            semaphore: Semaphore::new(limit),
-            limit: AtomicUsize::new(limit),
-            debt: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-        }
-    }
-
-    fn limit(&self) -> usize {
-        self.limit.load(Ordering::Relaxed)
-    }
-
-    fn peak(&self) -> usize {
-        self.peak.load(Ordering::Relaxed)
-    }
-
-    async fn acquire(&self) -> Permit<'_> {
-        let permit = self
-            .semaphore
-            .acquire()
-            .await
-            .expect("the limiter's semaphore is never closed");
-        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak.fetch_max(now, Ordering::Relaxed);
-        Permit {
-            limiter: self,
-            permit: Some(permit),
-        }
-    }
-
-    /// One request more at a time, never above `max` (checked and raised in
-    /// one step, so two answers at once cannot both pass the check): first
-    /// cancels a permit still to be retired, otherwise adds one.
-    fn raise(&self, max: usize) -> bool {
-        let raised = self
-            .limit
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
-                (l < max).then_some(l + 1)
-            });
-        if raised.is_err() {
-            return false;
-        }
-        let cancelled = self
-            .debt
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1))
-            .is_ok();
-        if !cancelled {
-            self.semaphore.add_permits(1);
-        }
-        true
-    }
-
-    /// One request fewer at a time, never below one.
-    fn lower(&self) {
-        let lowered = self
-            .limit
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
-                (l > 1).then_some(l - 1)
-            });
-        if lowered.is_err() {
-            return;
-        }
-        match self.semaphore.try_acquire() {
-            Ok(permit) => permit.forget(),
-            Err(_) => {
-                self.debt.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        self.limiter.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let retire = self
-            .limiter
-            .debt
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1))
-            .is_ok();
-        if let (true, Some(permit)) = (retire, self.permit.take()) {
-            permit.forget();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -884,60 +591,6 @@ mod tests {
     }
 
     #[test]
-    fn back_off_doubles_up_to_the_cap() {
-        let second = Duration::from_secs(1);
-        let cap = Duration::from_secs(10);
-        let steps: Vec<u64> = (0..6).map(|n| doubled(second, n, cap).as_secs()).collect();
-        assert_eq!(steps, [1, 2, 4, 8, 10, 10]);
-        assert_eq!(doubled(second, 200, cap), cap);
-    }
-
-    #[tokio::test]
-    async fn the_limit_can_be_lowered_while_permits_are_out() {
-        let limiter = Limiter::new(3);
-        let a = limiter.acquire().await;
-        let b = limiter.acquire().await;
-        let c = limiter.acquire().await;
-        limiter.lower();
-        limiter.lower();
-        limiter.lower(); // never below one
-        assert_eq!(limiter.limit(), 1);
-        drop((a, b, c));
-        let _one = limiter.acquire().await;
-        assert!(
-            limiter.semaphore.try_acquire().is_err(),
-            "only one permit is left"
-        );
-        assert_eq!(limiter.peak(), 3);
-    }
-
-    #[tokio::test]
-    async fn a_lowered_limit_can_be_raised_again() {
-        let limiter = Limiter::new(3);
-        let a = limiter.acquire().await;
-        let b = limiter.acquire().await;
-        limiter.lower(); // two out, one free: the free one is retired
-        limiter.lower(); // none free: one of the two is retired on return
-        assert!(limiter.raise(3)); // cancels that retirement
-        assert_eq!(limiter.limit(), 2);
-        drop((a, b));
-        let _x = limiter.acquire().await;
-        let _y = limiter.acquire().await;
-        assert!(
-            limiter.semaphore.try_acquire().is_err(),
-            "two permits in all"
-        );
-        assert!(limiter.raise(3));
-        assert!(!limiter.raise(3), "never above the configured limit");
-        let _z = limiter.acquire().await;
-        assert_eq!(limiter.limit(), 3);
-        assert!(
-            limiter.semaphore.try_acquire().is_err(),
-            "three permits in all"
-        );
-    }
-
-    #[test]
     fn config_limits_are_checked() {
         let too_many = AvailabilityReaderConfig {
             max_mailboxes_per_request: 101,
@@ -946,7 +599,7 @@ mod tests {
         let err = too_many.validate().unwrap_err();
         assert!(err.to_string().contains("between 1 and 100"), "{err}");
         let none = AvailabilityReaderConfig {
-            concurrency: 0,
+            max_mailboxes_per_request: 0,
             ..Default::default()
         };
         assert!(none.validate().is_err());

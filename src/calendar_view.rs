@@ -4,8 +4,11 @@
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::availability::{format_date_time, parse_date_time, BusyType};
-use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, ServerVersion};
-use super::operation::FindItem;
+use super::client::{EwsClient, EwsError};
+use super::envelope::{
+    read_response, write_request, EnvelopeError, RequestHeaders, Response, ServerVersion,
+};
+use super::operation::{FindItem, Operation};
 use super::response_message::{only_message, status_of, wire, OperationError};
 use super::types;
 
@@ -46,8 +49,26 @@ pub struct CalendarView {
     pub server_version: Option<ServerVersion>,
 }
 
-/// The request: the calendar of `mailbox` (the caller's own without one)
-/// between `start` and `end`.
+/// The calendar of `mailbox` (the client's own, or its impersonated one,
+/// without one) between `start` and `end`, at most `max_entries` items;
+/// through [`EwsClient::execute`], so paced and retried as every operation.
+pub async fn find(
+    client: &EwsClient,
+    mailbox: Option<&str>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    max_entries: Option<i32>,
+) -> Result<CalendarView, EwsError> {
+    let response = client
+        .execute::<FindItem>(&request_body(mailbox, start, end, max_entries))
+        .await?;
+    // CalendarView times carry their offset; a naive one is read as UTC.
+    from_response(response, FixedOffset::east_opt(0).expect("zero offset"))
+        .map_err(|e| client.operation_error(e))
+}
+
+/// The request envelope: the calendar of `mailbox` (the caller's own
+/// without one) between `start` and `end`.
 pub fn request(
     headers: &RequestHeaders,
     mailbox: Option<&str>,
@@ -55,7 +76,16 @@ pub fn request(
     end: DateTime<Utc>,
     max_entries: Option<i32>,
 ) -> Result<Vec<u8>, EnvelopeError> {
-    let body = types::FindItemType {
+    write_request::<FindItem>(headers, &request_body(mailbox, start, end, max_entries))
+}
+
+fn request_body(
+    mailbox: Option<&str>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    max_entries: Option<i32>,
+) -> types::FindItemType {
+    types::FindItemType {
         traversal: types::ItemQueryTraversalType::String("Shallow".into()),
         item_shape: types::ItemResponseShapeType {
             base_shape: types::DefaultShapeNamesType::String("AllProperties".into()),
@@ -68,8 +98,7 @@ pub fn request(
             },
         )),
         parent_folder_ids: calendar_folder(mailbox),
-    };
-    write_request::<FindItem>(headers, &body)
+    }
 }
 
 /// The `calendar` distinguished folder of `mailbox`.
@@ -98,7 +127,13 @@ pub fn parse_response(
     xml: &[u8],
     naive_offset: FixedOffset,
 ) -> Result<CalendarView, OperationError> {
-    let response = read_response::<FindItem>(xml)?;
+    from_response(read_response::<FindItem>(xml)?, naive_offset)
+}
+
+fn from_response(
+    response: Response<<FindItem as Operation>::Response>,
+    naive_offset: FixedOffset,
+) -> Result<CalendarView, OperationError> {
     let message = only_message(
         "FindItem",
         response.body.response_messages.content,

@@ -1,9 +1,11 @@
 //! `EwsClient`: one Exchange server as the rest of the program sees it. It
 //! owns the transport, the EWS URL, the requested schema version and the
-//! optional impersonation, sends any operation, turns every way a request can
-//! fail into one typed [`EwsError`], remembers the `ServerVersionInfo` the
-//! server last answered with, and holds the server-wide pause that throttling
-//! (`ErrorServerBusy`) asks for.
+//! optional impersonation, sends any operation through one path
+//! ([`EwsClient::execute`]) that paces and retries it ([`crate::resilience`]:
+//! the server-wide pause throttling asks for, the adaptive concurrency
+//! limit, bounded retries), turns every way a request can fail into one
+//! typed [`EwsError`], and remembers the `ServerVersionInfo` the server last
+//! answered with.
 
 use crate::server_text::sanitize;
 use std::sync::{Arc, Mutex};
@@ -24,7 +26,10 @@ use super::envelope::{
     read_response, write_request, EnvelopeError, RequestHeaders, Response, ServerVersion, SOAP_NS,
 };
 use super::fault::{read_fault, SoapFault};
-use super::operation::{GetUserAvailability, Operation};
+use super::operation::{GetStreamingEvents, GetUserAvailability, Operation};
+use super::resilience::{
+    Attempts, NoRequestObserver, RequestObserver, RequestStats, Resilience, ResilienceConfig,
+};
 use super::response_message::OperationError;
 use super::transport::{HttpTransport, TransportError};
 use super::version::ExchangeVersion;
@@ -60,7 +65,7 @@ pub enum EwsError {
         fault: Box<SoapFault>,
     },
     /// HTTP 503: the server (or a load balancer before it) is overloaded.
-    #[error("{server} answered HTTP 503 Service Unavailable{}; the request is retried after a pause", retry_after_text(.retry_after))]
+    #[error("{server} answered HTTP 503 Service Unavailable{}", retry_after_text(.retry_after))]
     ServiceUnavailable {
         server: String,
         /// `Retry-After`, when the answer had one.
@@ -197,14 +202,15 @@ impl EwsError {
 }
 
 /// One Exchange server's EWS endpoint. Share it (`Arc`) between everything
-/// that talks to that server: the throttling pause is kept here.
+/// that talks to that server: the throttling pause and the concurrency limit
+/// are kept here.
 pub struct EwsClient {
     transport: Arc<HttpTransport>,
     url: Url,
     version: ExchangeVersion,
     impersonate: Option<String>,
     last_server_version: Mutex<Option<ServerVersion>>,
-    paused_until: Mutex<Option<Instant>>,
+    resilience: Resilience,
 }
 
 impl std::fmt::Debug for EwsClient {
@@ -214,6 +220,7 @@ impl std::fmt::Debug for EwsClient {
             .field("url", &self.url.as_str())
             .field("version", &self.version)
             .field("impersonate", &self.impersonate)
+            .field("resilience", self.resilience.config())
             .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
@@ -221,7 +228,8 @@ impl std::fmt::Debug for EwsClient {
 
 impl EwsClient {
     /// A client for the EWS endpoint `url` (`https://mail.contoso.com/EWS/Exchange.asmx`),
-    /// asking for the default version (`Exchange2013_SP1`), not impersonating.
+    /// asking for the default version (`Exchange2013_SP1`), not impersonating,
+    /// paced and retried as [`ResilienceConfig::default`] says.
     pub fn new(transport: Arc<HttpTransport>, url: Url) -> EwsClient {
         EwsClient {
             transport,
@@ -229,8 +237,32 @@ impl EwsClient {
             version: ExchangeVersion::default(),
             impersonate: None,
             last_server_version: Mutex::new(None),
-            paused_until: Mutex::new(None),
+            resilience: Resilience::new(ResilienceConfig::default(), Arc::new(NoRequestObserver)),
         }
+    }
+
+    /// How requests are paced and retried (concurrency, retries, back-off).
+    pub fn with_resilience(mut self, config: ResilienceConfig) -> Result<EwsClient, EwsError> {
+        config.validate()?;
+        let observer = self.resilience.observer().clone();
+        self.resilience = Resilience::new(config, observer);
+        Ok(self)
+    }
+
+    /// Tells `observer` about each request, busy answer, retry and pause.
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> EwsClient {
+        self.resilience = Resilience::new(self.resilience.config().clone(), observer);
+        self
+    }
+
+    pub fn resilience(&self) -> &ResilienceConfig {
+        self.resilience.config()
+    }
+
+    /// This client's requests so far (every operation), and its current
+    /// concurrency limit.
+    pub fn stats(&self) -> RequestStats {
+        self.resilience.stats()
     }
 
     /// The `RequestServerVersion` every request carries.
@@ -309,45 +341,26 @@ impl EwsClient {
     /// Holds every request to this server back for `pause` from now (a
     /// longer pause already in force is kept).
     pub fn pause_for(&self, pause: Duration) {
-        let until = Instant::now() + pause;
-        let mut paused = self.paused_until.lock().expect("pause lock");
-        if paused.is_none_or(|current| current < until) {
-            *paused = Some(until);
-        }
+        self.resilience.pause_for(pause);
     }
 
     /// When the current pause ends, if one is in force.
     pub fn paused_until(&self) -> Option<Instant> {
-        self.paused_until
-            .lock()
-            .expect("pause lock")
-            .filter(|until| *until > Instant::now())
+        self.resilience.paused_until()
     }
 
-    async fn wait_while_paused(&self) {
-        // A pause may be extended while waiting: look again after each sleep.
-        while let Some(until) = self.paused_until() {
-            tokio::time::sleep_until(until.into()).await;
-        }
-    }
-
-    /// Sends a request envelope of `Op` (made with this client's
-    /// [`request_headers`](Self::request_headers)) and returns the body of
-    /// a successful HTTP answer. Waits out a throttling pause first.
-    pub async fn send<Op: Operation>(&self, envelope: Vec<u8>) -> Result<Bytes, EwsError> {
-        self.send_as::<Op>(envelope, self.impersonate.as_deref())
-            .await
-    }
-
-    /// [`send`](Self::send) of an envelope made with
-    /// [`request_headers_as`](Self::request_headers_as)`(impersonate)`: the
-    /// request is routed to that mailbox (`X-AnchorMailbox`).
-    pub async fn send_as<Op: Operation>(
+    /// Sends a request envelope of `Op` made with
+    /// [`request_headers_as`](Self::request_headers_as)`(impersonate)` (the
+    /// request is routed to that mailbox, `X-AnchorMailbox`) and returns the
+    /// body of a successful HTTP answer: paced, and sent again as the
+    /// [`resilience`](crate::resilience) layer decides, drawing on
+    /// `attempts`. Not counted as a calm answer: the caller knows.
+    pub(crate) async fn send_as<Op: Operation>(
         &self,
         envelope: Vec<u8>,
         impersonate: Option<&str>,
+        attempts: &mut Attempts,
     ) -> Result<Bytes, EwsError> {
-        self.wait_while_paused().await;
         let mut headers = HeaderMap::new();
         if let Some(address) = impersonate {
             let value = HeaderValue::from_str(address).map_err(|_| {
@@ -355,6 +368,24 @@ impl EwsClient {
             })?;
             headers.insert(HeaderName::from_static(ANCHOR_MAILBOX_HEADER), value);
         }
+        let envelope = Bytes::from(envelope);
+        // Exchange holds a GetStreamingEvents request open by design (up to
+        // its ConnectionTimeout) and counts it against a limit of its own
+        // (HangingConnectionLimit): it must not keep a slot from the others.
+        let take_slot = Op::NAME != GetStreamingEvents::NAME;
+        self.resilience
+            .send(attempts, take_slot, self.server(), Op::NAME, || {
+                self.send_once::<Op>(envelope.clone(), headers.clone())
+            })
+            .await
+    }
+
+    /// One HTTP exchange, its failure as an [`EwsError`].
+    async fn send_once<Op: Operation>(
+        &self,
+        envelope: Bytes,
+        headers: HeaderMap,
+    ) -> Result<Bytes, EwsError> {
         let response = self
             .transport
             .post_soap(&self.url, Op::SOAP_ACTION, envelope, headers)
@@ -421,7 +452,11 @@ impl EwsClient {
     }
 
     /// Sends any operation with its generated request type and reads the
-    /// generated response type.
+    /// generated response type: the one way to call an operation, paced and
+    /// retried (busy, dropped connections, 503, ...) as
+    /// [`resilience`](crate::resilience) describes. The operation modules
+    /// (`calendar_view::find`, `folder::probe`, ...) call it with their
+    /// plain types.
     pub async fn execute<Op>(&self, body: &Op::Request) -> Result<Response<Op::Response>, EwsError>
     where
         Op: Operation,
@@ -432,24 +467,17 @@ impl EwsClient {
     {
         let envelope = write_request::<Op>(&self.request_headers(), body)
             .map_err(|e| self.envelope_error(e))?;
-        let answer = self.send::<Op>(envelope).await?;
+        let answer = self
+            .send_as::<Op>(
+                envelope,
+                self.impersonate.as_deref(),
+                &mut Attempts::default(),
+            )
+            .await?;
+        self.resilience.answered_calmly();
         let response = read_response::<Op>(&answer).map_err(|e| self.envelope_error(e))?;
         self.record_server_version(response.server_version.as_ref());
         Ok(response)
-    }
-
-    /// Sends an envelope made by one of the plain-type operation modules
-    /// (`resolve_names::request`, ...) and parses the answer with that
-    /// module's `parse_response`.
-    pub async fn call<Op: Operation, T>(
-        &self,
-        envelope: Result<Vec<u8>, EnvelopeError>,
-        parse: impl FnOnce(&[u8]) -> Result<T, OperationError>,
-    ) -> Result<T, EwsError> {
-        let envelope = envelope.map_err(|e| self.envelope_error(e))?;
-        let answer = self.send::<Op>(envelope).await?;
-        self.record_server_version(server_version_of(&answer).as_ref());
-        parse(&answer).map_err(|e| self.operation_error(e))
     }
 
     /// One `GetUserAvailability` request (at most 100 mailboxes, 42 days; see
@@ -478,34 +506,69 @@ impl EwsClient {
         impersonate: Option<&str>,
     ) -> Result<Vec<MailboxAvailability>, EwsError> {
         let answer = self
-            .send_user_availability_as(mailboxes, start, end, view, impersonate)
+            .send_user_availability_as(
+                mailboxes,
+                start,
+                end,
+                view,
+                impersonate,
+                &mut Attempts::default(),
+            )
             .await?;
-        self.parse_user_availability(mailboxes, &answer)
+        let answers = self.parse_user_availability(mailboxes, &answer)?;
+        let busy = answers
+            .iter()
+            .any(|a| matches!(&a.result, Err(e) if e.code == "ErrorServerBusy"));
+        if !busy {
+            self.resilience.answered_calmly();
+        }
+        Ok(answers)
     }
 
     /// The request half of
     /// [`get_user_availability_as`](Self::get_user_availability_as): the
-    /// body of the server's successful answer, not parsed yet. A caller that
-    /// limits requests in flight can let the next one go before parsing.
-    pub async fn send_user_availability_as(
+    /// body of the server's successful answer, not parsed yet. The
+    /// availability reader needs the two halves apart (not `execute`): the
+    /// concurrency slot is freed once the answer is here, so the next
+    /// request goes while this one is parsed (off the runtime, by the fast
+    /// reader), and busy errors inside the answer send its mailboxes again
+    /// on the same retry budget (`attempts`).
+    pub(crate) async fn send_user_availability_as(
         &self,
         mailboxes: &[String],
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         view: AvailabilityView,
         impersonate: Option<&str>,
+        attempts: &mut Attempts,
     ) -> Result<Bytes, EwsError> {
         let headers = self.request_headers_as(impersonate);
         let envelope = availability::request(&headers, mailboxes, start, end, view)
             .map_err(|e| self.envelope_error(e))?;
-        self.send_as::<GetUserAvailability>(envelope, impersonate)
+        self.send_as::<GetUserAvailability>(envelope, impersonate, attempts)
             .await
+    }
+
+    /// The busy errors inside an answer (`ErrorServerBusy` for some
+    /// mailboxes): counted and paced as a busy fault is; the pause, when
+    /// `attempts` allow sending those mailboxes again.
+    pub(crate) fn busy_inside_answer(
+        &self,
+        attempts: &mut Attempts,
+        asked: Option<Duration>,
+    ) -> Option<Duration> {
+        self.resilience.busy(attempts, asked)
+    }
+
+    /// An answer without busy errors inside (the availability reader's).
+    pub(crate) fn answered_calmly(&self) {
+        self.resilience.answered_calmly();
     }
 
     /// The parsing half of
     /// [`get_user_availability_as`](Self::get_user_availability_as), for the
     /// `answer` to a request for `mailboxes`.
-    pub fn parse_user_availability(
+    pub(crate) fn parse_user_availability(
         &self,
         mailboxes: &[String],
         answer: &[u8],
@@ -529,7 +592,7 @@ impl EwsClient {
 }
 
 /// `Retry-After` as seconds or as an HTTP date (relative to `now`).
-fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -552,43 +615,6 @@ fn find_fault(xml: &[u8]) -> Option<SoapFault> {
                 if is_fault {
                     return read_fault(&mut reader).ok();
                 }
-            }
-            Event::Eof => return None,
-            _ => {}
-        }
-    }
-}
-
-/// The `ServerVersionInfo` header of a response, read on its own so that any
-/// operation's answer can be looked at without its types.
-fn server_version_of(xml: &[u8]) -> Option<ServerVersion> {
-    let mut reader = NsReader::from_reader(xml);
-    loop {
-        match reader.read_event().ok()? {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                if e.local_name().as_ref() != b"ServerVersionInfo" {
-                    if e.local_name().as_ref() == b"Body" {
-                        return None;
-                    }
-                    continue;
-                }
-                let mut version = ServerVersion::default();
-                for attribute in e.attributes().flatten() {
-                    let value = attribute
-                        .decode_and_unescape_value(reader.decoder())
-                        .map(|v| v.into_owned())
-                        .unwrap_or_default();
-                    let number = value.parse::<i32>().ok();
-                    match attribute.key.local_name().as_ref() {
-                        b"MajorVersion" => version.major = number,
-                        b"MinorVersion" => version.minor = number,
-                        b"MajorBuildNumber" => version.major_build = number,
-                        b"MinorBuildNumber" => version.minor_build = number,
-                        b"Version" => version.version = Some(value),
-                        _ => {}
-                    }
-                }
-                return Some(version);
             }
             Event::Eof => return None,
             _ => {}
@@ -643,16 +669,6 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers, now), None);
-    }
-
-    #[test]
-    fn server_version_from_any_answer() {
-        let xml = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>
-<h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" MinorBuildNumber="6" Version="V2017_07_11" xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types"/>
-</s:Header><s:Body/></s:Envelope>"#;
-        let version = server_version_of(xml).expect("version");
-        assert_eq!(version.to_string(), "15.1.2507.6 (V2017_07_11)");
-        assert!(server_version_of(b"<s:Envelope><s:Body/></s:Envelope>").is_none());
     }
 
     #[test]

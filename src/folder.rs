@@ -2,8 +2,11 @@
 //! account may open that calendar at all (diagnostics, `check`).
 
 use super::calendar_view::calendar_folder;
-use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, ServerVersion};
-use super::operation::GetFolder;
+use super::client::{EwsClient, EwsError};
+use super::envelope::{
+    read_response, write_request, EnvelopeError, RequestHeaders, Response, ServerVersion,
+};
+use super::operation::{GetFolder, Operation};
 use super::response_message::{only_message, status_of, OperationError};
 use super::types;
 
@@ -16,22 +19,39 @@ pub struct CalendarFolder {
     pub server_version: Option<ServerVersion>,
 }
 
-/// The request for the calendar folder of `mailbox` (the caller's own
-/// without one).
+/// Opens the calendar folder of `mailbox` (the client's own, or its
+/// impersonated one, without one); through [`EwsClient::execute`], so paced
+/// and retried as every operation. A refusal is an [`EwsError::Response`]
+/// naming the response code.
+pub async fn probe(client: &EwsClient, mailbox: Option<&str>) -> Result<CalendarFolder, EwsError> {
+    let response = client.execute::<GetFolder>(&request_body(mailbox)).await?;
+    from_response(response).map_err(|e| client.operation_error(e))
+}
+
+/// The request envelope for the calendar folder of `mailbox` (the caller's
+/// own without one).
 pub fn request(headers: &RequestHeaders, mailbox: Option<&str>) -> Result<Vec<u8>, EnvelopeError> {
-    let body = types::GetFolderType {
+    write_request::<GetFolder>(headers, &request_body(mailbox))
+}
+
+fn request_body(mailbox: Option<&str>) -> types::GetFolderType {
+    types::GetFolderType {
         folder_shape: types::FolderResponseShapeType {
             base_shape: types::DefaultShapeNamesType::String("Default".into()),
         },
         folder_ids: calendar_folder(mailbox),
-    };
-    write_request::<GetFolder>(headers, &body)
+    }
 }
 
 /// Parses the response: the folder, or the reason it could not be opened
 /// (`ErrorAccessDenied`, `ErrorNonExistentMailbox`, ...).
 pub fn parse_response(xml: &[u8]) -> Result<CalendarFolder, OperationError> {
-    let response = read_response::<GetFolder>(xml)?;
+    from_response(read_response::<GetFolder>(xml)?)
+}
+
+fn from_response(
+    response: Response<<GetFolder as Operation>::Response>,
+) -> Result<CalendarFolder, OperationError> {
     let message = only_message(
         "GetFolder",
         response.body.response_messages.content,

@@ -5,9 +5,11 @@
 //! * `envelope`, `filter`, `fault`: the SOAP layer every operation shares;
 //! * `transport`: HTTP(S) with NTLM/Negotiate/Basic and channel binding;
 //! * `autodiscover`: finding a mailbox's EWS endpoint (SCP, SRV, POX, SOAP);
-//! * `client`: one server's endpoint, version, impersonation and errors;
-//!   `availability_reader`: any number of mailboxes and any window, batched,
-//!   split and throttled;
+//! * `client`: one server's endpoint, version, impersonation and errors,
+//!   and the one way to call an operation; `resilience`: how the client paces
+//!   and retries every operation (busy pauses, adaptive concurrency, bounded
+//!   retries); `availability_reader`: any number of mailboxes and any window,
+//!   batched and split;
 //! * one module per operation with plain Rust types: `availability`
 //!   (GetUserAvailability), `calendar_view` (FindItem), `folder` (GetFolder),
 //!   `resolve_names`, `streaming` (Subscribe, GetStreamingEvents, Unsubscribe);
@@ -26,6 +28,7 @@ pub mod fault;
 pub mod filter;
 pub mod folder;
 pub mod operation;
+pub mod resilience;
 pub mod resolve_names;
 pub mod response_message;
 pub mod secret;
@@ -38,12 +41,10 @@ pub mod transport;
 pub mod types;
 pub mod version;
 
-pub use availability_reader::{
-    AvailabilityObserver, AvailabilityReader, AvailabilityReaderConfig, AvailabilityStats,
-    NoAvailabilityObserver,
-};
+pub use availability_reader::{AvailabilityReader, AvailabilityReaderConfig, AvailabilityStats};
 pub use client::{EwsClient, EwsError};
 pub use envelope::{EnvelopeError, RequestHeaders, Response, ServerVersion};
 pub use fault::SoapFault;
 pub use operation::{Operation, QName};
+pub use resilience::{NoRequestObserver, RequestObserver, RequestStats, ResilienceConfig};
 pub use version::ExchangeVersion;

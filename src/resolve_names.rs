@@ -1,7 +1,8 @@
 //! `ResolveNames`: which mailbox(es) a name or address stands for.
 
-use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders};
-use super::operation::ResolveNames;
+use super::client::{EwsClient, EwsError};
+use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, Response};
+use super::operation::{Operation, ResolveNames};
 use super::response_message::{only_message, status_of, wire, OperationError, ResponseStatus};
 use super::types;
 
@@ -23,19 +24,34 @@ pub struct Resolution {
     pub mailboxes: Vec<ResolvedMailbox>,
 }
 
-/// The request: resolve `entry` against the directory (not contacts).
+/// Resolves `entry` against the directory (not contacts); through
+/// [`EwsClient::execute`], so paced and retried as every operation.
+pub async fn resolve(client: &EwsClient, entry: &str) -> Result<Resolution, EwsError> {
+    let response = client.execute::<ResolveNames>(&request_body(entry)).await?;
+    from_response(response).map_err(|e| client.operation_error(e))
+}
+
+/// The request envelope: resolve `entry` against the directory (not contacts).
 pub fn request(headers: &RequestHeaders, entry: &str) -> Result<Vec<u8>, EnvelopeError> {
-    let body = types::ResolveNamesType {
+    write_request::<ResolveNames>(headers, &request_body(entry))
+}
+
+fn request_body(entry: &str) -> types::ResolveNamesType {
+    types::ResolveNamesType {
         return_full_contact_data: false,
         search_scope: types::ResolveNamesSearchScopeType::String("ActiveDirectory".into()),
         unresolved_entry: entry.to_owned(),
-    };
-    write_request::<ResolveNames>(headers, &body)
+    }
 }
 
 /// Parses the response; no match is `ErrorNameResolutionNoResults`.
 pub fn parse_response(xml: &[u8]) -> Result<Resolution, OperationError> {
-    let response = read_response::<ResolveNames>(xml)?;
+    from_response(read_response::<ResolveNames>(xml)?)
+}
+
+fn from_response(
+    response: Response<<ResolveNames as Operation>::Response>,
+) -> Result<Resolution, OperationError> {
     let message = only_message(
         "ResolveNames",
         response.body.response_messages.content,

@@ -6,41 +6,83 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use super::availability::parse_date_time;
 use super::calendar_view::calendar_folder;
-use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders};
-use super::operation::{GetStreamingEvents, Subscribe, Unsubscribe};
+use super::client::{EwsClient, EwsError};
+use super::envelope::{read_response, write_request, EnvelopeError, RequestHeaders, Response};
+use super::operation::{GetStreamingEvents, Operation, Subscribe, Unsubscribe};
 use super::response_message::{only_message, status_of, wire, OperationError};
 use super::types;
 
-/// The request: a streaming subscription to the calendar of `mailbox` for
-/// created, modified and deleted items.
+/// Subscribes to the calendar of `mailbox` (the client's own, or its
+/// impersonated one, without one) for created, modified and deleted items;
+/// the subscription id. Through [`EwsClient::execute`], so paced and retried
+/// as every operation (a retry after a lost answer may leave an unused
+/// subscription behind, which Exchange drops when it is not read).
+pub async fn subscribe(client: &EwsClient, mailbox: Option<&str>) -> Result<String, EwsError> {
+    let response = client
+        .execute::<Subscribe>(&subscribe_body(mailbox))
+        .await?;
+    subscribe_from_response(response).map_err(|e| client.operation_error(e))
+}
+
+/// The events of `subscriptions`: Exchange holds the request open for
+/// `timeout_minutes` (1 to 30) and answers when it ends, so the transport's
+/// request timeout must be longer. Through [`EwsClient::execute`] (it takes
+/// no concurrency slot: see `EwsClient`'s sending).
+pub async fn get_events(
+    client: &EwsClient,
+    subscriptions: &[String],
+    timeout_minutes: i32,
+) -> Result<StreamingEvents, EwsError> {
+    let response = client
+        .execute::<GetStreamingEvents>(&get_events_body(subscriptions, timeout_minutes))
+        .await?;
+    events_from_response(response).map_err(|e| client.operation_error(e))
+}
+
+/// Ends `subscription`; through [`EwsClient::execute`].
+pub async fn unsubscribe(client: &EwsClient, subscription: &str) -> Result<(), EwsError> {
+    let response = client
+        .execute::<Unsubscribe>(&unsubscribe_body(subscription))
+        .await?;
+    unsubscribe_from_response(response).map_err(|e| client.operation_error(e))
+}
+
+/// The request envelope: a streaming subscription to the calendar of
+/// `mailbox` for created, modified and deleted items.
 pub fn subscribe_request(
     headers: &RequestHeaders,
     mailbox: Option<&str>,
 ) -> Result<Vec<u8>, EnvelopeError> {
+    write_request::<Subscribe>(headers, &subscribe_body(mailbox))
+}
+
+fn subscribe_body(mailbox: Option<&str>) -> types::SubscribeType {
     let event = |name: &str| {
         types::NonEmptyArrayOfNotificationEventTypesTypeContent::EventType(
             types::NotificationEventTypeType::String(name.into()),
         )
     };
-    let body = types::SubscribeType::StreamingSubscriptionRequest(
-        types::StreamingSubscriptionRequestType {
-            subscribe_to_all_folders: None,
-            folder_ids: Some(calendar_folder(mailbox)),
-            event_types: types::NonEmptyArrayOfNotificationEventTypesType {
-                content: vec![
-                    event("CreatedEvent"),
-                    event("ModifiedEvent"),
-                    event("DeletedEvent"),
-                ],
-            },
+    types::SubscribeType::StreamingSubscriptionRequest(types::StreamingSubscriptionRequestType {
+        subscribe_to_all_folders: None,
+        folder_ids: Some(calendar_folder(mailbox)),
+        event_types: types::NonEmptyArrayOfNotificationEventTypesType {
+            content: vec![
+                event("CreatedEvent"),
+                event("ModifiedEvent"),
+                event("DeletedEvent"),
+            ],
         },
-    );
-    write_request::<Subscribe>(headers, &body)
+    })
 }
 
 /// The subscription id from a `Subscribe` response.
 pub fn parse_subscribe_response(xml: &[u8]) -> Result<String, OperationError> {
-    let response = read_response::<Subscribe>(xml)?;
+    subscribe_from_response(read_response::<Subscribe>(xml)?)
+}
+
+fn subscribe_from_response(
+    response: Response<<Subscribe as Operation>::Response>,
+) -> Result<String, OperationError> {
     let message = only_message(
         "Subscribe",
         response.body.response_messages.content,
@@ -61,20 +103,26 @@ pub fn parse_subscribe_response(xml: &[u8]) -> Result<String, OperationError> {
         })
 }
 
-/// The request: events of `subscriptions`, the connection held open for
-/// `timeout_minutes` (1 to 30).
+/// The request envelope: events of `subscriptions`, the connection held
+/// open for `timeout_minutes` (1 to 30).
 pub fn get_events_request(
     headers: &RequestHeaders,
     subscriptions: &[String],
     timeout_minutes: i32,
 ) -> Result<Vec<u8>, EnvelopeError> {
-    let body = types::GetStreamingEventsType {
+    write_request::<GetStreamingEvents>(headers, &get_events_body(subscriptions, timeout_minutes))
+}
+
+fn get_events_body(
+    subscriptions: &[String],
+    timeout_minutes: i32,
+) -> types::GetStreamingEventsType {
+    types::GetStreamingEventsType {
         subscription_ids: types::NonEmptyArrayOfSubscriptionIdsType {
             subscription_id: subscriptions.to_vec(),
         },
         connection_timeout: timeout_minutes.clamp(1, 30),
-    };
-    write_request::<GetStreamingEvents>(headers, &body)
+    }
 }
 
 /// What happened to an item or folder.
@@ -117,7 +165,12 @@ pub struct StreamingEvents {
 /// Parses one `GetStreamingEvents` response message (Exchange sends several
 /// envelopes over the held-open connection; each is parsed on its own).
 pub fn parse_events_response(xml: &[u8]) -> Result<StreamingEvents, OperationError> {
-    let response = read_response::<GetStreamingEvents>(xml)?;
+    events_from_response(read_response::<GetStreamingEvents>(xml)?)
+}
+
+fn events_from_response(
+    response: Response<<GetStreamingEvents as Operation>::Response>,
+) -> Result<StreamingEvents, OperationError> {
     let utc = FixedOffset::east_opt(0).expect("zero offset");
     let mut notifications = Vec::new();
     let mut connection_status = None;
@@ -191,20 +244,28 @@ pub fn parse_events_response(xml: &[u8]) -> Result<StreamingEvents, OperationErr
     })
 }
 
-/// The request: end `subscription`.
+/// The request envelope: end `subscription`.
 pub fn unsubscribe_request(
     headers: &RequestHeaders,
     subscription: &str,
 ) -> Result<Vec<u8>, EnvelopeError> {
-    let body = types::UnsubscribeType {
+    write_request::<Unsubscribe>(headers, &unsubscribe_body(subscription))
+}
+
+fn unsubscribe_body(subscription: &str) -> types::UnsubscribeType {
+    types::UnsubscribeType {
         subscription_id: subscription.to_owned(),
-    };
-    write_request::<Unsubscribe>(headers, &body)
+    }
 }
 
 /// Checks an `Unsubscribe` response.
 pub fn parse_unsubscribe_response(xml: &[u8]) -> Result<(), OperationError> {
-    let response = read_response::<Unsubscribe>(xml)?;
+    unsubscribe_from_response(read_response::<Unsubscribe>(xml)?)
+}
+
+fn unsubscribe_from_response(
+    response: Response<<Unsubscribe as Operation>::Response>,
+) -> Result<(), OperationError> {
     for message in response.body.response_messages.content {
         if let types::ArrayOfResponseMessagesTypeContent::UnsubscribeResponseMessage(m) = message {
             status_of!(m).check()?;

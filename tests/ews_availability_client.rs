@@ -20,6 +20,7 @@ use ews_toolkit::transport::{
 };
 use ews_toolkit::{
     AvailabilityReader, AvailabilityReaderConfig, EwsClient, EwsError, ExchangeVersion,
+    ResilienceConfig,
 };
 use http::HeaderMap;
 
@@ -62,16 +63,33 @@ fn client(env: &Env) -> EwsClient {
 }
 
 /// Short pauses so that the tests run quickly; the logic is the same.
-fn quick() -> AvailabilityReaderConfig {
-    AvailabilityReaderConfig {
+fn quick() -> ResilienceConfig {
+    ResilienceConfig {
         initial_back_off: Duration::from_millis(40),
         max_back_off: Duration::from_secs(5),
-        ..AvailabilityReaderConfig::default()
+        ..ResilienceConfig::default()
     }
 }
 
-fn reader(client: EwsClient, config: AvailabilityReaderConfig) -> AvailabilityReader {
+/// A reader with the default chunking on `client` paced as `resilience` says.
+fn reader(client: EwsClient, resilience: ResilienceConfig) -> AvailabilityReader {
+    reader_with(client, resilience, AvailabilityReaderConfig::default())
+}
+
+fn reader_with(
+    client: EwsClient,
+    resilience: ResilienceConfig,
+    config: AvailabilityReaderConfig,
+) -> AvailabilityReader {
+    let client = client.with_resilience(resilience).unwrap();
     AvailabilityReader::new(Arc::new(client), config).unwrap()
+}
+
+fn chunks_of(mailboxes: usize) -> AvailabilityReaderConfig {
+    AvailabilityReaderConfig {
+        max_mailboxes_per_request: mailboxes,
+        ..AvailabilityReaderConfig::default()
+    }
 }
 
 fn addresses(env: &Env) -> Vec<String> {
@@ -219,13 +237,13 @@ async fn concurrency_never_exceeds_the_limit() {
     // Beyond 3 the simulator would answer busy: none may come.
     config.knobs.max_concurrent_requests = Some(3);
     let env = start(config).await;
-    let reader = reader(
+    let reader = reader_with(
         client(&env),
-        AvailabilityReaderConfig {
-            max_mailboxes_per_request: 2,
+        ResilienceConfig {
             concurrency: 3,
             ..quick()
         },
+        chunks_of(2),
     );
     let (start, end) = week();
     let results = reader.read(&addresses(&env), start, end).await.unwrap();
@@ -289,7 +307,7 @@ async fn a_bare_503_pauses_with_the_doubling_back_off_then_retries() {
     let initial = Duration::from_millis(80);
     let reader = reader(
         client(&env),
-        AvailabilityReaderConfig {
+        ResilienceConfig {
             initial_back_off: initial,
             ..quick()
         },
@@ -313,15 +331,15 @@ async fn the_server_concurrency_limit_is_survived() {
     config.knobs.max_concurrent_requests = Some(1);
     config.knobs.busy_mode = BusyMode::SoapFault { back_off_ms: 20 };
     let env = start(config).await;
-    let reader = reader(
+    let reader = reader_with(
         client(&env),
-        AvailabilityReaderConfig {
-            max_mailboxes_per_request: 2,
+        ResilienceConfig {
             concurrency: 4,
             // The default budget: busy answers lower the concurrency, so no
             // request keeps colliding until its retries run out.
             ..quick()
         },
+        chunks_of(2),
     );
     let (start, end) = week();
     let results = reader.read(&addresses(&env), start, end).await.unwrap();
@@ -341,13 +359,13 @@ async fn exceeded_connection_count_lowers_concurrency() {
     let env = start(generated(6, 1, 2)).await;
     env.sim
         .inject(InjectedFault::Busy(BusyMode::ExceededConnectionCount), 1);
-    let reader = reader(
+    let reader = reader_with(
         client(&env),
-        AvailabilityReaderConfig {
-            max_mailboxes_per_request: 2,
+        ResilienceConfig {
             concurrency: 4,
             ..quick()
         },
+        chunks_of(2),
     );
     let (start, end) = week();
     let results = reader.read(&addresses(&env), start, end).await.unwrap();
@@ -407,7 +425,7 @@ async fn resets_beyond_the_retries_fail_each_mailbox_with_the_reason() {
     env.sim.inject(InjectedFault::ConnectionReset, 100);
     let reader = reader(
         client(&env),
-        AvailabilityReaderConfig {
+        ResilienceConfig {
             max_transient_retries: 2,
             ..quick()
         },
@@ -555,7 +573,8 @@ async fn the_configured_version_is_sent_and_the_server_version_kept() {
 
     let client = Arc::new(client(&env).with_version(ExchangeVersion::Exchange2013));
     assert!(client.last_server_version().is_none());
-    let reader = AvailabilityReader::new(client.clone(), quick()).unwrap();
+    let reader =
+        AvailabilityReader::new(client.clone(), AvailabilityReaderConfig::default()).unwrap();
     let results = reader.read(&addresses(&env), start, end).await.unwrap();
     assert_all_read(&results);
     let seen = client
@@ -773,7 +792,7 @@ async fn an_unreachable_server_fails_the_read_after_the_retries() {
     let client = EwsClient::new(transport(None, PASSWORD), url.parse().unwrap());
     let reader = reader(
         client,
-        AvailabilityReaderConfig {
+        ResilienceConfig {
             max_transient_retries: 2,
             ..quick()
         },
@@ -799,13 +818,13 @@ async fn an_unreachable_server_fails_the_read_after_the_retries() {
 async fn a_malformed_answer_fails_its_mailboxes_and_not_the_others() {
     let env = start(generated(4, 1, 9)).await;
     env.sim.inject(InjectedFault::MalformedXml, 1);
-    let reader = reader(
+    let reader = reader_with(
         client(&env),
-        AvailabilityReaderConfig {
-            max_mailboxes_per_request: 2,
+        ResilienceConfig {
             concurrency: 1,
             ..quick()
         },
+        chunks_of(2),
     );
     let (start, end) = week();
     let asked = addresses(&env);
@@ -877,11 +896,12 @@ async fn impersonating_each_mailbox_asks_as_its_owner_and_sees_private_subjects(
     assert_eq!(seen.lock().unwrap().len(), 1, "one request for both");
 
     seen.lock().unwrap().clear();
-    let as_owner = reader(
+    let as_owner = reader_with(
         proxied_client(&proxy),
+        quick(),
         AvailabilityReaderConfig {
             impersonate_each_mailbox: true,
-            ..quick()
+            ..AvailabilityReaderConfig::default()
         },
     )
     .read(&mailboxes, from, to)

@@ -52,7 +52,7 @@ use ews_toolkit::sim::exchange::{
     SimBusyType, SimEvent,
 };
 use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
-use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient};
+use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient, ResilienceConfig};
 
 const SEED: u64 = 0x5EED_C7C1E;
 const EVENTS_PER_MAILBOX: usize = 10;
@@ -548,17 +548,14 @@ async fn replicator_process(n: usize, throttled: bool) {
     )
     .expect("EWS transport");
     let transport_handle = transport.clone();
-    let reader = AvailabilityReader::new(
-        Arc::new(EwsClient::new(
-            Arc::new(transport),
-            ews_url.parse().expect("EWS URL"),
-        )),
-        AvailabilityReaderConfig {
+    let ews = EwsClient::new(Arc::new(transport), ews_url.parse().expect("EWS URL"))
+        .with_resilience(ResilienceConfig {
             concurrency: CONCURRENCY,
-            ..AvailabilityReaderConfig::default()
-        },
-    )
-    .expect("reader");
+            ..ResilienceConfig::default()
+        })
+        .expect("EWS client");
+    let reader = AvailabilityReader::new(Arc::new(ews), AvailabilityReaderConfig::default())
+        .expect("reader");
     let settings = ReplicationSettings::default();
     assert_eq!(settings.window_days, 30, "one 42-day chunk per mailbox");
     // The production store (SQLite, WAL): its two commits per write (before

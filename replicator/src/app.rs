@@ -21,10 +21,9 @@ use ews_toolkit::autodiscover::{
     ServiceConnectionPoint, UdpSrvResolver,
 };
 use ews_toolkit::availability::MailboxAvailability;
-use ews_toolkit::availability_reader::{
-    AvailabilityObserver, AvailabilityReader, AvailabilityReaderConfig, NoAvailabilityObserver,
-};
+use ews_toolkit::availability_reader::{AvailabilityReader, AvailabilityReaderConfig};
 use ews_toolkit::client::{EwsClient, EwsError};
+use ews_toolkit::resilience::{RequestObserver, ResilienceConfig};
 
 /// The directory the configuration names.
 pub enum AnyDirectory {
@@ -96,7 +95,7 @@ pub struct ExchangeCalendars {
     reader: OnceCell<AvailabilityReader>,
     discovery: Mutex<Option<Discovery>>,
     /// Told about the reader's requests (metrics); set before the first read.
-    observer: std::sync::OnceLock<Arc<dyn AvailabilityObserver>>,
+    observer: std::sync::OnceLock<Arc<dyn RequestObserver>>,
 }
 
 impl ExchangeCalendars {
@@ -112,7 +111,7 @@ impl ExchangeCalendars {
 
     /// Tells `observer` about every Exchange request, busy answer, retry
     /// and pause. Only the first call counts, and only before the first read.
-    pub fn observe(&self, observer: Arc<dyn AvailabilityObserver>) {
+    pub fn observe(&self, observer: Arc<dyn RequestObserver>) {
         let _ = self.observer.set(observer);
     }
 
@@ -166,13 +165,19 @@ impl ExchangeCalendars {
         }
     }
 
-    /// The EWS client for `url`, with the configured version and account.
+    /// The EWS client for `url`, with the configured version, account and
+    /// concurrency.
     pub fn ews_client(&self, url: Url) -> Result<EwsClient, EwsError> {
         let transport = self
             .settings
             .http_transport()
             .map_err(|e| EwsError::Config(e.to_string()))?;
-        Ok(EwsClient::new(Arc::new(transport), url).with_version(self.settings.version))
+        EwsClient::new(Arc::new(transport), url)
+            .with_version(self.settings.version)
+            .with_resilience(ResilienceConfig {
+                concurrency: self.settings.max_concurrency.max(1),
+                ..ResilienceConfig::default()
+            })
     }
 
     /// The reader, created on first use (autodiscover with `mailbox_hint`
@@ -189,19 +194,15 @@ impl ExchangeCalendars {
                         self.discover(&mailbox).await.map_err(|e| e.to_string())?.ews_url
                     }
                 };
-                let client = self.ews_client(url).map_err(|e| e.to_string())?;
+                let mut client = self.ews_client(url).map_err(|e| e.to_string())?;
+                if let Some(observer) = self.observer.get() {
+                    client = client.with_observer(observer.clone());
+                }
                 let config = AvailabilityReaderConfig {
-                    concurrency: self.settings.max_concurrency.max(1),
                     impersonate_each_mailbox: self.settings.impersonation,
                     ..AvailabilityReaderConfig::default()
                 };
-                let observer = self
-                    .observer
-                    .get()
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(NoAvailabilityObserver));
-                AvailabilityReader::observed(Arc::new(client), config, observer)
-                    .map_err(|e| e.to_string())
+                AvailabilityReader::new(Arc::new(client), config).map_err(|e| e.to_string())
             })
             .await
     }

@@ -21,8 +21,9 @@ use crate::replication::matching::match_user;
 use crate::ucserver::{UcError, UcServerClient, UserFilter, UserProfile};
 use ews_toolkit::autodiscover::{AutodiscoverStep, StepOutcome, TRUSTED_HOSTS_KEY};
 use ews_toolkit::availability::{AvailabilityView, MailboxAvailability};
-use ews_toolkit::availability_reader::{AvailabilityReaderConfig, REQUEST_FAILED};
+use ews_toolkit::availability_reader::REQUEST_FAILED;
 use ews_toolkit::client::{EwsClient, EwsError};
+use ews_toolkit::resilience::ResilienceConfig;
 use ews_toolkit::transport::{TransportConfig, TransportError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -507,7 +508,12 @@ async fn check_exchange(
         report.skip(AREA, "availability query", because);
         return;
     };
-    let client = match calendars.ews_client(url.clone()) {
+    // Check reports each busy answer and waits them out itself, with a
+    // limit of its own: the client sends once.
+    let client = match calendars
+        .ews_client(url.clone())
+        .and_then(|c| c.with_resilience(ResilienceConfig::single_attempt()))
+    {
         Ok(c) => c,
         Err(e) => {
             report.fail(AREA, "client", e.to_string(), "check `[exchange]`");
@@ -608,7 +614,7 @@ async fn query_waiting_out_busy(
     config: &Config,
     mailbox: &str,
 ) -> (Result<Vec<MailboxAvailability>, EwsError>, BusyWaits) {
-    let defaults = AvailabilityReaderConfig::default();
+    let defaults = ResilienceConfig::default();
     let acting_as = config.exchange.impersonation.then_some(mailbox);
     let mailboxes = [mailbox.to_owned()];
     let mut busy = BusyWaits::default();

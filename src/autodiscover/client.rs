@@ -32,7 +32,10 @@ use super::trace::{
 use super::trust::{Trust, TrustedHosts, TRUSTED_HOSTS_KEY};
 use super::{pox, soap};
 use crate::operation::Operation;
-use crate::transport::{AuthScheme, HttpRequest, HttpTransport, TransportConfig, TransportError};
+use crate::resilience::{doubled, ResilienceConfig};
+use crate::transport::{
+    AuthScheme, HttpRequest, HttpResponse, HttpTransport, TransportConfig, TransportError,
+};
 
 /// How the search runs; the defaults fit an on-premises Exchange.
 #[derive(Debug, Clone)]
@@ -51,6 +54,12 @@ pub struct AutodiscoverSettings {
     /// Hosts outside the mail domain that may be sent the credentials
     /// (`exchange.autodiscover_trusted_hosts`).
     pub trusted_hosts: TrustedHosts,
+    /// The EWS client's retry policy, for a candidate that answered and then
+    /// failed in a way that may pass (a dropped connection, HTTP 502/503/504):
+    /// its transient retries and back-off (a 503's `Retry-After`, capped).
+    /// A host that cannot be reached or does not answer in time is not asked
+    /// again: that means "try the next candidate".
+    pub retry: ResilienceConfig,
 }
 
 impl Default for AutodiscoverSettings {
@@ -62,6 +71,7 @@ impl Default for AutodiscoverSettings {
             max_redirects: 10,
             cache_ttl: Duration::from_secs(24 * 60 * 60),
             trusted_hosts: TrustedHosts::default(),
+            retry: ResilienceConfig::default(),
         }
     }
 }
@@ -854,7 +864,7 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
         } else {
             (&self.probe_transport, request.anonymous())
         };
-        let response = transport.send(request).await.map_err(|e| {
+        let response = self.send_retrying(transport, request).await.map_err(|e| {
             // A host that cannot be reached will not answer the other
             // protocol either; a refusal (401, ...) may be per endpoint.
             let other_protocol = matches!(
@@ -913,6 +923,40 @@ impl<S: ScpSource, R: SrvResolver> AutodiscoverClient<S, R> {
                 }
             },
         })
+    }
+}
+
+impl<S, R> AutodiscoverClient<S, R> {
+    /// Sends `request`, again after a transient failure of a host that
+    /// answered, as [`AutodiscoverSettings::retry`] allows.
+    async fn send_retrying(
+        &self,
+        transport: &HttpTransport,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, TransportError> {
+        let policy = &self.settings.retry;
+        let mut retries = 0;
+        loop {
+            let sent = transport.send(request.clone()).await;
+            let asked = match &sent {
+                Err(TransportError::ConnectionReset { .. }) => None,
+                Ok(response) if matches!(response.status.as_u16(), 502 | 504) => None,
+                Ok(response) if response.status == StatusCode::SERVICE_UNAVAILABLE => {
+                    crate::client::retry_after(&response.headers, chrono::Utc::now())
+                }
+                _ => return sent,
+            };
+            if retries >= policy.max_transient_retries {
+                return sent;
+            }
+            let pause = asked
+                .map(|asked| asked.min(policy.max_back_off))
+                .unwrap_or_else(|| doubled(policy.initial_back_off, retries, policy.max_back_off));
+            retries += 1;
+            tracing::debug!(target: "autodiscover", url = %request.url, pause_ms = pause.as_millis() as u64,
+                "the autodiscover request failed in a way that may pass; asking again");
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::replication::{CycleObserver, CycleReport, Server, UserOutcome};
-use ews_toolkit::availability_reader::AvailabilityObserver;
+use ews_toolkit::resilience::RequestObserver;
 
 use super::metrics::{cycle_outcome, Metrics};
 
@@ -301,7 +301,7 @@ impl CycleObserver for Monitor {
     }
 }
 
-impl AvailabilityObserver for Monitor {
+impl RequestObserver for Monitor {
     fn request_sent(&self) {
         self.metrics.exchange_request();
     }
