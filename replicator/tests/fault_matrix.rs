@@ -7,7 +7,10 @@
 //! none wrongly cleared, no duplicate write, and the next healthy cycle
 //! converges. The README's "Reliability" table lists the rows.
 
-mod fault_support;
+#[allow(dead_code)]
+mod support;
+
+use crate::support::lab as fault_support;
 
 use std::time::Duration;
 

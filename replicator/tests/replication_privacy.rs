@@ -4,7 +4,10 @@
 //! its own, with one global log subscriber, so that the captured log lines
 //! are exactly this test's.
 
-mod replication_support;
+#[allow(dead_code)]
+mod support;
+
+use crate::support::replication as replication_support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -2,7 +2,7 @@
 //! simulator serves a certificate from the test CA; the client trusts it only
 //! through `ca_file`.
 
-mod ucserver_support;
+use crate::support::ucserver as ucserver_support;
 
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig};
 use ews_calendar_replicator::ucserver::UcServerClient;

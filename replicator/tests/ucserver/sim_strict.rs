@@ -5,7 +5,7 @@
 //! itself); the ROSE rules run once per transport ([`for_each_transport!`]
 //! at the end), the web service's HTTP routes on the web service only.
 
-mod ucserver_support;
+use crate::support::ucserver as ucserver_support;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};

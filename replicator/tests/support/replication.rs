@@ -1,7 +1,6 @@
 //! Shared setup of the replication engine tests: the UCServer simulator
 //! with a fixed user database, a static user list and a scripted calendar
 //! source.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,8 +21,7 @@ use ews_toolkit::availability::{
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
-#[path = "../ucserver_support/mod.rs"]
-mod ucserver_support;
+use super::ucserver as ucserver_support;
 pub use ucserver_support::ADMIN;
 use ucserver_support::{settings, start_sim_with, ADMIN_PASSWORD};
 

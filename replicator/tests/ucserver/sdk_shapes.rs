@@ -15,7 +15,7 @@
 //! its decoders) are skipped, and `AsnOptionalParameters` may be the object
 //! form the runtime writes (cpp-runtime/asn-optionalparam.cpp:25-56).
 
-mod ucserver_support;
+use crate::support::ucserver as ucserver_support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

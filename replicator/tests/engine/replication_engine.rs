@@ -2,7 +2,7 @@
 //! sockets, with a static user list and a scripted calendar source (the
 //! Exchange simulator end-to-end is tested with the binary).
 
-mod replication_support;
+use crate::support::replication as replication_support;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! 7222) and message form (web service form, plain form):
 //! [`for_each_transport_and_form!`] at the end lists them.
 
-mod ucserver_support;
+use crate::support::ucserver as ucserver_support;
 
 use std::time::Duration;
 

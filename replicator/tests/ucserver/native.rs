@@ -7,7 +7,7 @@
 //! transports in ucserver_client.rs, the simulator's ROSE rules in
 //! ucserver_sim_strict.rs.
 
-mod replication_support;
+use crate::support::replication as replication_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -589,7 +589,7 @@ async fn what_the_client_sends_on_the_native_port_matches_its_snapshots() {
         "the password travels only in asnAdminLogin (and, base64, in asnLoginV2)"
     );
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
-    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("ucserver_native_negotiate", pretty(&negotiate));
         insta::assert_snapshot!("ucserver_native_login_v2", pretty(&login));
     });
@@ -665,7 +665,7 @@ path = "state.sqlite"
     .unwrap();
     let output = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_ews-calendar-replicator"))
+        tokio::process::Command::new(crate::support::lab::BIN)
             .args(["check", "--json", "--config"])
             .arg(&config)
             .stdin(std::process::Stdio::null())

@@ -3,7 +3,7 @@
 //! `/healthz` turning 503 when the UCServer stops, the status page in
 //! headless Chromium, and no appointment subject on any endpoint.
 
-mod fault_support;
+use crate::support::lab as fault_support;
 
 use std::net::SocketAddr;
 use std::path::Path;
