@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ews_calendar_replicator::replication::{
-    run_scheduled, CycleOptions, CycleRecord, MatchedBy, MemoryStateStore, Progress,
-    ReplicationSettings, StateError, StateStore, UserOutcome, UserRecord,
+    run_scheduled, CycleOptions, CycleRecord, MatchedBy, Progress, ReplicationSettings, StateError,
+    StateStore, UserOutcome, UserRecord,
 };
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::asn::{
     AsnRequestError, ADMIN_GET_USER_PROFILES, APPOINTMENT_SET_ENTRY_LIST,
 };

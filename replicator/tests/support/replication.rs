@@ -10,10 +10,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use ews_calendar_replicator::directory::StaticDirectory;
 use ews_calendar_replicator::replication::{
-    CalendarSource, CycleOptions, CycleReport, Engine, MemoryStateStore, ReplicationSettings,
-    SourceError, StateStore, UserOutcome,
+    CalendarSource, CycleOptions, CycleReport, Engine, ReplicationSettings, SourceError,
+    StateStore, UserOutcome,
 };
 use ews_calendar_replicator::sim::ucserver::{SimUser, UcServerSim, UserDatabase};
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::UcServerClient;
 use ews_toolkit::availability::{
     BusyType, CalendarEvent, EventDetails, MailboxAvailability, MailboxError,

@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ews_calendar_replicator::directory::StaticDirectory;
-use ews_calendar_replicator::replication::{
-    Engine, MemoryStateStore, ReplicationSettings, UserOutcome,
-};
+use ews_calendar_replicator::replication::{Engine, ReplicationSettings, UserOutcome};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig};
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::asn::APPOINTMENT_SET_ENTRY_LIST;
 use ews_calendar_replicator::ucserver::framing::{decode_frame, encode_frame};
 use ews_calendar_replicator::ucserver::native::AsnAuthBasicCredential;
