@@ -10,16 +10,14 @@
 #[allow(dead_code)]
 mod support;
 
-use crate::support::lab as fault_support;
-
 use std::time::Duration;
 
+use crate::support::lab::*;
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, Utc};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
 use ews_calendar_replicator::ucserver::asn::{AsnRequestError, APPOINTMENT_SET_ENTRY_LIST};
 use ews_toolkit::availability;
 use ews_toolkit::sim::exchange::{BusyMode, InjectedFault, SimBusyType, SimEvent};
-use fault_support::*;
 
 // ------------------------------------------------------------------ Exchange
 

@@ -7,15 +7,13 @@
 #[allow(dead_code)]
 mod support;
 
-use crate::support::replication as replication_support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::support::replication::*;
 use ews_calendar_replicator::replication::{
     CycleOptions, PrivateAppointments, ReplicationSettings, StateStore,
 };
-use replication_support::*;
 
 /// Log output captured as text.
 #[derive(Clone, Default)]

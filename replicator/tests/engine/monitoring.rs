@@ -3,14 +3,13 @@
 //! `/healthz` turning 503 when the UCServer stops, the status page in
 //! headless Chromium, and no appointment subject on any endpoint.
 
-use crate::support::lab as fault_support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::lab::*;
 use chrono::{Duration as ChronoDuration, Utc};
 use ews_calendar_replicator::app::{assemble, ConfiguredEngine};
 use ews_calendar_replicator::config;
@@ -19,7 +18,6 @@ use ews_calendar_replicator::replication::{CycleOptions, CycleReport};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
 use ews_calendar_replicator::state::MemoryStateStore;
 use ews_toolkit::sim::exchange::{BusyMode, InjectedFault, SimBusyType, SimEvent};
-use fault_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A subject planted in a normal (not private) appointment: it reaches the

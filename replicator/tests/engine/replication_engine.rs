@@ -2,12 +2,11 @@
 //! sockets, with a static user list and a scripted calendar source (the
 //! Exchange simulator end-to-end is tested with the binary).
 
-use crate::support::replication as replication_support;
-
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::replication::*;
 use chrono::{DateTime, Utc};
 use ews_calendar_replicator::replication::{
     run_scheduled, CycleOptions, CycleRecord, MatchedBy, Progress, ReplicationSettings, StateError,
@@ -17,7 +16,6 @@ use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::asn::{
     AsnRequestError, ADMIN_GET_USER_PROFILES, APPOINTMENT_SET_ENTRY_LIST,
 };
-use replication_support::*;
 use tokio::sync::{watch, Semaphore};
 
 // ------------------------------------------------------------------ cycles

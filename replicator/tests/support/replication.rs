@@ -22,9 +22,8 @@ use ews_toolkit::availability::{
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
-use super::ucserver as ucserver_support;
-pub use ucserver_support::ADMIN;
-use ucserver_support::{settings, start_sim_with, ADMIN_PASSWORD};
+pub use super::ucserver::ADMIN;
+use super::ucserver::{settings, start_sim_with, ADMIN_PASSWORD};
 
 // ------------------------------------------------------------------ setup
 

@@ -7,12 +7,11 @@
 //! transports in ucserver_client.rs, the simulator's ROSE rules in
 //! ucserver_sim_strict.rs.
 
-use crate::support::replication as replication_support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::replication::*;
 use bytes::BytesMut;
 use ews_calendar_replicator::directory::StaticDirectory;
 use ews_calendar_replicator::replication::{Engine, ReplicationSettings, UserOutcome};
@@ -25,7 +24,6 @@ use ews_calendar_replicator::ucserver::{
     NativeTransport, UcError, UcServerClient, UcServerSettings,
 };
 use ews_toolkit::sim::tls::TestPki;
-use replication_support::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -4,9 +4,7 @@
 //! whose messages ucserver_native.rs snapshots), since the runtime reads the
 //! same ROSE JSON on both.
 
-use crate::support::ucserver as ucserver_support;
-
-use ucserver_support::*;
+use crate::support::ucserver::*;
 
 fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap()
