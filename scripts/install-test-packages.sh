@@ -5,7 +5,7 @@
 #                            Exchange simulator's answers against the schema
 #   samba, ldap-utils        the test domain controller (scripts/test-dc.sh)
 #   faketime                 the fault matrix's clock-jump rows and the soak
-#   chromium                 tests/monitoring.rs renders the status page headless
+#   chromium                 replicator/tests/engine/monitoring.rs renders the status page headless
 #   man-db                   `man -w` finds the Debian package's man page
 #                            (scripts/package-test.sh)
 set -euo pipefail

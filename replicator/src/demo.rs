@@ -16,10 +16,11 @@ use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 
 use crate::directory::{DirectoryUser, ObjectGuid, StaticDirectory};
 use crate::replication::{
-    Counters, CycleOptions, CycleReport, Engine, MemoryStateStore, PrivateAppointments,
-    ReplicationSettings, UserOutcome,
+    Counters, CycleOptions, CycleReport, Engine, PrivateAppointments, ReplicationSettings,
+    UserOutcome,
 };
 use crate::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
+use crate::state::MemoryStateStore;
 use crate::ucserver::{UcServerClient, UcServerSettings};
 use ews_toolkit::availability_reader::{AvailabilityReader, AvailabilityReaderConfig};
 use ews_toolkit::client::EwsClient;

@@ -609,6 +609,31 @@ impl SyslogSender {
     }
 }
 
+/// A log writer whose output a unit test reads back (clones share it):
+/// `BoxMakeWriter::new(move || captured.clone())`.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedOutput(Arc<Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl CapturedOutput {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl Write for CapturedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,23 +778,9 @@ mod tests {
         assert_eq!(read(&dir.path().join("app.log")), "after\n");
     }
 
-    /// A writer whose output the test reads back.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn journal_lines_carry_their_syslog_priority_on_every_line() {
-        let captured = Captured::default();
+        let captured = CapturedOutput::default();
         let sink = captured.clone();
         let writer = JournalPriorityWriter::new(BoxMakeWriter::new(move || sink.clone()));
         let subscriber = tracing_subscriber::registry().with(
@@ -786,7 +797,7 @@ mod tests {
             tracing::debug!("detail");
             tracing::warn!("first line\nsecond line");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6, "{text}");
         for (line, (priority, words)) in lines.iter().zip([

@@ -7,16 +7,17 @@
 //! none wrongly cleared, no duplicate write, and the next healthy cycle
 //! converges. The README's "Reliability" table lists the rows.
 
-mod fault_support;
+#[allow(dead_code)]
+mod support;
 
 use std::time::Duration;
 
+use crate::support::lab::*;
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, Utc};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
 use ews_calendar_replicator::ucserver::asn::{AsnRequestError, APPOINTMENT_SET_ENTRY_LIST};
 use ews_toolkit::availability;
 use ews_toolkit::sim::exchange::{BusyMode, InjectedFault, SimBusyType, SimEvent};
-use fault_support::*;
 
 // ------------------------------------------------------------------ Exchange
 

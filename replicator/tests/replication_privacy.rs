@@ -4,15 +4,16 @@
 //! its own, with one global log subscriber, so that the captured log lines
 //! are exactly this test's.
 
-mod replication_support;
+#[allow(dead_code)]
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::support::replication::*;
 use ews_calendar_replicator::replication::{
     CycleOptions, PrivateAppointments, ReplicationSettings, StateStore,
 };
-use replication_support::*;
 
 /// Log output captured as text.
 #[derive(Clone, Default)]

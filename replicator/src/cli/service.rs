@@ -16,8 +16,9 @@ use ews_calendar_replicator::replication::scheduler::{
     run_turns, Beat, Heartbeat, Scheduled, Turn,
 };
 use ews_calendar_replicator::replication::{
-    CycleObserver, CycleOptions, CycleReport, MemoryStateStore, StateStore, UserOutcome,
+    CycleObserver, CycleOptions, CycleReport, StateStore, UserOutcome,
 };
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::state::SqliteStateStore;
 use ews_calendar_replicator::systemd::{Notifier, Watchdog};
 use std::sync::{Arc, Mutex};

@@ -258,16 +258,7 @@ pub fn load_state_path(file: &Path, context: &LoadContext) -> Result<PathBuf, Co
     let source = SourceMap::new(text.expose());
     let raw: RawConfig =
         toml::from_str(text.expose()).map_err(|e| translate_toml_error(file, &source, &e))?;
-    let base_dir = base_dir_of(file);
-    let builder = Builder {
-        file,
-        base_dir,
-        source,
-        context,
-        warnings: Vec::new(),
-        readable_secrets: Vec::new(),
-    };
-    builder.state(raw.state)
+    Builder::new(file, source, context).state(raw.state)
 }
 
 /// The directory relative paths in `file` are relative to.
@@ -289,15 +280,7 @@ pub fn parse(text: &str, file: &Path, context: &LoadContext) -> Result<Config, C
     let inline_password = raw.ucserver.as_ref().is_some_and(|s| s.password.is_some())
         || raw.directory.as_ref().is_some_and(|s| s.password.is_some())
         || raw.exchange.as_ref().is_some_and(|s| s.password.is_some());
-    let base_dir = base_dir_of(file);
-    let mut builder = Builder {
-        file,
-        base_dir,
-        source,
-        context,
-        warnings: Vec::new(),
-        readable_secrets: Vec::new(),
-    };
+    let mut builder = Builder::new(file, source, context);
     let ucserver = builder.ucserver(raw.ucserver)?;
     let directory = builder.directory(raw.directory)?;
     let exchange = builder.exchange(raw.exchange)?;
@@ -472,7 +455,20 @@ struct Builder<'a> {
     readable_secrets: Vec<ConfigWarning>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// A builder for `file` (relative paths in it are relative to its
+    /// directory) whose text is `source`.
+    fn new(file: &'a Path, source: SourceMap<'a>, context: &'a LoadContext) -> Builder<'a> {
+        Builder {
+            file,
+            base_dir: base_dir_of(file),
+            source,
+            context,
+            warnings: Vec::new(),
+            readable_secrets: Vec::new(),
+        }
+    }
+
     fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),

@@ -784,32 +784,20 @@ fn debug_output_and_log_lines_never_show_a_password() {
     }
     assert!(debug.contains("svc@corp.example.com"), "{debug}");
 
-    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let writer = buffer.clone();
+    let captured = crate::logging::CapturedOutput::default();
+    let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || WriterHandle(writer.clone()))
+        .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!(?config, "configuration loaded");
     });
-    let logged = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    let logged = captured.text();
     assert!(logged.contains("configuration loaded"), "{logged}");
     assert!(logged.contains("CORP"), "{logged}");
     for secret in ["uc-secret-1", "ldap-secret-2", "ews-secret-3"] {
         assert!(!logged.contains(secret), "{secret} in {logged}");
-    }
-}
-
-struct WriterHandle(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl io::Write for WriterHandle {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -10,7 +10,6 @@ pub mod cycle;
 pub mod diff;
 pub mod mapping;
 pub mod matching;
-pub mod memory_state;
 pub mod ports;
 pub mod privacy;
 pub mod report;
@@ -18,7 +17,6 @@ pub mod scheduler;
 pub mod settings;
 
 pub use cycle::{CycleOptions, Engine};
-pub use memory_state::MemoryStateStore;
 pub use ports::{
     CalendarSource, CycleObserver, CycleRecord, NoObserver, Server, SourceError, StateError,
     StateStore, UcServerPort, UserFailure, UserRecord, WriteError,

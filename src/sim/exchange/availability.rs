@@ -7,14 +7,15 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use crate::response_message::wire;
 use crate::types;
 
+use super::answer::{Answer, Caller};
+use super::mailbox::is_valid_smtp;
 use super::mailbox::{Permission, SimBusyType, SimMailbox};
-use super::service::{Answer, Caller};
+use super::settings::EXCHANGE_MAX_MAILBOXES;
 use super::soap::{body_start, esc, Fault};
+use super::state::State;
 use super::zone::RequestZone;
-use super::{is_valid_smtp, State};
 
-/// Exchange's fixed limits.
-pub const EXCHANGE_MAX_MAILBOXES: usize = 100;
+/// Days a GetUserAvailability window may span on Exchange.
 pub const EXCHANGE_MAX_WINDOW_DAYS: i64 = 42;
 
 /// The views Exchange knows.

@@ -7,11 +7,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::response_message::wire;
 use crate::types;
 
+use super::answer::{Answer, Caller};
 use super::availability::effective_permission;
 use super::mailbox::{Permission, SimMailbox};
-use super::service::{Answer, Caller};
 use super::soap::{body_start, esc};
-use super::State;
+use super::state::State;
 
 /// The error class of one response message: code and text.
 type MessageError = (&'static str, String);

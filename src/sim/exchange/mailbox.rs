@@ -261,7 +261,7 @@ impl MailboxFile {
     pub fn validate(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for mailbox in &self.mailboxes {
-            if !super::is_valid_smtp(&mailbox.smtp) {
+            if !is_valid_smtp(&mailbox.smtp) {
                 return Err(format!(
                     "mailbox {:?} is not an SMTP address (name@domain)",
                     mailbox.smtp
@@ -420,6 +420,22 @@ pub fn generate(spec: &GenerateSpec) -> MailboxFile {
         });
     }
     MailboxFile { mailboxes }
+}
+
+/// Whether `address` looks like an SMTP address Exchange would accept:
+/// `local@domain` with a dotted domain, no spaces or angle brackets.
+pub fn is_valid_smtp(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else {
+        return false;
+    };
+    let bad = |c: char| c.is_whitespace() || "<>()[],;:\\\"@".contains(c);
+    !local.is_empty()
+        && !domain.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !local.chars().any(bad)
+        && !domain.chars().any(bad)
 }
 
 #[cfg(test)]

@@ -17,158 +17,41 @@
 //! # Ok(()) }
 //! ```
 
+// Imports go one way: `mod.rs` (the handle) and `service` (the handler) on
+// top, the operations (`availability`, `items`) below them, and `answer`,
+// `state`, `settings`, `mailbox`, `soap`, `zone` below those.
+mod answer;
 mod availability;
 mod items;
 pub mod mailbox;
 mod service;
+mod settings;
 pub mod soap;
+mod state;
 mod zone;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use url::Url;
 
+pub use mailbox::is_valid_smtp;
 pub use mailbox::{
     generate, GenerateSpec, MailboxFile, MailboxFileError, Occurrence, Permission, Recurrence,
     SimBusyType, SimEvent, SimMailbox,
 };
+pub use settings::{BusyMode, InjectedFault, Knobs, SimAccount, EWS_PATH};
 pub use soap::ServerVersionInfo;
+pub use state::{ExchangeCounters, RequestRecord, MAX_RECORDS};
+use state::{Shared, State};
 
-use super::auth::{Account, AuthCounters, AuthPolicy, Authenticator};
+use super::auth::{AuthPolicy, Authenticator};
 use super::autodiscover::{AutodiscoverAnswer, AutodiscoverResponder};
 use super::http::SimHttpServer;
 use super::tls::{TestPki, TestPkiError};
-
-/// Request records kept (the oldest tenth is dropped beyond it).
-pub const MAX_RECORDS: usize = 100_000;
-
-/// The EWS path, as on every Exchange server.
-pub const EWS_PATH: &str = "/EWS/Exchange.asmx";
-
-/// An account that may log on. `Debug` hides the password.
-#[derive(Clone)]
-pub struct SimAccount {
-    /// NetBIOS domain (`CONTOSO`).
-    pub domain: String,
-    /// sAMAccountName (`svc-calendar`).
-    pub user: String,
-    password: String,
-    /// The account's own mailbox (FindItem/GetFolder without a mailbox).
-    pub smtp: Option<String>,
-    /// Holds the ApplicationImpersonation role.
-    pub impersonation: bool,
-}
-
-impl SimAccount {
-    pub fn new(
-        domain: impl Into<String>,
-        user: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Self {
-        SimAccount {
-            domain: domain.into(),
-            user: user.into(),
-            password: password.into(),
-            smtp: None,
-            impersonation: false,
-        }
-    }
-
-    pub fn with_impersonation(mut self) -> Self {
-        self.impersonation = true;
-        self
-    }
-
-    pub fn with_mailbox(mut self, smtp: impl Into<String>) -> Self {
-        self.smtp = Some(smtp.into());
-        self
-    }
-
-    fn auth_account(&self) -> Account {
-        Account::new(&self.domain, &self.user, &self.password)
-    }
-}
-
-impl std::fmt::Debug for SimAccount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimAccount")
-            .field("domain", &self.domain)
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("smtp", &self.smtp)
-            .field("impersonation", &self.impersonation)
-            .finish()
-    }
-}
-
-/// How the server answers a request beyond [`Knobs::max_concurrent_requests`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BusyMode {
-    /// HTTP 500 with an `ErrorServerBusy` SOAP fault carrying
-    /// `BackOffMilliseconds` (Exchange 2013+).
-    SoapFault { back_off_ms: u64 },
-    /// HTTP 200 whose every mailbox answer is an `ErrorServerBusy` response
-    /// message with `BackOffMilliseconds` (GetUserAvailability; other
-    /// operations get the SOAP fault).
-    InnerError { back_off_ms: u64 },
-    /// A bare HTTP 503 (a load balancer or IIS queue limit).
-    Http503,
-    /// HTTP 500 with an `ErrorExceededConnectionCount` SOAP fault.
-    ExceededConnectionCount,
-}
-
-/// A fault for the next request(s), see [`ExchangeSim::inject`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InjectedFault {
-    /// Close the connection without answering.
-    ConnectionReset,
-    /// Announce the whole body, send half of it, close the connection.
-    TruncatedBody,
-    /// A complete HTTP 200 whose XML stops half-way.
-    TruncatedXml,
-    /// A complete HTTP 200 whose XML is not well-formed.
-    MalformedXml,
-    /// The response body in 64-byte pieces with `delay` between them.
-    SlowBody { delay: Duration },
-    /// A bare HTTP status (e.g. 500, 502, 503) with a short text body.
-    HttpStatus(u16),
-    /// One answer as in the given busy mode.
-    Busy(BusyMode),
-}
-
-/// Runtime knobs; change them with [`ExchangeSim::set_knobs`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Knobs {
-    /// Time from an EWS request's arrival (after authentication) to its
-    /// answer; composing the answer happens within it.
-    pub request_latency: Duration,
-    /// Added per mailbox of a GetUserAvailability request, like
-    /// `request_latency`.
-    pub per_mailbox_latency: Duration,
-    /// Requests in flight at once; beyond it, [`Knobs::busy_mode`].
-    pub max_concurrent_requests: Option<usize>,
-    pub busy_mode: BusyMode,
-    /// Mailboxes per GetUserAvailability; above it,
-    /// `ErrorMailboxDataArrayTooBig` (Exchange's own limit is 100; a lower
-    /// value tests a client that halves its chunks).
-    pub max_mailboxes_per_request: usize,
-}
-
-impl Default for Knobs {
-    fn default() -> Self {
-        Knobs {
-            request_latency: Duration::ZERO,
-            per_mailbox_latency: Duration::ZERO,
-            max_concurrent_requests: None,
-            busy_mode: BusyMode::SoapFault { back_off_ms: 5000 },
-            max_mailboxes_per_request: availability::EXCHANGE_MAX_MAILBOXES,
-        }
-    }
-}
 
 /// How the simulator starts.
 #[derive(Debug, Clone)]
@@ -235,89 +118,6 @@ pub enum ExchangeSimError {
     },
     #[error("invalid mailboxes: {0}")]
     Mailboxes(String),
-}
-
-/// One EWS request as the simulator saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestRecord {
-    pub arrived: Instant,
-    /// `GetUserAvailability`, ..., or `-` when the body was not understood.
-    pub operation: String,
-    /// The mailboxes a GetUserAvailability asked for.
-    pub mailboxes: Vec<String>,
-    /// The window a GetUserAvailability asked for (UTC).
-    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    /// The authenticated account (`DOMAIN\user`).
-    pub account: Option<String>,
-    /// What it got: `ok`, a response code (`ErrorServerBusy`), an injected
-    /// fault (`fault:ConnectionReset`), `http:503`.
-    pub outcome: String,
-}
-
-/// Counters a test or benchmark reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExchangeCounters {
-    /// EWS requests that reached the handler (authenticated).
-    pub requests: u64,
-    /// By operation name.
-    pub requests_by_operation: BTreeMap<String, u64>,
-    /// Mailboxes asked for in all GetUserAvailability requests.
-    pub mailboxes_requested: u64,
-    pub current_concurrent: usize,
-    pub peak_concurrent: usize,
-    /// Answers refused for concurrency or injected as busy.
-    pub busy_answers: u64,
-    pub faults_injected: u64,
-    /// TCP connections accepted.
-    pub connections: u64,
-    pub auth: AuthCounters,
-}
-
-struct State {
-    mailboxes: Vec<SimMailbox>,
-    /// Lower-case SMTP -> index in `mailboxes`.
-    index: HashMap<String, usize>,
-    knobs: Knobs,
-    faults: VecDeque<InjectedFault>,
-    counters: ExchangeCounters,
-    records: Vec<RequestRecord>,
-    /// Lower-case SMTP -> response code a GetUserAvailability answers for
-    /// that mailbox instead of its calendar.
-    mailbox_errors: HashMap<String, String>,
-    /// Lower-case SMTP -> latency added when a GetUserAvailability asks for
-    /// that mailbox (a slow mailbox server).
-    mailbox_latency: HashMap<String, Duration>,
-}
-
-impl State {
-    fn reindex(&mut self) {
-        self.index = self
-            .mailboxes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.smtp.to_ascii_lowercase(), i))
-            .collect();
-    }
-
-    fn mailbox(&self, smtp: &str) -> Option<&SimMailbox> {
-        self.index
-            .get(&smtp.to_ascii_lowercase())
-            .map(|&i| &self.mailboxes[i])
-    }
-}
-
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    accounts: Vec<SimAccount>,
-    server_version: ServerVersionInfo,
-    /// `/autodiscover/*` of the same host, as on a Client Access server.
-    pub(crate) autodiscover: Arc<AutodiscoverResponder>,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("exchange sim state lock")
-    }
 }
 
 /// A running simulated Exchange server; stops when dropped.
@@ -601,22 +401,6 @@ impl std::fmt::Debug for ExchangeSim {
             .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
-}
-
-/// Whether `address` looks like an SMTP address Exchange would accept:
-/// `local@domain` with a dotted domain, no spaces or angle brackets.
-pub fn is_valid_smtp(address: &str) -> bool {
-    let Some((local, domain)) = address.split_once('@') else {
-        return false;
-    };
-    let bad = |c: char| c.is_whitespace() || "<>()[],;:\\\"@".contains(c);
-    !local.is_empty()
-        && !domain.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !local.chars().any(bad)
-        && !domain.chars().any(bad)
 }
 
 #[cfg(test)]

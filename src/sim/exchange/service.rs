@@ -15,22 +15,10 @@ use crate::response_message::wire;
 use crate::sim::http::{plain_response, ResponseFault, ServerRequest};
 use crate::types;
 
+use super::answer::{Answer, Caller};
+use super::settings::{BusyMode, InjectedFault, SimAccount, EWS_PATH};
 use super::soap::{self, Fault, VERSION_ORDER};
-use super::{BusyMode, InjectedFault, RequestRecord, Shared, SimAccount, EWS_PATH};
-
-/// Who the request acts as, after impersonation.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    /// The mailbox the request acts as (impersonated, or the account's own).
-    pub acting_as: Option<String>,
-}
-
-/// What an operation produced.
-pub(crate) enum Answer {
-    /// HTTP 200 with this body element (inside the envelope).
-    Ok(String),
-    Fault(Fault),
-}
+use super::state::{RequestRecord, Shared, MAX_RECORDS};
 
 /// Counts a request in flight; uncounts it when the answer is done.
 struct InFlight(Arc<Shared>);
@@ -187,9 +175,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
             .entry(record.operation.clone())
             .or_default() += 1;
         state.counters.mailboxes_requested += record.mailboxes.len() as u64;
-        if state.records.len() >= super::MAX_RECORDS {
+        if state.records.len() >= MAX_RECORDS {
             // A long-running simulator keeps the most recent requests only.
-            state.records.drain(..super::MAX_RECORDS / 10);
+            state.records.drain(..MAX_RECORDS / 10);
         }
         state.records.push(record);
     }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
+use crate::support::lab::BIN;
 
 /// Runs the binary with `input` on stdin.
 fn run(args: &[&str], input: &str) -> Output {

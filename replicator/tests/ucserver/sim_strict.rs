@@ -5,15 +5,13 @@
 //! itself); the ROSE rules run once per transport ([`for_each_transport!`]
 //! at the end), the web service's HTTP routes on the web service only.
 
-mod ucserver_support;
-
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
+use crate::support::ucserver::*;
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, ERROR_ACCESS_DENIED};
 use ews_calendar_replicator::ucserver::transport::{MessageSink, MessageStream};
 use ews_calendar_replicator::ucserver::{NativeTransport, RoseTransport, WebSocketTransport};
-use ucserver_support::*;
 
 struct Raw {
     sink: MessageSink,

@@ -1,7 +1,6 @@
 //! Shared setup of the replication engine tests: the UCServer simulator
 //! with a fixed user database, a static user list and a scripted calendar
 //! source.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,10 +10,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use ews_calendar_replicator::directory::StaticDirectory;
 use ews_calendar_replicator::replication::{
-    CalendarSource, CycleOptions, CycleReport, Engine, MemoryStateStore, ReplicationSettings,
-    SourceError, StateStore, UserOutcome,
+    CalendarSource, CycleOptions, CycleReport, Engine, ReplicationSettings, SourceError,
+    StateStore, UserOutcome,
 };
 use ews_calendar_replicator::sim::ucserver::{SimUser, UcServerSim, UserDatabase};
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::UcServerClient;
 use ews_toolkit::availability::{
     BusyType, CalendarEvent, EventDetails, MailboxAvailability, MailboxError,
@@ -22,10 +22,8 @@ use ews_toolkit::availability::{
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
-#[path = "../ucserver_support/mod.rs"]
-mod ucserver_support;
-pub use ucserver_support::ADMIN;
-use ucserver_support::{settings, start_sim_with, ADMIN_PASSWORD};
+pub use super::ucserver::ADMIN;
+use super::ucserver::{settings, start_sim_with, ADMIN_PASSWORD};
 
 // ------------------------------------------------------------------ setup
 

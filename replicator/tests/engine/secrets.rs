@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
+use crate::support::lab::BIN;
 
 /// The `Uid:` line's real uid of a process.
 fn uid_of(pid: u32) -> u32 {

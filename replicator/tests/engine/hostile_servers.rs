@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use ews_calendar_replicator::directory::{AdDirectory, DirectoryError, DirectorySettings, Secret};
 
-#[path = "../../tests/hostile_support/mod.rs"]
-mod hostile_support;
+use crate::hostile_support;
 use ews_calendar_replicator::directory::UserKey;
 use hostile_support::{ldap_announcing_4_gib, ldap_finding_anything, ldap_sending_entries, Sent};
 

@@ -15,13 +15,11 @@
 //! its decoders) are skipped, and `AsnOptionalParameters` may be the object
 //! form the runtime writes (cpp-runtime/asn-optionalparam.cpp:25-56).
 
-mod ucserver_support;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::support::ucserver::*;
 use serde_json::Value;
-use ucserver_support::*;
 
 struct Sdk {
     dir: PathBuf,

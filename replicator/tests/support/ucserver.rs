@@ -1,6 +1,5 @@
 //! Shared helpers of the UCServer tests: a simulator with a small fixed user
 //! database and client settings pointing at it.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -88,16 +87,16 @@ pub const NATIVE_PLAIN_FORM: Case = Case {
 macro_rules! for_each_transport_and_form {
     ($($test:ident),* $(,)?) => {
         mod web_service_web_form {
-            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::WEB_SERVICE_WEB_FORM).await })*
+            $(#[tokio::test] async fn $test() { super::$test($crate::support::ucserver::WEB_SERVICE_WEB_FORM).await })*
         }
         mod web_service_plain_form {
-            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::WEB_SERVICE_PLAIN_FORM).await })*
+            $(#[tokio::test] async fn $test() { super::$test($crate::support::ucserver::WEB_SERVICE_PLAIN_FORM).await })*
         }
         mod native_web_form {
-            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::NATIVE_WEB_FORM).await })*
+            $(#[tokio::test] async fn $test() { super::$test($crate::support::ucserver::NATIVE_WEB_FORM).await })*
         }
         mod native_plain_form {
-            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::NATIVE_PLAIN_FORM).await })*
+            $(#[tokio::test] async fn $test() { super::$test($crate::support::ucserver::NATIVE_PLAIN_FORM).await })*
         }
     };
 }
@@ -108,10 +107,10 @@ macro_rules! for_each_transport_and_form {
 macro_rules! for_each_transport {
     ($($test:ident),* $(,)?) => {
         mod web_service {
-            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::WEB_SERVICE_WEB_FORM).await })*
+            $(#[tokio::test] async fn $test() { super::$test($crate::support::ucserver::WEB_SERVICE_WEB_FORM).await })*
         }
         mod native {
-            $(#[tokio::test] async fn $test() { super::$test($crate::ucserver_support::NATIVE_WEB_FORM).await })*
+            $(#[tokio::test] async fn $test() { super::$test($crate::support::ucserver::NATIVE_WEB_FORM).await })*
         }
     };
 }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use ews_calendar_replicator::sim::ucserver::{
@@ -19,9 +19,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
-const UC_PASSWORD: &str = "Uc-Adm1n-Secret!";
-const EWS_PASSWORD: &str = "Ews-Svc-Secret!";
+use crate::support::lab::{run_binary, text, write_private, EWS_PASSWORD, UC_PASSWORD};
+
 const MAILBOX: &str = "alice@example.org";
 
 fn sim_user(name: &str, admin: bool) -> SimUser {
@@ -93,7 +92,7 @@ impl Lab {
     }
 
     fn write_config(&self, ews_url: &str, uc_url: &str, directory: &str, extra_exchange: &str) {
-        std::fs::write(
+        write_private(
             &self.config,
             format!(
                 r#"[ucserver]
@@ -119,31 +118,13 @@ directory = "logs"
 path = "state/state.sqlite"
 "#
             ),
-        )
-        .unwrap();
+        );
     }
 
     async fn check(&self, extra: &[&str]) -> Output {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(["check", "--json", "--config"])
-            .arg(&self.config)
-            .args(extra)
-            .stdin(Stdio::null());
-        tokio::time::timeout(Duration::from_secs(300), command.output())
-            .await
-            .expect("check finishes")
-            .expect("the binary runs")
+        let args: Vec<&str> = ["check", "--json"].iter().chain(extra).copied().collect();
+        run_binary(&self.config, &args, Duration::from_secs(300), |_| {}).await
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn steps_of(output: &Output) -> Vec<Value> {

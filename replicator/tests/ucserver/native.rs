@@ -7,18 +7,16 @@
 //! transports in ucserver_client.rs, the simulator's ROSE rules in
 //! ucserver_sim_strict.rs.
 
-mod replication_support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::replication::*;
 use bytes::BytesMut;
 use ews_calendar_replicator::directory::StaticDirectory;
-use ews_calendar_replicator::replication::{
-    Engine, MemoryStateStore, ReplicationSettings, UserOutcome,
-};
+use ews_calendar_replicator::replication::{Engine, ReplicationSettings, UserOutcome};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig};
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::asn::APPOINTMENT_SET_ENTRY_LIST;
 use ews_calendar_replicator::ucserver::framing::{decode_frame, encode_frame};
 use ews_calendar_replicator::ucserver::native::AsnAuthBasicCredential;
@@ -26,7 +24,6 @@ use ews_calendar_replicator::ucserver::{
     NativeTransport, UcError, UcServerClient, UcServerSettings,
 };
 use ews_toolkit::sim::tls::TestPki;
-use replication_support::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -589,7 +586,7 @@ async fn what_the_client_sends_on_the_native_port_matches_its_snapshots() {
         "the password travels only in asnAdminLogin (and, base64, in asnLoginV2)"
     );
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
-    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("ucserver_native_negotiate", pretty(&negotiate));
         insta::assert_snapshot!("ucserver_native_login_v2", pretty(&login));
     });
@@ -665,7 +662,7 @@ path = "state.sqlite"
     .unwrap();
     let output = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_ews-calendar-replicator"))
+        tokio::process::Command::new(crate::support::lab::BIN)
             .args(["check", "--json", "--config"])
             .arg(&config)
             .stdin(std::process::Stdio::null())

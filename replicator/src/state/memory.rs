@@ -1,5 +1,6 @@
 //! A [`StateStore`] in memory: for the demo, for tests, and for runs that
-//! must not touch the state database. Behaves like the SQLite store
+//! must not touch the state database. What both stores must do is checked
+//! against both by `state::contract`. Behaves like the SQLite store
 //! (user names compared case-insensitively, failures keep the written hash,
 //! newest cycles first) except that it forgets everything on exit.
 
@@ -8,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::ports::{CycleRecord, StateError, StateStore, UserRecord};
+use crate::replication::ports::{CycleRecord, StateError, StateStore, UserRecord};
 
 /// Cycles kept; older ones are dropped (the SQLite store prunes too).
 pub const MEMORY_CYCLES_KEPT: usize = 1000;
@@ -137,10 +138,11 @@ impl StateStore for MemoryStateStore {
     }
 
     fn clear_failure(&self, user_name: &str) -> Result<(), StateError> {
-        let mut inner = self.lock();
-        let record = Self::entry(&mut inner, user_name);
-        record.last_error = None;
-        record.last_error_at = None;
+        // As in the SQLite store: a user never seen gets no record.
+        if let Some(record) = self.lock().users.get_mut(&user_name.to_lowercase()) {
+            record.last_error = None;
+            record.last_error_at = None;
+        }
         Ok(())
     }
 
@@ -156,58 +158,11 @@ impl StateStore for MemoryStateStore {
     }
 }
 
-/// What every [`StateStore`] must do with sends that got no answer; run
-/// against each store by its tests.
-#[cfg(test)]
-pub(crate) fn unanswered_sends_contract(store: &dyn StateStore) {
-    use chrono::TimeZone;
-    let at = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
-    let unsettled = |user: &str| store.user(user).unwrap().unwrap().unsettled_hash;
-    // A send answered: nothing stays behind.
-    store.record_sending("alice", "a1").unwrap();
-    store.record_written("alice", "a1", at).unwrap();
-    // Sends never answered (bob's process was killed, carol's timed out).
-    store.record_sending("bob", "b-sent").unwrap();
-    store.record_sending("carol", "c-sent").unwrap();
-    assert_eq!(
-        store.user("bob").unwrap().unwrap().sending_hash.as_deref(),
-        Some("b-sent")
-    );
-    assert_eq!(store.settle_unanswered_sends().unwrap(), 2);
-    assert_eq!(store.settle_unanswered_sends().unwrap(), 0, "settled once");
-    assert_eq!(unsettled("alice"), None);
-    assert_eq!(unsettled("bob").as_deref(), Some("b-sent"));
-    // Bob's calendar is the list that was in flight: one write settles it.
-    store.record_sending("bob", "b-sent").unwrap();
-    store.record_written("bob", "b-sent", at).unwrap();
-    assert_eq!(unsettled("bob"), None);
-    // Carol's changed: the unanswered list may still be stored after this
-    // write, so one more write (of the list then current) is due.
-    store.record_sending("carol", "c-now").unwrap();
-    store.record_written("carol", "c-now", at).unwrap();
-    let carol = store.user("carol").unwrap().unwrap();
-    assert_eq!(carol.unsettled_hash.as_deref(), Some("c-now"));
-    assert_eq!(carol.sending_hash, None);
-    assert_eq!(carol.written_hash.as_deref(), Some("c-now"));
-    store.record_written("carol", "c-now", at).unwrap();
-    assert_eq!(unsettled("carol"), None);
-    // A failed write keeps its send: it may have been stored.
-    store.record_sending("alice", "a2").unwrap();
-    store.record_failure("alice", "timed out", at).unwrap();
-    assert_eq!(store.settle_unanswered_sends().unwrap(), 1);
-    assert_eq!(unsettled("alice").as_deref(), Some("a2"));
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
 
     use super::*;
-
-    #[test]
-    fn unanswered_sends_become_unsettled_until_written_once_more() {
-        unanswered_sends_contract(&MemoryStateStore::new());
-    }
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 1, 9, minute, 0).unwrap()
@@ -231,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_keeps_the_written_hash_and_a_write_clears_the_error() {
+    fn user_names_are_compared_case_insensitively_and_keep_their_first_spelling() {
         let store = MemoryStateStore::new();
         assert_eq!(store.user("alice").unwrap(), None);
         store.record_written("Alice", "h1", at(0)).unwrap();

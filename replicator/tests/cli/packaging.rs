@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
+use crate::support::lab::BIN;
 
 fn stdout(args: &[&str]) -> String {
     let output = Command::new(BIN)

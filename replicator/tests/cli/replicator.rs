@@ -4,268 +4,54 @@
 //! real sockets. The UCServer's users are generated directory users
 //! (gen-0001...), so matching goes through real LDAP reads.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
-use ews_calendar_replicator::directory::{
-    AdDirectory, DirectorySettings, DirectoryUser, Secret, UserDirectory,
-};
-use ews_calendar_replicator::sim::ucserver::{
-    SimUser, UcServerSim, UcServerSimConfig, UserDatabase,
-};
-use ews_toolkit::sim::exchange::{
-    ExchangeSim, ExchangeSimConfig, InjectedFault, Knobs, Permission, SimAccount, SimBusyType,
-    SimEvent, SimMailbox,
-};
+use ews_toolkit::sim::exchange::{InjectedFault, Knobs};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
-const UC_PASSWORD: &str = "Uc-Adm1n-Secret!";
-const EWS_PASSWORD: &str = "Ews-Svc-Secret!";
-/// Appears only as the subject of private appointments.
-const PRIVATE_MARKER: &str = "PRIVATE-MARKER-7f3a";
+use crate::support::lab::{
+    json, text, Lab, LabOptions, BIN, EWS_PASSWORD, PRIVATE_MARKER, UC_PASSWORD,
+};
+
 const USERS: usize = 12;
 
-fn test_dc() -> HashMap<String, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-dc.sh");
-    let output = std::process::Command::new(&script)
-        .arg("env")
-        .output()
-        .expect("run scripts/test-dc.sh env");
-    assert!(
-        output.status.success(),
-        "these tests need the Samba test domain controller (scripts/test-dc.sh start; .ci/run starts it): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect()
+/// The shared laboratory with [`USERS`] users; `extra_replication` is
+/// appended to the `[replication]` section.
+async fn start(extra_replication: &str) -> Lab {
+    Lab::start_with(LabOptions {
+        users: USERS,
+        replication: extra_replication.to_owned(),
+        ..LabOptions::default()
+    })
+    .await
 }
 
-fn events(now: DateTime<Utc>, n: usize) -> Vec<SimEvent> {
-    let day = now.duration_trunc(ChronoDuration::hours(1)).unwrap() + ChronoDuration::days(1);
-    let event = |id: &str, hours: i64, busy: SimBusyType, subject: &str, private: bool| SimEvent {
-        id: id.into(),
-        start: day + ChronoDuration::hours(hours),
-        end: day + ChronoDuration::hours(hours + 1),
-        busy_type: busy,
-        subject: Some(subject.into()),
-        location: Some(if private {
-            format!("{PRIVATE_MARKER} room")
-        } else {
-            "Room 1".into()
-        }),
-        private,
-        meeting: true,
-        all_day: false,
-        recurrence: None,
-    };
-    vec![
-        event(
-            "busy",
-            0,
-            SimBusyType::Busy,
-            &format!("Planning {n}"),
-            false,
-        ),
-        event("tentative", 2, SimBusyType::Tentative, "Maybe", false),
-        event("private", 4, SimBusyType::Busy, PRIVATE_MARKER, true),
-        event("oof", 30, SimBusyType::OutOfOffice, "Away", false),
-    ]
-}
-
-/// The three servers, a configuration file and a state path.
-struct Lab {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    state: PathBuf,
-    ucserver: UcServerSim,
-    exchange: ExchangeSim,
-    users: Vec<SimUser>,
-}
-
-impl Lab {
-    async fn start() -> Lab {
-        Lab::start_with("").await
-    }
-
-    /// `extra` is appended to the `[replication]` section.
-    async fn start_with(extra_replication: &str) -> Lab {
-        let dc = test_dc();
-        let base = format!("OU=Generated,OU=Replicator Test,{}", dc["BASE_DN"]);
-        let mut settings = DirectorySettings::new(
-            dc["LDAP_URL"].clone(),
-            dc["BIND_USER"].clone(),
-            Secret::new(dc["BIND_PASSWORD"].clone()),
-        );
-        settings.base_dn = Some(base.clone());
-        let directory = AdDirectory::connect(settings)
-            .await
-            .expect("bind at the test DC");
-        let mut people: Vec<DirectoryUser> = directory.users().await.expect("read users");
-        people.sort_by(|a, b| a.sam_account_name.cmp(&b.sam_account_name));
-        people.truncate(USERS);
-        assert_eq!(people.len(), USERS, "the test DC has generated users");
-
-        let now = Utc::now();
-        let mut users = vec![SimUser {
-            user_name: "ucadmin".into(),
-            display_name: "UC Admin".into(),
-            dn: "CN=ucadmin,OU=Service,DC=example,DC=org".into(),
-            object_guid: "{00000000-0000-4000-8000-0000000000AD}".into(),
-            sam_account_name: "ucadmin".into(),
-            sip_uri: "sip:ucadmin@example.org".into(),
-            email: String::new(),
-            online: true,
-            admin: true,
-            password: Some(UC_PASSWORD.into()),
-            enabled: true,
-        }];
-        let mut mailboxes = Vec::new();
-        for (n, person) in people.iter().enumerate() {
-            let smtp = person
-                .primary_smtp
-                .clone()
-                .expect("generated users have mail");
-            let sam = person.sam_account_name.clone().unwrap();
-            users.push(SimUser {
-                user_name: sam.clone(),
-                display_name: sam.clone(),
-                dn: person.dn.clone(),
-                object_guid: person.object_guid.to_string(),
-                sam_account_name: sam,
-                sip_uri: format!("sip:{smtp}"),
-                email: smtp.clone(),
-                // Every third user is logged on: not replicated.
-                online: n % 3 == 2,
-                admin: false,
-                password: None,
-                enabled: true,
-            });
-            mailboxes.push(SimMailbox {
-                smtp,
-                display_name: format!("User {n}"),
-                permission: Permission::DetailsAndPrivate,
-                events: events(now, n),
-            });
-        }
-        let ucserver = UcServerSim::start(
-            UcServerSimConfig::new(UserDatabase {
-                users: users.clone(),
-            }),
-            None,
-        )
-        .await
-        .unwrap();
-        let mut exchange_config = ExchangeSimConfig::new(mailboxes);
-        exchange_config.accounts = vec![SimAccount::new("CORP", "svc-ews", EWS_PASSWORD)];
-        exchange_config.extended_protection = true;
-        let exchange = ExchangeSim::start(exchange_config).await.unwrap();
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = |name: &str| dir.path().join(name);
-        exchange.write_ca_pem(&path("exchange-ca.pem")).unwrap();
-        write_private(&path("uc.password"), format!("{UC_PASSWORD}\n"));
-        write_private(&path("ldap.password"), &dc["BIND_PASSWORD"]);
-        write_private(&path("ews.password"), EWS_PASSWORD);
-        let state = path("state/state.sqlite");
-        let config = path("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"[ucserver]
-url = "{uc}"
-allow_plain_http = true
-username = "ucadmin"
-password_file = "uc.password"
-
-[directory]
-url = "{ldap}"
-bind_user = "{bind}"
-password_file = "ldap.password"
-base_dn = "{base}"
-
-[exchange]
-url = "{ews}"
-username = 'CORP\svc-ews'
-password_file = "ews.password"
-ca_file = "exchange-ca.pem"
-
-[replication]
-{extra_replication}
-
-[logging]
-level = "debug"
-directory = "logs"
-
-[state]
-path = "{state}"
-"#,
-                uc = ucserver.base_url(),
-                ldap = dc["LDAP_URL"],
-                bind = dc["BIND_USER"],
-                ews = exchange.ews_url(),
-                state = state.display(),
-            ),
-        )
-        .unwrap();
-        Lab {
-            dir,
-            config,
-            state,
-            ucserver,
-            exchange,
-            users: users.into_iter().filter(|u| !u.admin).collect(),
+/// Everything the replicator wrote or logged, for the privacy check.
+fn everything_written(lab: &Lab, outputs: &[&Output]) -> String {
+    let mut all = String::new();
+    for user in &lab.users {
+        for entry in lab
+            .ucserver
+            .appointments(&user.user_name)
+            .unwrap_or_default()
+        {
+            all.push_str(&format!("{entry:?}\n"));
         }
     }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .stdin(Stdio::null());
-        tokio::time::timeout(Duration::from_secs(120), command.output())
-            .await
-            .expect("the command finishes")
-            .expect("the binary runs")
+    for output in outputs {
+        all.push_str(&String::from_utf8_lossy(&output.stdout));
+        all.push_str(&String::from_utf8_lossy(&output.stderr));
     }
-
-    fn offline(&self) -> Vec<&SimUser> {
-        self.users.iter().filter(|u| !u.online).collect()
+    for file in walk(lab.dir.path()) {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with(".password") || name == "config.toml" {
+            continue;
+        }
+        all.push_str(&String::from_utf8_lossy(&std::fs::read(&file).unwrap()));
     }
-
-    /// Everything the replicator wrote or logged, for the privacy check.
-    fn everything_written(&self, outputs: &[&Output]) -> String {
-        let mut all = String::new();
-        for user in &self.users {
-            for entry in self
-                .ucserver
-                .appointments(&user.user_name)
-                .unwrap_or_default()
-            {
-                all.push_str(&format!("{entry:?}\n"));
-            }
-        }
-        for output in outputs {
-            all.push_str(&String::from_utf8_lossy(&output.stdout));
-            all.push_str(&String::from_utf8_lossy(&output.stderr));
-        }
-        for file in walk(self.dir.path()) {
-            let name = file.file_name().unwrap().to_string_lossy().to_string();
-            if name.ends_with(".password") || name == "config.toml" {
-                continue;
-            }
-            all.push_str(&String::from_utf8_lossy(&std::fs::read(&file).unwrap()));
-        }
-        all
-    }
+    all
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -281,22 +67,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
-}
-
 #[tokio::test]
 async fn check_passes_every_step_against_the_three_servers() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     let output = lab.run(&["check", "--json"]).await;
     assert!(output.status.success(), "{}", text(&output));
     let report = json(&output);
@@ -342,7 +115,7 @@ async fn check_passes_every_step_against_the_three_servers() {
 
 #[tokio::test]
 async fn check_names_the_failing_step_and_its_fix_for_a_wrong_exchange_password() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     std::fs::write(lab.dir.path().join("ews.password"), "wrong-password").unwrap();
     let output = lab.run(&["check", "--json"]).await;
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
@@ -361,7 +134,7 @@ async fn check_names_the_failing_step_and_its_fix_for_a_wrong_exchange_password(
 
 #[tokio::test]
 async fn dry_run_prints_the_lists_and_writes_nothing_anywhere() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     let output = lab.run(&["once", "--dry-run", "--json"]).await;
     assert!(output.status.success(), "{}", text(&output));
     let report = json(&output);
@@ -379,12 +152,12 @@ async fn dry_run_prints_the_lists_and_writes_nothing_anywhere() {
     }
     assert_eq!(lab.ucserver.total_writes(), 0);
     assert!(!lab.state.exists(), "a dry run creates no state database");
-    assert!(!lab.everything_written(&[&output]).contains(PRIVATE_MARKER));
+    assert!(!everything_written(&lab, &[&output]).contains(PRIVATE_MARKER));
 }
 
 #[tokio::test]
 async fn cycles_write_offline_users_once_then_only_changes_and_status_reports_them() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     let offline = lab.offline();
 
     let first = lab.run(&["once"]).await;
@@ -434,15 +207,14 @@ async fn cycles_write_offline_users_once_then_only_changes_and_status_reports_th
     assert_eq!(cycles[2]["written"], offline.len());
 
     assert!(
-        !lab.everything_written(&[&first, &second, &third])
-            .contains(PRIVATE_MARKER),
+        !everything_written(&lab, &[&first, &second, &third]).contains(PRIVATE_MARKER),
         "a private subject or location reached the UCServer, a log, the state or the output"
     );
 }
 
 #[tokio::test]
 async fn exchange_down_for_a_cycle_leaves_the_ucserver_untouched_and_the_next_cycle_catches_up() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     let offline = lab.offline();
     assert!(lab.run(&["once"]).await.status.success());
     let before: Vec<_> = offline
@@ -484,7 +256,7 @@ async fn exchange_down_for_a_cycle_leaves_the_ucserver_untouched_and_the_next_cy
 
 #[tokio::test]
 async fn times_only_sends_private_appointments_as_private_blocks_without_their_text() {
-    let lab = Lab::start_with("private_appointments = \"times_only\"").await;
+    let lab = start("private_appointments = \"times_only\"").await;
     let output = lab.run(&["once"]).await;
     assert!(output.status.success(), "{}", text(&output));
     for user in lab.offline() {
@@ -494,12 +266,12 @@ async fn times_only_sends_private_appointments_as_private_blocks_without_their_t
         assert_eq!(private.len(), 1);
         assert!(private[0].subject.is_empty() && private[0].location().is_none());
     }
-    assert!(!lab.everything_written(&[&output]).contains(PRIVATE_MARKER));
+    assert!(!everything_written(&lab, &[&output]).contains(PRIVATE_MARKER));
 }
 
 #[tokio::test]
 async fn full_sends_private_subjects() {
-    let lab = Lab::start_with("private_appointments = \"full\"").await;
+    let lab = start("private_appointments = \"full\"").await;
     let output = lab.run(&["once"]).await;
     assert!(output.status.success(), "{}", text(&output));
     let user = lab.offline()[0];
@@ -509,7 +281,7 @@ async fn full_sends_private_subjects() {
 
 #[tokio::test]
 async fn a_configuration_error_names_the_file_line_and_key() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     let config = std::fs::read_to_string(&lab.config).unwrap();
     std::fs::write(
         &lab.config,
@@ -526,7 +298,7 @@ async fn a_configuration_error_names_the_file_line_and_key() {
 
 #[tokio::test]
 async fn sigterm_during_a_cycle_stops_the_service_cleanly_with_intact_state() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     // Slow Exchange: the cycle is still reading when SIGTERM arrives.
     lab.exchange.set_knobs(Knobs {
         request_latency: Duration::from_secs(20),
@@ -569,7 +341,7 @@ async fn sigterm_during_a_cycle_stops_the_service_cleanly_with_intact_state() {
 /// partial (its counts are not the whole site's), a full run is not.
 #[tokio::test]
 async fn once_with_user_is_recorded_as_partial() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     let user = lab.offline()[0].user_name.clone();
     let output = lab.run(&["once", "--user", &user]).await;
     assert!(output.status.success(), "{}", text(&output));
@@ -598,7 +370,7 @@ async fn once_with_user_is_recorded_as_partial() {
 /// skipped by rule: no directory match. That is not a failure: exit 0.
 #[tokio::test]
 async fn once_exits_0_when_users_are_only_skipped_by_rule() {
-    let lab = Lab::start_with("only_offline_users = false").await;
+    let lab = start("only_offline_users = false").await;
     let output = lab.run(&["once", "--json"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = json(&output);
@@ -615,7 +387,7 @@ async fn once_exits_0_when_users_are_only_skipped_by_rule() {
 /// Some users fail (one mailbox's error), the others are written: exit 1.
 #[tokio::test]
 async fn once_exits_1_when_some_users_failed() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     let broken = lab.offline()[0];
     lab.exchange
         .set_mailbox_error(&broken.email, Some("ErrorMailboxStoreUnavailable"));
@@ -629,7 +401,7 @@ async fn once_exits_1_when_some_users_failed() {
 /// cycle's code (0) and no panic message; it used to panic (rc 101).
 #[tokio::test]
 async fn once_dry_run_into_a_closed_pipe_exits_quietly_with_the_cycle_code() {
-    let lab = Lab::start().await;
+    let lab = start("").await;
     for args in [&["once", "--dry-run"][..], &["once", "--dry-run", "--json"]] {
         let mut child = tokio::process::Command::new(BIN)
             .args(args)
@@ -661,19 +433,4 @@ fn send_sigterm(pid: i32) -> i32 {
         .unwrap()
         .code()
         .unwrap()
-}
-
-/// Writes a password file as an administrator would: readable by its owner
-/// only (`run` refuses a password file every user can read).
-fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| file.write_all(text.as_ref()))
-        .unwrap();
 }

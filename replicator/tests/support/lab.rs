@@ -1,13 +1,13 @@
-//! The fault matrix's laboratory: the Samba test domain controller (or a
-//! static directory built from its users), the Exchange simulator (TLS,
-//! NTLMv2 with Extended Protection) and the UCServer simulator, a
-//! configuration file for the binary, and the checks every row shares (what
-//! the UCServer holds, what `status --json` says). Set up as in
-//! tests/cli_replicator.rs.
-#![allow(dead_code)]
+//! The laboratory every test of the binary uses: the Samba test domain
+//! controller (or a static directory built from its users), the Exchange
+//! simulator (TLS, NTLMv2 with Extended Protection) and the UCServer
+//! simulator with one generated organisation, a configuration file for the
+//! binary, the binary run against them ([`run_binary`]), and the checks the
+//! fault matrix's rows share (what the UCServer holds, what `status --json`
+//! says).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -83,8 +83,10 @@ pub fn events(now: DateTime<Utc>, n: usize) -> Vec<SimEvent> {
 }
 
 /// How the laboratory is set up.
-#[derive(Default)]
 pub struct LabOptions {
+    /// Generated directory users taken from the test DC ([`USERS`] unless
+    /// a test needs more).
+    pub users: usize,
     /// Appended to the `[replication]` section.
     pub replication: String,
     /// `[directory] kind = "static"` with `directory.toml` listing the same
@@ -93,6 +95,17 @@ pub struct LabOptions {
     /// The service talks to the UCServer's native port (tcp://, 7222)
     /// instead of its web service.
     pub native_ucserver: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> LabOptions {
+        LabOptions {
+            users: USERS,
+            replication: String::new(),
+            static_directory: false,
+            native_ucserver: false,
+        }
+    }
 }
 
 /// A directory user as a row of the static list.
@@ -137,8 +150,12 @@ impl Lab {
             .expect("bind at the test DC");
         let mut found: Vec<DirectoryUser> = directory.users().await.expect("read users");
         found.sort_by(|a, b| a.sam_account_name.cmp(&b.sam_account_name));
-        found.truncate(USERS);
-        assert_eq!(found.len(), USERS, "the test DC has generated users");
+        found.truncate(options.users);
+        assert_eq!(
+            found.len(),
+            options.users,
+            "the test DC has generated users"
+        );
 
         let now = Utc::now();
         let mut users = vec![SimUser {
@@ -228,7 +245,7 @@ impl Lab {
         };
         let state = path("state/state.sqlite");
         let config = path("config.toml");
-        std::fs::write(
+        write_private(
             &config,
             format!(
                 r#"[ucserver]
@@ -260,8 +277,7 @@ path = "{state}"
                 state = state.display(),
                 extra_replication = options.replication,
             ),
-        )
-        .unwrap();
+        );
         let lab = Lab {
             dir,
             config,
@@ -306,19 +322,12 @@ path = "{state}"
 
     /// As [`run`](Self::run), with the wall clock `clock` shows when given.
     pub async fn run_with_clock(&self, args: &[&str], clock: Option<&SteppedClock>) -> Output {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .stdin(Stdio::null());
-        if let Some(clock) = clock {
-            clock.apply(&mut command);
-        }
-        tokio::time::timeout(Duration::from_secs(120), command.output())
-            .await
-            .expect("the command finishes")
-            .expect("the binary runs")
+        run_binary(&self.config, args, Duration::from_secs(120), |command| {
+            if let Some(clock) = clock {
+                clock.apply(command);
+            }
+        })
+        .await
     }
 
     /// Starts `run` (the service) in the background.
@@ -452,10 +461,33 @@ path = "{state}"
     }
 }
 
+/// Runs the binary with `args` and `--config config`, no input, the command
+/// changed by `configure` (environment) first; its output once it exits,
+/// which must be within `timeout`.
+pub async fn run_binary(
+    config: &Path,
+    args: &[&str],
+    timeout: Duration,
+    configure: impl FnOnce(&mut tokio::process::Command),
+) -> Output {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null());
+    configure(&mut command);
+    tokio::time::timeout(timeout, command.output())
+        .await
+        .expect("the command finishes")
+        .expect("the binary runs")
+}
+
 /// (user, stored list, accepted writes) for every non-admin user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UcView(pub Vec<(String, Option<Vec<AsnAppointmentEntry>>, usize)>);
 
+/// An output as text for assertion messages: exit status, stdout, stderr.
 pub fn text(output: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -465,6 +497,7 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// Stdout as JSON (panics with the whole output when it is not).
 pub fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
 }
@@ -608,9 +641,10 @@ impl SteppedClock {
     }
 }
 
-/// Writes a password file as an administrator would: readable by its owner
-/// only (`run` refuses a password file every user can read).
-fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) {
+/// Writes a password or configuration file as an administrator would:
+/// readable by its owner only (`run` refuses a password file every user can
+/// read).
+pub fn write_private(path: &Path, text: impl AsRef<[u8]>) {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()

@@ -4,9 +4,7 @@
 //! whose messages ucserver_native.rs snapshots), since the runtime reads the
 //! same ROSE JSON on both.
 
-mod ucserver_support;
-
-use ucserver_support::*;
+use crate::support::ucserver::*;
 
 fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap()
@@ -25,7 +23,7 @@ async fn every_message_the_client_sends_matches_its_snapshot(case: Case) {
     let writes = invokes_of("asnAppointmentSetEntryList");
     let keep_alive = first_invoke(&messages, "asnTransportKeepAlive");
 
-    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
         if case.transport == Transport::WebService {
             let createsession = &sim.createsession_requests()[0];
             insta::assert_debug_snapshot!("ucserver_createsession_request", createsession);

@@ -13,7 +13,7 @@ use ews_calendar_replicator::replication::{CycleRecord, StateStore, UserFailure}
 use ews_calendar_replicator::state::SqliteStateStore;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
+use crate::support::lab::{closed_port, json, run_binary, text, write_private, BIN};
 
 /// A configuration whose passwords all come from environment variables
 /// that are not set, and a state path.
@@ -31,7 +31,7 @@ fn site(ucserver_url: &str) -> Site {
     )
     .unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(
+    write_private(
         &config,
         format!(
             r#"[ucserver]
@@ -53,8 +53,7 @@ password_env = "STATUS_TEST_UNSET_EWS_PASSWORD"
 path = "state/state.sqlite"
 "#
         ),
-    )
-    .unwrap();
+    );
     let state = dir.path().join("state/state.sqlite");
     Site {
         _dir: dir,
@@ -64,32 +63,13 @@ path = "state/state.sqlite"
 }
 
 async fn run(site: &Site, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .args(args)
-        .arg("--config")
-        .arg(&site.config)
-        .env_remove("STATUS_TEST_UNSET_UC_PASSWORD")
-        .env_remove("STATUS_TEST_UNSET_EWS_PASSWORD")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("the command finishes")
-        .expect("the binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+    run_binary(&site.config, args, Duration::from_secs(120), |command| {
+        command
+            .env_remove("STATUS_TEST_UNSET_UC_PASSWORD")
+            .env_remove("STATUS_TEST_UNSET_EWS_PASSWORD")
+            .envs(env.iter().copied());
+    })
+    .await
 }
 
 fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -111,12 +91,6 @@ fn cycle(hour: u32, minute: u32, failed: Vec<UserFailure>) -> CycleRecord {
         could_not_run: false,
         attempts: 1,
     }
-}
-
-/// A closed port on loopback (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ews-calendar-replicator");
+use crate::support::lab::BIN;
 
 fn run(args: &[&str], config: &Path) -> Output {
     Command::new(BIN)

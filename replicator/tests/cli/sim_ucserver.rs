@@ -20,7 +20,7 @@ impl Drop for Running {
 
 #[tokio::test]
 async fn the_simulator_command_serves_a_client() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ews-calendar-replicator"))
+    let mut child = Command::new(crate::support::lab::BIN)
         .args([
             "sim",
             "ucserver",
@@ -76,7 +76,7 @@ async fn the_simulator_command_serves_a_client() {
 
 #[tokio::test]
 async fn the_simulator_command_serves_the_native_port_with_native_listen() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ews-calendar-replicator"))
+    let mut child = Command::new(crate::support::lab::BIN)
         .args(["sim", "ucserver", "--listen", "127.0.0.1:0"])
         .args(["--native-listen", "127.0.0.1:0", "--users", "10"])
         .args(["--admin-password", "S1m-admin"])

@@ -3,22 +3,21 @@
 //! `/healthz` turning 503 when the UCServer stops, the status page in
 //! headless Chromium, and no appointment subject on any endpoint.
 
-mod fault_support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::lab::*;
 use chrono::{Duration as ChronoDuration, Utc};
 use ews_calendar_replicator::app::{assemble, ConfiguredEngine};
 use ews_calendar_replicator::config;
 use ews_calendar_replicator::monitoring::{Monitor, MonitoringServer};
-use ews_calendar_replicator::replication::{CycleOptions, CycleReport, MemoryStateStore};
+use ews_calendar_replicator::replication::{CycleOptions, CycleReport};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_toolkit::sim::exchange::{BusyMode, InjectedFault, SimBusyType, SimEvent};
-use fault_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A subject planted in a normal (not private) appointment: it reaches the

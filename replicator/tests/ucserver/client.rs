@@ -3,10 +3,9 @@
 //! 7222) and message form (web service form, plain form):
 //! [`for_each_transport_and_form!`] at the end lists them.
 
-mod ucserver_support;
-
 use std::time::Duration;
 
+use crate::support::ucserver::*;
 use ews_calendar_replicator::sim::ucserver::{
     UcServerSimConfig, ERROR_ACCESS_DENIED, ERROR_NO_SUCH_USER,
 };
@@ -15,7 +14,6 @@ use ews_calendar_replicator::ucserver::asn::{
     APPOINTMENT_SET_ENTRY_LIST,
 };
 use ews_calendar_replicator::ucserver::{UcError, UcServerClient};
-use ucserver_support::*;
 
 fn names(users: &[ews_calendar_replicator::ucserver::UserProfile]) -> Vec<&str> {
     users.iter().map(|u| u.user_name.as_str()).collect()

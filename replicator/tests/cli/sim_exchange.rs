@@ -29,7 +29,7 @@ async fn the_simulator_command_serves_availability_over_tls_with_ntlm() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     let dump = dir.path().join("mailboxes.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ews-calendar-replicator"))
+    let mut child = Command::new(crate::support::lab::BIN)
         .args([
             "sim",
             "exchange",
@@ -123,7 +123,7 @@ async fn the_simulator_command_serves_availability_over_tls_with_ntlm() {
 
 #[test]
 fn an_unknown_busy_mode_is_refused_with_the_choices() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ews-calendar-replicator"))
+    let output = Command::new(crate::support::lab::BIN)
         .args([
             "sim",
             "exchange",

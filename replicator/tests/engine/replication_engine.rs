@@ -2,21 +2,20 @@
 //! sockets, with a static user list and a scripted calendar source (the
 //! Exchange simulator end-to-end is tested with the binary).
 
-mod replication_support;
-
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::replication::*;
 use chrono::{DateTime, Utc};
 use ews_calendar_replicator::replication::{
-    run_scheduled, CycleOptions, CycleRecord, MatchedBy, MemoryStateStore, Progress,
-    ReplicationSettings, StateError, StateStore, UserOutcome, UserRecord,
+    run_scheduled, CycleOptions, CycleRecord, MatchedBy, Progress, ReplicationSettings, StateError,
+    StateStore, UserOutcome, UserRecord,
 };
+use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::asn::{
     AsnRequestError, ADMIN_GET_USER_PROFILES, APPOINTMENT_SET_ENTRY_LIST,
 };
-use replication_support::*;
 use tokio::sync::{watch, Semaphore};
 
 // ------------------------------------------------------------------ cycles

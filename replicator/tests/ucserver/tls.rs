@@ -2,12 +2,10 @@
 //! simulator serves a certificate from the test CA; the client trusts it only
 //! through `ca_file`.
 
-mod ucserver_support;
-
+use crate::support::ucserver::{settings, users};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig};
 use ews_calendar_replicator::ucserver::UcServerClient;
 use ews_toolkit::sim::tls::TestPki;
-use ucserver_support::{settings, users};
 
 async fn tls_sim(pki: &TestPki) -> UcServerSim {
     UcServerSim::start(UcServerSimConfig::new(users()), Some(pki.server_config()))
