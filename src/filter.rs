@@ -45,7 +45,7 @@ impl FilterSchema {
 }
 
 // The EWS family's table: `FILTER_SCHEMA`.
-include!(concat!(env!("OUT_DIR"), "/ews_filter_table.rs"));
+pub(crate) use crate::generated::ews::filter_table::FILTER_SCHEMA;
 
 /// Why a document could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

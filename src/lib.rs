@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod fault;
 pub mod filter;
 pub mod folder;
+mod generated;
 pub mod operation;
 pub mod resolve_names;
 pub mod response_message;

@@ -1,8 +1,7 @@
 //! The `Operation` trait ties an EWS operation's request and response types to
 //! its SOAP details. Implementations are generated from the WSDL.
 
-use super::filter::{FilterSchema, FILTER_SCHEMA};
-use super::types;
+use super::filter::FilterSchema;
 
 /// A namespace-qualified XML element name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,4 +30,5 @@ pub trait Operation {
     const FILTER: &'static FilterSchema;
 }
 
-include!(concat!(env!("OUT_DIR"), "/ews_operations.rs"));
+// The EWS operations (`GetUserAvailability`, ...) and `OPERATION_NAMES`.
+pub use crate::generated::ews::operations::*;

@@ -5,27 +5,14 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
 use crate::envelope::{deserialize, read_envelope_body, serialize, EnvelopeError, SOAP_NS};
-use crate::filter::{FilterSchema, FilterType};
-use crate::operation::{Operation, QName};
+use crate::operation::Operation;
 use crate::response_message::wire;
 
 /// The SOAP autodiscover types, generated from `wsdl/autodiscover.xsd`.
-pub mod types {
-    #![allow(
-        missing_docs,
-        clippy::all,
-        clippy::pedantic,
-        dead_code,
-        unused_imports,
-        non_camel_case_types,
-        unused_mut,
-        unused_variables
-    )]
-    include!(concat!(env!("OUT_DIR"), "/autodiscover_types.rs"));
-}
+pub use crate::generated::autodiscover::types;
 
-include!(concat!(env!("OUT_DIR"), "/autodiscover_filter_table.rs"));
-include!(concat!(env!("OUT_DIR"), "/autodiscover_operations.rs"));
+// `GetUserSettings` and `OPERATION_NAMES`
+pub use crate::generated::autodiscover::operations::*;
 
 pub const AUTODISCOVER_NS: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
 pub const ADDRESSING_NS: &str = "http://www.w3.org/2005/08/addressing";
