@@ -43,6 +43,7 @@ macro_rules! generated_operations {
             use super::filter_table::FILTER_SCHEMA;
             use super::types;
             use crate::filter::FilterSchema;
+            use crate::operation::sealed::Sealed;
             use crate::operation::{Operation, QName};
             include!(concat!(env!("OUT_DIR"), "/", $file));
         }

@@ -390,7 +390,8 @@ fn render_operations(operations: &[Operation]) -> String {
              \x20   const INPUT_HEADERS: &'static [QName] = &[{in_h}];\n\
              \x20   const OUTPUT_HEADERS: &'static [QName] = &[{out_h}];\n\
              \x20   const FILTER: &'static FilterSchema = &FILTER_SCHEMA;\n\
-             }}\n\n",
+             }}\n\
+             impl Sealed for {name} {{}}\n\n",
             name = op.name,
             req = rust_name(&op.request),
             resp = rust_name(&op.response),
