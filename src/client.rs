@@ -21,7 +21,8 @@ use xsd_parser_types::quick_xml::{DeserializeSync, ErrorReader, SliceReader, Wit
 
 use super::availability::{self, AvailabilityError, AvailabilityView, MailboxAvailability};
 use super::envelope::{
-    read_response, write_request, EnvelopeError, RequestHeaders, Response, ServerVersion, SOAP_NS,
+    read_response, server_version_of, write_request, EnvelopeError, RequestHeaders, Response,
+    ServerVersion, SOAP_NS,
 };
 use super::fault::{read_fault, SoapFault};
 use super::operation::{GetUserAvailability, Operation};
@@ -552,43 +553,6 @@ fn find_fault(xml: &[u8]) -> Option<SoapFault> {
                 if is_fault {
                     return read_fault(&mut reader).ok();
                 }
-            }
-            Event::Eof => return None,
-            _ => {}
-        }
-    }
-}
-
-/// The `ServerVersionInfo` header of a response, read on its own so that any
-/// operation's answer can be looked at without its types.
-fn server_version_of(xml: &[u8]) -> Option<ServerVersion> {
-    let mut reader = NsReader::from_reader(xml);
-    loop {
-        match reader.read_event().ok()? {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                if e.local_name().as_ref() != b"ServerVersionInfo" {
-                    if e.local_name().as_ref() == b"Body" {
-                        return None;
-                    }
-                    continue;
-                }
-                let mut version = ServerVersion::default();
-                for attribute in e.attributes().flatten() {
-                    let value = attribute
-                        .decode_and_unescape_value(reader.decoder())
-                        .map(|v| v.into_owned())
-                        .unwrap_or_default();
-                    let number = value.parse::<i32>().ok();
-                    match attribute.key.local_name().as_ref() {
-                        b"MajorVersion" => version.major = number,
-                        b"MinorVersion" => version.minor = number,
-                        b"MajorBuildNumber" => version.major_build = number,
-                        b"MinorBuildNumber" => version.minor_build = number,
-                        b"Version" => version.version = Some(value),
-                        _ => {}
-                    }
-                }
-                return Some(version);
             }
             Event::Eof => return None,
             _ => {}

@@ -26,15 +26,17 @@ use super::{
     parse_date_time, AvailabilityError, BusyType, CalendarEvent, EventDetails, MailboxAvailability,
     MailboxError,
 };
-use crate::envelope::{EnvelopeError, Response, ServerVersion};
-use crate::fault::{back_off_of, read_fault};
-use crate::filter::{
-    copy_element, is_forbidden_char_ref, read_open_entry, OpenContent, XmlError, FILTER_SCHEMA,
-    PREDEFINED,
+use crate::envelope::{
+    copy_header, read_server_version, walk_envelope, EnvelopeError, EnvelopeVisitor, Response,
+    ServerVersion, TYPES_NS,
 };
+use crate::fault::back_off_of;
+use crate::filter::{
+    is_forbidden_char_ref, read_open_entry, OpenContent, XmlError, FILTER_SCHEMA, PREDEFINED,
+};
+use crate::operation::{GetUserAvailability, Operation};
 
 const OPERATION: &str = "GetUserAvailability";
-const SOAP: &[u8] = b"http://schemas.xmlsoap.org/soap/envelope/";
 const MESSAGES: &[u8] = b"http://schemas.microsoft.com/exchange/services/2006/messages";
 const TYPES: &[u8] = b"http://schemas.microsoft.com/exchange/services/2006/types";
 
@@ -719,84 +721,59 @@ fn read_body(
     Ok(())
 }
 
-/// Reads a `ServerVersionInfo` header whose start tag was just read.
-fn read_server_version(
-    reader: &mut NsReader<&[u8]>,
-    start: &BytesStart<'_>,
-    empty: bool,
-) -> Result<Result<ServerVersion, String>, XmlError> {
-    let attributes = declared_attributes(
-        reader,
-        start,
-        [
-            b"MajorVersion",
-            b"MinorVersion",
-            b"MajorBuildNumber",
-            b"MinorBuildNumber",
-            b"Version",
-        ],
-    )?;
-    let mut problem: Option<String> = None;
-    if !empty {
-        // No declared children: every child is skipped, text must be blank.
-        loop {
-            match reader.read_event().map_err(|e| malformed(reader, e))? {
-                Event::Start(ref e) => {
-                    resolve_strict(reader, e)?;
-                    skip_subtree(reader)?;
-                }
-                Event::Empty(ref e) => {
-                    resolve_strict(reader, e)?;
-                }
-                Event::End(_) => break,
-                Event::Text(t) => match t.decode() {
-                    Ok(text) if text.trim().is_empty() => {}
-                    Ok(text) => {
-                        problem.get_or_insert(format!("text {text:?} in ServerVersionInfo"));
-                    }
-                    Err(e) => {
-                        problem.get_or_insert(e.to_string());
-                    }
-                },
-                Event::CData(_) => {
-                    problem.get_or_insert("CDATA in ServerVersionInfo".into());
-                }
-                Event::GeneralRef(r) => {
-                    if !is_forbidden_char_ref(&r)
-                        && !r.starts_with(b"#")
-                        && !PREDEFINED.contains(&r.as_ref())
-                    {
-                        return Err(XmlError::UnknownEntity(lossy(&r).into_owned()));
-                    }
-                }
-                Event::DocType(_) => return Err(XmlError::Doctype),
-                Event::Eof => return Err(XmlError::Truncated),
-                Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
-            }
+/// The fast reader's side of the one envelope walk: the body in one pass,
+/// the headers as the generated path reads them (they are small).
+struct FastVisitor<'m> {
+    body: BodyReader<'m>,
+    open_content: OpenContent,
+    /// Outcome of each ServerVersionInfo header, in order: reported after
+    /// the body's schema errors, as the generated path does.
+    versions: Vec<Result<ServerVersion, EnvelopeError>>,
+}
+
+impl EnvelopeVisitor for FastVisitor<'_> {
+    type Output = ();
+    type Error = AvailabilityError;
+
+    fn header(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+        name: (&str, &str),
+    ) -> Result<(), AvailabilityError> {
+        let copy = copy_header(
+            reader,
+            start,
+            empty,
+            name,
+            &FILTER_SCHEMA,
+            &mut self.open_content,
+        )
+        .map_err(EnvelopeError::from)?;
+        if let (true, Some(copy)) = (name == (TYPES_NS, "ServerVersionInfo"), copy) {
+            self.versions.push(
+                read_server_version::<crate::types::ServerVersionInfoElement>(OPERATION, &copy),
+            );
         }
+        Ok(())
     }
-    if let Some(problem) = problem {
-        return Ok(Err(problem));
+
+    fn body(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+    ) -> Result<(), AvailabilityError> {
+        read_body(reader, start, empty, &mut self.body, &mut self.open_content)
+            .map_err(EnvelopeError::from)?;
+        if self.body.too_many_answers {
+            return Err(AvailabilityError::TooManyAnswers {
+                asked: self.body.mailboxes.len(),
+            });
+        }
+        Ok(())
     }
-    let [major, minor, major_build, minor_build, version] = attributes;
-    let number = |raw: Option<std::borrow::Cow<'_, [u8]>>| -> Result<Option<i32>, String> {
-        raw.map(|raw| {
-            let text = attribute_text(&raw)?;
-            text.parse::<i32>()
-                .map_err(|e| format!("ServerVersionInfo: invalid xs:int {text:?}: {e}"))
-        })
-        .transpose()
-    };
-    let version = || -> Result<ServerVersion, String> {
-        Ok(ServerVersion {
-            major: number(major)?,
-            minor: number(minor)?,
-            major_build: number(major_build)?,
-            minor_build: number(minor_build)?,
-            version: version.map(|raw| attribute_text(&raw)).transpose()?,
-        })
-    };
-    Ok(version())
 }
 
 /// Parses a GetUserAvailability response in one pass (see the module
@@ -806,127 +783,34 @@ pub(crate) fn parse_response(
     xml: &[u8],
     naive_offset: FixedOffset,
 ) -> Result<(Vec<MailboxAvailability>, Response<()>), AvailabilityError> {
-    let mut reader = NsReader::from_reader(xml);
-    let xml_error = |e: XmlError| AvailabilityError::Envelope(EnvelopeError::Xml(e));
-    let mut open_content = OpenContent::default();
-    // The envelope elements open around the current position.
-    #[derive(PartialEq)]
-    enum Level {
-        Envelope,
-        Header,
-        Body,
-    }
-    let mut path: Vec<Level> = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
-    // Outcome of each ServerVersionInfo header, in order.
-    let mut versions: Vec<Result<ServerVersion, String>> = Vec::new();
-    let mut body = BodyReader {
-        mailboxes,
-        naive_offset,
-        stack: Vec::with_capacity(16),
-        text: String::with_capacity(256),
-        schema_error: None,
-        invalid_time: None,
-        answers: Vec::with_capacity(mailboxes.len()),
-        answer: Answer::default(),
-        event: PendingEvent::default(),
-        response_messages: 0,
-        too_many_answers: false,
+    let mut visitor = FastVisitor {
+        body: BodyReader {
+            mailboxes,
+            naive_offset,
+            stack: Vec::with_capacity(16),
+            text: String::with_capacity(256),
+            schema_error: None,
+            invalid_time: None,
+            answers: Vec::with_capacity(mailboxes.len()),
+            answer: Answer::default(),
+            event: PendingEvent::default(),
+            response_messages: 0,
+            too_many_answers: false,
+        },
+        open_content: OpenContent::default(),
+        versions: Vec::new(),
     };
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| EnvelopeError::from(malformed(&reader, e)))?;
-        let (e, empty) = match event {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::End(_) => {
-                path.pop();
-                continue;
-            }
-            Event::DocType(_) => return Err(EnvelopeError::from(XmlError::Doctype).into()),
-            Event::Eof => {
-                return Err(EnvelopeError::UnexpectedBody {
-                    operation: OPERATION,
-                    expected: "GetUserAvailabilityResponse",
-                    found: if skipped.is_empty() {
-                        "nothing".into()
-                    } else {
-                        skipped.join(", ")
-                    },
-                }
-                .into())
-            }
-            _ => continue,
-        };
-        // The envelope level resolves leniently (an undeclared prefix is no
-        // namespace), as the generated path does.
-        let (ns, local) = {
-            let (result, local) = reader.resolver().resolve_element(e.name());
-            let ns: &[u8] = match result {
-                ResolveResult::Bound(n) => n.into_inner(),
-                _ => b"",
-            };
-            (ns, local.into_inner())
-        };
-        let level = match path.last() {
-            None if ns == SOAP && local == b"Envelope" => Level::Envelope,
-            Some(Level::Envelope) if ns == SOAP && local == b"Header" => Level::Header,
-            Some(Level::Envelope) if ns == SOAP && local == b"Body" => Level::Body,
-            Some(Level::Header) => {
-                if ns == TYPES && local == b"ServerVersionInfo" {
-                    versions.push(read_server_version(&mut reader, &e, empty).map_err(xml_error)?);
-                } else if let Some(t) = FILTER_SCHEMA.root_type(&lossy(ns), &lossy(local)) {
-                    // Another EWS header: read (and checked) as the generated
-                    // path does, then dropped.
-                    copy_element(&mut reader, &e, empty, &FILTER_SCHEMA, t, &mut open_content)
-                        .map_err(xml_error)?;
-                } else if !empty {
-                    reader
-                        .read_to_end(e.name())
-                        .map_err(|err| EnvelopeError::from(malformed(&reader, err)))?;
-                }
-                continue;
-            }
-            Some(Level::Body) => {
-                if ns == SOAP && local == b"Fault" {
-                    let fault = read_fault(&mut reader).map_err(xml_error)?;
-                    return Err(EnvelopeError::Fault(fault).into());
-                }
-                if ns != MESSAGES || local != b"GetUserAvailabilityResponse" {
-                    skipped.push(format!("{{{}}}{}", lossy(ns), lossy(local)));
-                    if !empty {
-                        reader
-                            .read_to_end(e.name())
-                            .map_err(|err| EnvelopeError::from(malformed(&reader, err)))?;
-                    }
-                    continue;
-                }
-                read_body(&mut reader, &e, empty, &mut body, &mut open_content)
-                    .map_err(EnvelopeError::from)?;
-                if body.too_many_answers {
-                    return Err(AvailabilityError::TooManyAnswers {
-                        asked: mailboxes.len(),
-                    });
-                }
-                break;
-            }
-            _ => {
-                return Err(EnvelopeError::from(XmlError::Malformed {
-                    position: reader.buffer_position(),
-                    message: format!(
-                        "not a SOAP 1.1 envelope: unexpected element {{{}}}{}",
-                        lossy(ns),
-                        lossy(local)
-                    ),
-                })
-                .into())
-            }
-        };
-        if !empty {
-            path.push(level);
-        }
-    }
+    walk_envelope(
+        &mut NsReader::from_reader(xml),
+        OPERATION,
+        GetUserAvailability::RESPONSE_ELEMENT,
+        &mut visitor,
+    )?;
+    let FastVisitor {
+        body,
+        open_content,
+        versions,
+    } = visitor;
     // Checks in the generated path's order: body schema, header schema,
     // mailbox count, times.
     let deserialize = |message: String| {
@@ -940,7 +824,7 @@ pub(crate) fn parse_response(
     }
     let mut server_version = None;
     for version in versions {
-        server_version = Some(version.map_err(deserialize)?);
+        server_version = Some(version?);
     }
     if body.answers.len() != mailboxes.len() {
         return Err(AvailabilityError::CountMismatch {
