@@ -31,7 +31,7 @@ macro_rules! generated_types {
 macro_rules! generated_filter_table {
     ($file:literal) => {
         pub(crate) mod filter_table {
-            use crate::filter::{FilterSchema, FilterType};
+            use crate::filter::{FilterSchema, FilterType, Occurs, ValueKind};
             include!(concat!(env!("OUT_DIR"), "/", $file));
         }
     };
