@@ -91,17 +91,23 @@ pub struct ServerVersion {
     pub version: Option<String>,
 }
 
-impl std::fmt::Display for ServerVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ServerVersion {
+    /// The build, `15.1.2507.6` (`?` for a number not sent).
+    pub fn build(&self) -> String {
         let n = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
-        write!(
-            f,
+        format!(
             "{}.{}.{}.{}",
             n(self.major),
             n(self.minor),
             n(self.major_build),
             n(self.minor_build)
-        )?;
+        )
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.build())?;
         if let Some(v) = &self.version {
             write!(f, " ({v})")?;
         }
@@ -244,8 +250,232 @@ where
 /// The kept SOAP headers of a document, by local name, as standalone XML.
 pub type HeaderCopies = Vec<(String, Vec<u8>)>;
 
-/// Reads the request envelope of `Op` (the simulator's side): the body and the
-/// requested server version.
+/// What a walk over a SOAP envelope does with the parts it finds: the one
+/// walker ([`walk_envelope`]) knows the envelope (its levels, a fault, the
+/// body elements that are not the expected one), its visitors only the
+/// content. Both consume the element they are given, to its end.
+pub(crate) trait EnvelopeVisitor {
+    type Output;
+    type Error: From<EnvelopeError>;
+    /// A child of `soap:Header`, by namespace and local name.
+    fn header(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+        name: (&str, &str),
+    ) -> Result<(), Self::Error>;
+    /// `soap:Body` begins: a visitor that needs only the headers ends the
+    /// walk here.
+    fn body_begins(&mut self) -> Option<Self::Output> {
+        None
+    }
+    /// The expected element of `soap:Body`.
+    fn body(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+    ) -> Result<Self::Output, Self::Error>;
+}
+
+fn malformed(reader: &NsReader<&[u8]>, e: impl std::fmt::Display) -> XmlError {
+    XmlError::Malformed {
+        position: reader.buffer_position(),
+        message: e.to_string(),
+    }
+}
+
+/// Walks a SOAP 1.1 envelope to the body element `element` and returns what
+/// the visitor made of it. A `soap:Fault` in the body is returned as
+/// [`EnvelopeError::Fault`]; other body elements (a proxy's or a newer
+/// server's addition) are skipped and named if `element` never comes.
+/// Element names resolve leniently (an undeclared prefix is no namespace):
+/// what the content's readers then do with such names is theirs to decide.
+pub(crate) fn walk_envelope<V: EnvelopeVisitor>(
+    reader: &mut NsReader<&[u8]>,
+    operation: &'static str,
+    element: QName,
+    visitor: &mut V,
+) -> Result<V::Output, V::Error> {
+    const SOAP: &[u8] = SOAP_NS.as_bytes();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Level {
+        Envelope,
+        Header,
+        Body,
+    }
+    let mut path: Vec<Level> = Vec::with_capacity(3);
+    let mut skipped: Vec<String> = Vec::new();
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| EnvelopeError::from(malformed(reader, e)))?;
+        let (e, empty) = match event {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(_) => {
+                path.pop();
+                continue;
+            }
+            Event::DocType(_) => return Err(EnvelopeError::from(XmlError::Doctype).into()),
+            Event::Eof => {
+                return Err(EnvelopeError::UnexpectedBody {
+                    operation,
+                    expected: element.local,
+                    found: if skipped.is_empty() {
+                        "nothing".into()
+                    } else {
+                        skipped.join(", ")
+                    },
+                }
+                .into())
+            }
+            _ => continue,
+        };
+        let (ns, local) = {
+            let (result, local) = reader.resolver().resolve_element(e.name());
+            let ns: &[u8] = match result {
+                ResolveResult::Bound(n) => n.into_inner(),
+                _ => b"",
+            };
+            (ns, local.into_inner())
+        };
+        let level = match path.last() {
+            None if ns == SOAP && local == b"Envelope" => Level::Envelope,
+            Some(Level::Envelope) if ns == SOAP && local == b"Header" => Level::Header,
+            Some(Level::Envelope) if ns == SOAP && local == b"Body" => {
+                if let Some(output) = visitor.body_begins() {
+                    return Ok(output);
+                }
+                Level::Body
+            }
+            Some(Level::Header) => {
+                // Headers are few: owned names keep the reader free.
+                let (ns, local) = (lossy(ns).into_owned(), lossy(local).into_owned());
+                visitor.header(reader, &e, empty, (&ns, &local))?;
+                continue;
+            }
+            Some(Level::Body) => {
+                if ns == SOAP && local == b"Fault" {
+                    let fault = read_fault(reader).map_err(EnvelopeError::from)?;
+                    return Err(EnvelopeError::Fault(fault).into());
+                }
+                if ns != element.namespace.as_bytes() || local != element.local.as_bytes() {
+                    skipped.push(format!("{{{}}}{}", lossy(ns), lossy(local)));
+                    if !empty {
+                        reader
+                            .read_to_end(e.name())
+                            .map_err(|err| EnvelopeError::from(malformed(reader, err)))?;
+                    }
+                    continue;
+                }
+                return visitor.body(reader, &e, empty);
+            }
+            _ => {
+                return Err(EnvelopeError::from(XmlError::Malformed {
+                    position: reader.buffer_position(),
+                    message: format!(
+                        "not a SOAP 1.1 envelope: unexpected element {{{}}}{}",
+                        lossy(ns),
+                        lossy(local)
+                    ),
+                })
+                .into())
+            }
+        };
+        if !empty {
+            path.push(level);
+        }
+    }
+}
+
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// Keeps the headers `schema` declares (filtered copies, by local name) and
+/// skips the others.
+pub(crate) fn copy_header(
+    reader: &mut NsReader<&[u8]>,
+    start: &BytesStart<'_>,
+    empty: bool,
+    (ns, local): (&str, &str),
+    schema: &FilterSchema,
+    open_content: &mut OpenContent,
+) -> Result<Option<Vec<u8>>, XmlError> {
+    if let Some(t) = schema.root_type(ns, local) {
+        return copy_element(reader, start, empty, schema, t, open_content).map(Some);
+    }
+    if !empty {
+        reader
+            .read_to_end(start.name())
+            .map_err(|err| malformed(reader, err))?;
+    }
+    Ok(None)
+}
+
+/// The filtered copies of the headers and of the body element, as the
+/// generated deserializers read them.
+struct CopyVisitor<'s> {
+    schema: &'s FilterSchema,
+    headers: HeaderCopies,
+    open_content: OpenContent,
+}
+
+impl EnvelopeVisitor for CopyVisitor<'_> {
+    type Output = Vec<u8>;
+    type Error = EnvelopeError;
+
+    fn header(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+        name: (&str, &str),
+    ) -> Result<(), EnvelopeError> {
+        let copy = copy_header(
+            reader,
+            start,
+            empty,
+            name,
+            self.schema,
+            &mut self.open_content,
+        )?;
+        if let Some(copy) = copy {
+            self.headers.push((name.1.to_owned(), copy));
+        }
+        Ok(())
+    }
+
+    fn body(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let (ns, local) = resolve(reader, start);
+        let t = self
+            .schema
+            .root_type(&ns, &local)
+            .ok_or(XmlError::UnexpectedRoot {
+                namespace: ns,
+                local,
+            })?;
+        Ok(copy_element(
+            reader,
+            start,
+            empty,
+            self.schema,
+            t,
+            &mut self.open_content,
+        )?)
+    }
+}
+
+/// Reads an envelope whose body holds `element` (a response, or on the
+/// simulator's side a request): the body with the generated types, the kept
+/// headers, and the open content.
 pub fn read_envelope_body<T>(
     schema: &FilterSchema,
     operation: &'static str,
@@ -257,100 +487,121 @@ where
     for<'a> <T as DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>>::Error:
         std::fmt::Display,
 {
-    let mut reader = NsReader::from_reader(xml);
-    let mut open_content = OpenContent::default();
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut path: Vec<(String, String)> = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
-    loop {
-        let event = reader.read_event().map_err(|e| XmlError::Malformed {
-            position: reader.buffer_position(),
-            message: e.to_string(),
-        })?;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let (ns, local) = resolve(&reader, e);
-                let parent = path.last().map(|(n, l)| (n.as_str(), l.as_str()));
-                match parent {
-                    None if ns == SOAP_NS && local == "Envelope" => {}
-                    Some((SOAP_NS, "Envelope"))
-                        if ns == SOAP_NS && (local == "Header" || local == "Body") => {}
-                    Some((SOAP_NS, "Header")) => {
-                        if let Some(t) = schema.root_type(&ns, &local) {
-                            let copy =
-                                copy_element(&mut reader, e, empty, schema, t, &mut open_content)?;
-                            headers.push((local, copy));
-                        } else if !empty {
-                            reader
-                                .read_to_end(e.name())
-                                .map_err(|err| XmlError::Malformed {
-                                    position: reader.buffer_position(),
-                                    message: err.to_string(),
-                                })?;
-                        }
-                        continue;
-                    }
-                    Some((SOAP_NS, "Body")) => {
-                        if ns == SOAP_NS && local == "Fault" {
-                            return Err(EnvelopeError::Fault(read_fault(&mut reader)?));
-                        }
-                        if ns != element.namespace || local != element.local {
-                            // Not ours (a proxy's or a newer server's addition): skip it.
-                            skipped.push(format!("{{{ns}}}{local}"));
-                            if !empty {
-                                reader.read_to_end(e.name()).map_err(|err| {
-                                    XmlError::Malformed {
-                                        position: reader.buffer_position(),
-                                        message: err.to_string(),
-                                    }
-                                })?;
-                            }
-                            continue;
-                        }
-                        let t = schema
-                            .root_type(&ns, &local)
-                            .ok_or(XmlError::UnexpectedRoot {
-                                namespace: ns.clone(),
-                                local: local.clone(),
-                            })?;
-                        let copy =
-                            copy_element(&mut reader, e, empty, schema, t, &mut open_content)?;
-                        let body = deserialize::<T>(operation, &copy)?;
-                        return Ok((body, headers, open_content));
-                    }
-                    _ => {
-                        return Err(XmlError::Malformed {
-                            position: reader.buffer_position(),
-                            message: format!(
-                                "not a SOAP 1.1 envelope: unexpected element {{{ns}}}{local}"
-                            ),
-                        }
-                        .into())
-                    }
-                }
-                if !empty {
-                    path.push((ns, local));
+    let mut visitor = CopyVisitor {
+        schema,
+        headers: Vec::new(),
+        open_content: OpenContent::default(),
+    };
+    let copy = walk_envelope(
+        &mut NsReader::from_reader(xml),
+        operation,
+        element,
+        &mut visitor,
+    )?;
+    let body = deserialize::<T>(operation, &copy)?;
+    Ok((body, visitor.headers, visitor.open_content))
+}
+
+/// A generated `ServerVersionInfo` type: EWS's (`t:ServerVersionInfo`, the
+/// numbers as attributes) or SOAP autodiscover's (`a:ServerVersionInfo`, the
+/// same numbers as child elements). The schema says which; the generated
+/// deserializer reads either, and both become one [`ServerVersion`].
+pub(crate) trait ServerVersionInfoType {
+    fn into_server_version(self) -> ServerVersion;
+}
+
+macro_rules! server_version_info_type {
+    ($($ty:ty),*) => {$(
+        impl ServerVersionInfoType for $ty {
+            fn into_server_version(self) -> ServerVersion {
+                ServerVersion {
+                    major: self.major_version,
+                    minor: self.minor_version,
+                    major_build: self.major_build_number,
+                    minor_build: self.minor_build_number,
+                    version: self.version,
                 }
             }
-            Event::End(_) => {
-                path.pop();
-            }
-            Event::DocType(_) => return Err(XmlError::Doctype.into()),
-            Event::Eof => {
-                return Err(EnvelopeError::UnexpectedBody {
-                    operation,
-                    expected: element.local,
-                    found: if skipped.is_empty() {
-                        "nothing".into()
-                    } else {
-                        skipped.join(", ")
-                    },
-                })
-            }
-            _ => {}
         }
+    )*};
+}
+server_version_info_type!(
+    types::ServerVersionInfoElement,
+    crate::autodiscover::soap::types::ServerVersionInfo
+);
+
+/// Reads a kept `ServerVersionInfo` header (its filtered copy) with the
+/// generated type `T`: the one way a server version is read.
+pub(crate) fn read_server_version<T>(
+    operation: &'static str,
+    copy: &[u8],
+) -> Result<ServerVersion, EnvelopeError>
+where
+    T: ServerVersionInfoType,
+    for<'a> T: DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>,
+    for<'a> <T as DeserializeSync<'a, xsd_parser_types::quick_xml::ErrorReader<SliceReader<'a>>>>::Error:
+        std::fmt::Display,
+{
+    deserialize::<T>(operation, copy).map(T::into_server_version)
+}
+
+/// Collects the EWS `ServerVersionInfo` header of any operation's answer.
+struct ServerVersionVisitor {
+    version: Option<ServerVersion>,
+}
+
+impl EnvelopeVisitor for ServerVersionVisitor {
+    type Output = ();
+    type Error = EnvelopeError;
+
+    fn header(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+        name: (&str, &str),
+    ) -> Result<(), EnvelopeError> {
+        let is_version = name == (TYPES_NS, "ServerVersionInfo");
+        let schema = &crate::filter::FILTER_SCHEMA;
+        let copy = copy_header(
+            reader,
+            start,
+            empty,
+            name,
+            schema,
+            &mut OpenContent::default(),
+        )?;
+        if let (true, Some(copy)) = (is_version, copy) {
+            self.version = read_server_version::<types::ServerVersionInfoElement>("", &copy).ok();
+        }
+        Ok(())
     }
+
+    fn body_begins(&mut self) -> Option<()> {
+        Some(())
+    }
+
+    fn body(
+        &mut self,
+        _: &mut NsReader<&[u8]>,
+        _: &BytesStart<'_>,
+        _: bool,
+    ) -> Result<(), EnvelopeError> {
+        Ok(())
+    }
+}
+
+/// The `ServerVersionInfo` header of any EWS answer (a fault, an operation
+/// whose body is not read), if it has a valid one.
+pub fn server_version_of(xml: &[u8]) -> Option<ServerVersion> {
+    let mut visitor = ServerVersionVisitor { version: None };
+    // The walk ends where the body begins; no body element is expected.
+    let no_body = QName {
+        namespace: SOAP_NS,
+        local: "Body",
+    };
+    let _ = walk_envelope(&mut NsReader::from_reader(xml), "", no_body, &mut visitor);
+    visitor.version
 }
 
 /// Reads a plain XML document (no SOAP envelope) whose root is `element`.
@@ -420,14 +671,10 @@ where
     let mut server_version = None;
     for (local, copy) in headers {
         if local == "ServerVersionInfo" {
-            let info: types::ServerVersionInfoElement = deserialize(Op::NAME, &copy)?;
-            server_version = Some(ServerVersion {
-                major: info.major_version,
-                minor: info.minor_version,
-                major_build: info.major_build_number,
-                minor_build: info.minor_build_number,
-                version: info.version,
-            });
+            server_version = Some(read_server_version::<types::ServerVersionInfoElement>(
+                Op::NAME,
+                &copy,
+            )?);
         }
     }
     Ok(Response {
@@ -435,4 +682,47 @@ where
         server_version,
         open_content,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(version_attributes: &str, body: &str) -> Vec<u8> {
+        format!(
+            "<s:Envelope xmlns:s=\"{SOAP_NS}\"><s:Header><t:ServerVersionInfo xmlns:t=\"{TYPES_NS}\" \
+             {version_attributes}/></s:Header><s:Body>{body}"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_server_version_is_read_from_the_headers_whatever_the_body_holds() {
+        let attributes = "MajorVersion=\"15\" MinorVersion=\"2\" MajorBuildNumber=\"1544\" \
+                          MinorBuildNumber=\"4\" Version=\"V2017_07_11\"";
+        // the walk ends where the body begins: an unfinished body is no matter
+        let version = server_version_of(&answer(attributes, "<m:Unfinished>")).expect("version");
+        assert_eq!(version.to_string(), "15.2.1544.4 (V2017_07_11)");
+        // read as the schema says (xs:int), like every other reading of it
+        assert_eq!(
+            server_version_of(&answer("MajorVersion=\"fifteen\"", "")),
+            None
+        );
+    }
+
+    #[test]
+    fn the_walker_names_the_body_elements_it_skipped() {
+        let xml = format!(
+            "<s:Envelope xmlns:s=\"{SOAP_NS}\"><s:Body><x:Other xmlns:x=\"urn:x\"><x:y/></x:Other></s:Body></s:Envelope>"
+        );
+        let err = read_response::<crate::operation::GetFolder>(xml.as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            EnvelopeError::UnexpectedBody {
+                operation: "GetFolder",
+                expected: "GetFolderResponse",
+                found: "{urn:x}Other".into(),
+            }
+        );
+    }
 }

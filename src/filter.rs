@@ -15,15 +15,45 @@ use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 use quick_xml::Writer;
 
+/// How often a declared child may occur (from its and its groups'
+/// `minOccurs`/`maxOccurs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occurs {
+    /// At least once (a choice's branches never are).
+    pub required: bool,
+    /// More than once.
+    pub repeats: bool,
+}
+
+/// What a type's text is checked as, as the generated deserializers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Element content (or `xs:any`), no value of its own.
+    Complex,
+    /// `xs:int`.
+    Int,
+    /// `xs:short`.
+    Short,
+    /// `xs:boolean`.
+    Boolean,
+    /// Anything else: strings, open enumerations, lists, dates.
+    Text,
+}
+
 /// One type's declared content.
 #[derive(Debug)]
 pub struct FilterType {
-    /// Declared child elements: namespace, local name, index of their type.
+    /// Declared child elements, in schema order: namespace, local name,
+    /// index of their type.
     pub children: &'static [(&'static str, &'static str, usize)],
+    /// How often each of `children` may occur.
+    pub occurs: &'static [Occurs],
     /// Declared (unqualified) attributes.
     pub attributes: &'static [&'static str],
     /// The type's content is `xs:any` (`MessageXml`).
     pub any_children: bool,
+    /// What the type's text is.
+    pub value: ValueKind,
 }
 
 /// The filter table of one generated schema family (EWS, SOAP autodiscover,
@@ -45,7 +75,7 @@ impl FilterSchema {
 }
 
 // The EWS family's table: `FILTER_SCHEMA`.
-include!(concat!(env!("OUT_DIR"), "/ews_filter_table.rs"));
+pub(crate) use crate::generated::ews::filter_table::FILTER_SCHEMA;
 
 /// Why a document could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -27,6 +27,7 @@ pub mod envelope;
 pub mod fault;
 pub mod filter;
 pub mod folder;
+mod generated;
 pub mod operation;
 pub mod resilience;
 pub mod resolve_names;

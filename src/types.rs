@@ -1,13 +1,4 @@
-//! The EWS types, generated at build time from the schema (see `build.rs`).
-#![allow(
-    missing_docs,
-    clippy::all,
-    clippy::pedantic,
-    dead_code,
-    unused_imports,
-    non_camel_case_types,
-    unused_mut,
-    unused_variables
-)]
+//! The EWS types, generated at build time from the schema (see `build.rs`
+//! and `crate::generated`).
 
-include!(concat!(env!("OUT_DIR"), "/ews_types.rs"));
+pub use crate::generated::ews::types::*;

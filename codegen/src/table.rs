@@ -8,14 +8,23 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
 use xsd_parser::models::meta::{
-    AttributeMetaVariant, Base, ElementMetaVariant, ElementMode, MetaTypeVariant,
+    AttributeMetaVariant, Base, BuildInMeta, ElementMetaVariant, ElementMode, MetaTypeVariant,
 };
-use xsd_parser::models::schema::NamespaceId;
+use xsd_parser::models::schema::{MaxOccurs, NamespaceId};
 use xsd_parser::{IdentType, MetaTypes, TypeIdent};
+
+/// How often a child may occur, as the fast reader needs it: at least once
+/// (`required`), more than once (`repeats`).
+#[derive(Clone, Copy)]
+struct Occurs {
+    required: bool,
+    repeats: bool,
+}
 
 #[derive(Default)]
 struct Entry {
     children: Vec<(String, String, TypeIdent)>,
+    occurs: Vec<Occurs>,
     attributes: Vec<String>,
     any_children: bool,
 }
@@ -41,7 +50,61 @@ fn resolve<'a>(types: &'a MetaTypes, ident: &'a TypeIdent) -> Option<&'a TypeIde
     None
 }
 
+/// What a simple type's text is checked as (the fast reader validates what
+/// the generated deserializers validate): `Int`, `Short`, `Boolean`, or
+/// `Text` (strings, open enumerations, lists, dates); `Complex` for the rest.
+fn value_kind(types: &MetaTypes, ident: &TypeIdent) -> &'static str {
+    let mut current = ident.clone();
+    for _ in 0..64 {
+        let Some(resolved) = resolve(types, &current) else {
+            return "Text";
+        };
+        let Some(meta) = types.items.get(resolved) else {
+            return "Text";
+        };
+        match &meta.variant {
+            MetaTypeVariant::BuildIn(BuildInMeta::I32) => return "Int",
+            MetaTypeVariant::BuildIn(BuildInMeta::I16) => return "Short",
+            MetaTypeVariant::BuildIn(BuildInMeta::Bool) => return "Boolean",
+            MetaTypeVariant::SimpleType(simple) if !simple.is_list => {
+                current = simple.base.clone();
+            }
+            MetaTypeVariant::ComplexType(complex) => match (&complex.base, &complex.content) {
+                // simple content (an extension of a simple type)
+                (Base::Extension(base), None) => current = base.clone(),
+                _ => return "Complex",
+            },
+            MetaTypeVariant::Sequence(_) | MetaTypeVariant::Choice(_) | MetaTypeVariant::All(_) => {
+                return "Complex"
+            }
+            _ => return "Text",
+        }
+    }
+    "Text"
+}
+
 fn collect(types: &MetaTypes, ident: &TypeIdent, entry: &mut Entry, depth: usize) {
+    collect_in(
+        types,
+        ident,
+        entry,
+        depth,
+        Occurs {
+            required: true,
+            repeats: false,
+        },
+    );
+}
+
+/// `within`: how often the enclosing group may occur (an optional group
+/// makes its elements optional; a repeating one makes them repeat).
+fn collect_in(
+    types: &MetaTypes,
+    ident: &TypeIdent,
+    entry: &mut Entry,
+    depth: usize,
+    within: Occurs,
+) {
     if depth > 32 {
         return;
     }
@@ -54,7 +117,7 @@ fn collect(types: &MetaTypes, ident: &TypeIdent, entry: &mut Entry, depth: usize
     match &meta.variant {
         MetaTypeVariant::ComplexType(complex) => {
             if let Base::Extension(base) | Base::Restriction(base) = &complex.base {
-                collect(types, base, entry, depth + 1);
+                collect_in(types, base, entry, depth + 1, within);
             }
             for attr in complex.attributes.iter() {
                 if let AttributeMetaVariant::Type(_) = attr.variant {
@@ -62,13 +125,23 @@ fn collect(types: &MetaTypes, ident: &TypeIdent, entry: &mut Entry, depth: usize
                 }
             }
             if let Some(content) = &complex.content {
-                collect(types, content, entry, depth + 1);
+                let occurs = Occurs {
+                    required: within.required && complex.min_occurs > 0,
+                    repeats: within.repeats || complex.max_occurs != MaxOccurs::Bounded(1),
+                };
+                collect_in(types, content, entry, depth + 1, occurs);
             }
         }
         MetaTypeVariant::Sequence(group)
         | MetaTypeVariant::Choice(group)
         | MetaTypeVariant::All(group) => {
+            let is_choice = matches!(meta.variant, MetaTypeVariant::Choice(_));
             for element in group.elements.iter() {
+                let occurs = Occurs {
+                    // one branch of a choice is never required on its own
+                    required: within.required && !is_choice && element.min_occurs > 0,
+                    repeats: within.repeats || element.max_occurs != MaxOccurs::Bounded(1),
+                };
                 match &element.variant {
                     ElementMetaVariant::Type {
                         type_,
@@ -79,12 +152,13 @@ fn collect(types: &MetaTypes, ident: &TypeIdent, entry: &mut Entry, depth: usize
                             element.ident.name.as_str().to_owned(),
                             type_.clone(),
                         ));
+                        entry.occurs.push(occurs);
                     }
                     ElementMetaVariant::Type {
                         type_,
                         mode: ElementMode::Group,
                     } => {
-                        collect(types, type_, entry, depth + 1);
+                        collect_in(types, type_, entry, depth + 1, occurs);
                     }
                     ElementMetaVariant::Any { .. } => entry.any_children = true,
                     ElementMetaVariant::Text => {}
@@ -133,8 +207,14 @@ pub fn render(types: &MetaTypes, roots: &[(String, String)]) -> Result<String, S
         root_rows.push((ns.clone(), name.clone(), i));
     }
 
-    // per type: children (namespace, local name, type index), attributes, any content
-    type Row = (Vec<(String, String, usize)>, Vec<String>, bool);
+    // per type: children (namespace, local name, type index, required,
+    // repeats), attributes, any content, value kind
+    type Row = (
+        Vec<(String, String, usize, bool, bool)>,
+        Vec<String>,
+        bool,
+        &'static str,
+    );
     let mut rendered: Vec<Row> = Vec::new();
     while let Some(ident) = queue.pop_front() {
         let mut entry = Entry::default();
@@ -142,11 +222,14 @@ pub fn render(types: &MetaTypes, roots: &[(String, String)]) -> Result<String, S
         let children = entry
             .children
             .iter()
-            .map(|(ns, local, ty)| {
+            .zip(&entry.occurs)
+            .map(|((ns, local, ty), occurs)| {
                 (
                     ns.clone(),
                     local.clone(),
                     intern(ty, &mut index, &mut order, &mut queue),
+                    occurs.required,
+                    occurs.repeats,
                 )
             })
             .collect();
@@ -154,23 +237,35 @@ pub fn render(types: &MetaTypes, roots: &[(String, String)]) -> Result<String, S
         if rendered.len() <= i {
             rendered.resize_with(i + 1, Default::default);
         }
-        rendered[i] = (children, entry.attributes, entry.any_children);
+        let value = if entry.any_children || !entry.children.is_empty() {
+            "Complex"
+        } else {
+            value_kind(types, &ident)
+        };
+        rendered[i] = (children, entry.attributes, entry.any_children, value);
     }
-    rendered.resize_with(order.len(), Default::default);
+    rendered.resize_with(order.len(), || (Vec::new(), Vec::new(), false, "Text"));
 
     let mut out = String::new();
-    out.push_str("// Generated by ews-codegen from the EWS schema. Do not edit.\n");
     out.push_str("pub(crate) static FILTER_SCHEMA: FilterSchema = FilterSchema {\n    types: &[\n");
-    for (i, (children, attributes, any)) in rendered.iter().enumerate() {
-        let _ = write!(out, "    /* {i} */ FilterType {{ children: &[");
-        for (ns, local, ty) in children {
+    // A type's index is its position; children name their type by index.
+    for (children, attributes, any, value) in &rendered {
+        let _ = write!(out, "    FilterType {{ children: &[");
+        for (ns, local, ty, _, _) in children {
             let _ = write!(out, "({ns:?}, {local:?}, {ty}), ");
+        }
+        out.push_str("], occurs: &[");
+        for (_, _, _, required, repeats) in children {
+            let _ = write!(
+                out,
+                "Occurs {{ required: {required}, repeats: {repeats} }}, "
+            );
         }
         out.push_str("], attributes: &[");
         for a in attributes {
             let _ = write!(out, "{a:?}, ");
         }
-        let _ = writeln!(out, "], any_children: {any} }},");
+        let _ = writeln!(out, "], any_children: {any}, value: ValueKind::{value} }},");
     }
     out.push_str("    ],\n    roots: &[\n");
     for (ns, name, i) in root_rows {

@@ -5,48 +5,15 @@ use quick_xml::events::{BytesDecl, Event};
 use quick_xml::Writer;
 
 use crate::envelope::{read_document, serialize_element, EnvelopeError};
-use crate::filter::{FilterSchema, FilterType};
 use crate::operation::QName;
 
 /// The POX request document's types, generated from `wsdl/pox-request.xsd`.
-pub mod request_types {
-    #![allow(
-        missing_docs,
-        clippy::all,
-        clippy::pedantic,
-        dead_code,
-        unused_imports,
-        non_camel_case_types,
-        unused_mut,
-        unused_variables
-    )]
-    include!(concat!(env!("OUT_DIR"), "/pox_request_types.rs"));
-}
-
+pub use crate::generated::pox_request::types as request_types;
 /// The POX response document's types, generated from `wsdl/pox-response.xsd`.
-pub mod response_types {
-    #![allow(
-        missing_docs,
-        clippy::all,
-        clippy::pedantic,
-        dead_code,
-        unused_imports,
-        non_camel_case_types,
-        unused_mut,
-        unused_variables
-    )]
-    include!(concat!(env!("OUT_DIR"), "/pox_response_types.rs"));
-}
+pub use crate::generated::pox_response::types as response_types;
 
-mod request_filter {
-    use super::{FilterSchema, FilterType};
-    include!(concat!(env!("OUT_DIR"), "/pox_request_filter_table.rs"));
-}
-
-mod response_filter {
-    use super::{FilterSchema, FilterType};
-    include!(concat!(env!("OUT_DIR"), "/pox_response_filter_table.rs"));
-}
+use crate::generated::pox_request::filter_table as request_filter;
+use crate::generated::pox_response::filter_table as response_filter;
 
 pub const REQUEST_NS: &str =
     "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";

@@ -4,28 +4,15 @@
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
-use crate::envelope::{deserialize, read_envelope_body, serialize, EnvelopeError, SOAP_NS};
-use crate::filter::{FilterSchema, FilterType};
-use crate::operation::{Operation, QName};
+use crate::envelope::{read_envelope_body, read_server_version, serialize, EnvelopeError, SOAP_NS};
+use crate::operation::Operation;
 use crate::response_message::wire;
 
 /// The SOAP autodiscover types, generated from `wsdl/autodiscover.xsd`.
-pub mod types {
-    #![allow(
-        missing_docs,
-        clippy::all,
-        clippy::pedantic,
-        dead_code,
-        unused_imports,
-        non_camel_case_types,
-        unused_mut,
-        unused_variables
-    )]
-    include!(concat!(env!("OUT_DIR"), "/autodiscover_types.rs"));
-}
+pub use crate::generated::autodiscover::types;
 
-include!(concat!(env!("OUT_DIR"), "/autodiscover_filter_table.rs"));
-include!(concat!(env!("OUT_DIR"), "/autodiscover_operations.rs"));
+// `GetUserSettings` and `OPERATION_NAMES`
+pub use crate::generated::autodiscover::operations::*;
 
 pub const AUTODISCOVER_NS: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
 pub const ADDRESSING_NS: &str = "http://www.w3.org/2005/08/addressing";
@@ -107,13 +94,20 @@ pub struct UserSettingsRequest {
 /// Reads a `GetUserSettings` request envelope (the server's side): the body
 /// with the generated types, the headers by their qualified names.
 pub fn parse_request(xml: &[u8]) -> Result<UserSettingsRequest, EnvelopeError> {
-    let (body, _, _) = read_envelope_body::<types::GetUserSettingsRequestMessage>(
+    let (body, headers, _) = read_envelope_body::<types::GetUserSettingsRequestMessage>(
         GetUserSettings::FILTER,
         GetUserSettings::NAME,
         GetUserSettings::REQUEST_ELEMENT,
         xml,
     )?;
-    let header = |namespace: &str, local: &str| header_text(xml, namespace, local);
+    // The kept headers are the ones the WSDL declares, so a local name is
+    // one header.
+    let header = |_namespace: &str, local: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name == local)
+            .and_then(|(_, copy)| element_text(copy))
+    };
     Ok(UserSettingsRequest {
         mailboxes: body
             .request
@@ -129,35 +123,17 @@ pub fn parse_request(xml: &[u8]) -> Result<UserSettingsRequest, EnvelopeError> {
     })
 }
 
-/// The trimmed text of the SOAP header element `{namespace}local`, if there.
-fn header_text(xml: &[u8], namespace: &str, local: &str) -> Option<String> {
-    use quick_xml::name::ResolveResult;
-    let mut reader = quick_xml::NsReader::from_reader(xml);
-    let mut depth = 0usize;
-    let mut in_header = false;
+/// The trimmed text of a kept header's copy (a simple-typed element).
+fn element_text(copy: &[u8]) -> Option<String> {
+    let mut reader = quick_xml::NsReader::from_reader(copy);
     loop {
-        match reader.read_resolved_event().ok()? {
-            (ns, Event::Start(e)) => {
-                depth += 1;
-                let bound = |want: &str| matches!(&ns, ResolveResult::Bound(n) if n.as_ref() == want.as_bytes());
-                if depth == 2 && bound(SOAP_NS) && e.local_name().as_ref() == b"Header" {
-                    in_header = true;
-                } else if in_header
-                    && depth == 3
-                    && bound(namespace)
-                    && e.local_name().as_ref() == local.as_bytes()
-                {
-                    let text = reader.read_text(e.name()).ok()?;
-                    return Some(text.trim().to_owned());
-                }
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                let text = reader.read_text(e.name()).ok()?;
+                return Some(quick_xml::escape::unescape(&text).ok()?.trim().to_owned());
             }
-            (_, Event::End(_)) => {
-                if depth == 2 && in_header {
-                    return None;
-                }
-                depth = depth.saturating_sub(1);
-            }
-            (_, Event::Eof) => return None,
+            Event::Empty(_) => return Some(String::new()),
+            Event::Eof => return None,
             _ => {}
         }
     }
@@ -194,15 +170,9 @@ pub fn parse_response(xml: &[u8]) -> Result<UserSettingsAnswer, EnvelopeError> {
     let mut server_version = None;
     for (local, copy) in headers {
         if local == "ServerVersionInfo" {
-            let info: types::ServerVersionInfo = deserialize(GetUserSettings::NAME, &copy)?;
-            let n = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
-            server_version = Some(format!(
-                "{}.{}.{}.{}",
-                n(info.major_version),
-                n(info.minor_version),
-                n(info.major_build_number),
-                n(info.minor_build_number)
-            ));
+            let version =
+                read_server_version::<types::ServerVersionInfo>(GetUserSettings::NAME, &copy)?;
+            server_version = Some(version.build());
         }
     }
     let response = body.response;

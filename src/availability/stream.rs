@@ -4,18 +4,25 @@
 //!
 //! It is the replication cycle's hot path (one 0.7 MB response per 100
 //! mailboxes), so element names are compared as resolved namespace and
-//! local-name bytes against constants, and only values the output keeps are
-//! allocated.
+//! local-name bytes, and only values the output keeps are allocated.
+//!
+//! What the response may hold (each type's children in sequence order, which
+//! are required and which repeat, what each simple value is) is not written
+//! here: the reader walks `FILTER_SCHEMA`, the table codegen derives from
+//! xsd-parser's interpretation of the schema, the same one the generated
+//! bindings and the unknown-content filter come from. This file says only
+//! which values the output keeps (`role_of`).
 //!
 //! The generated path (`envelope::read_response` → `filter::copy_element` →
-//! xsd-parser deserializers) stays the reference: this reader reproduces its
-//! results and errors, which `tests/ews_parse_differential.rs` and the
-//! `availability_differential` fuzz target check. That is why it mirrors the
-//! filter's order of checks (XML errors while reading the body win over schema
-//! errors, which the generated path finds only after the copy is complete) and
-//! validates what the deserializers validate (sequence order, required
-//! elements, `xs:int`/`xs:short`/`xs:boolean` values) even for data the output
-//! drops, such as `WorkingHours`.
+//! xsd-parser deserializers) is the reference: `tests/ews_parse_differential.rs`
+//! and the `availability_differential` fuzz target check that both give the
+//! same results and errors. This reader mirrors the filter's order of checks
+//! (XML errors while reading the body win over schema errors, which the
+//! generated path finds only after the copy is complete) and validates what
+//! the schema says even for data the output drops, such as `WorkingHours`.
+//! Where the generated deserializer departs from the schema, the schema
+//! decides; the differential test lists those divergences
+//! (`KNOWN_DIVERGENCES`).
 
 use chrono::{DateTime, FixedOffset, Utc};
 use quick_xml::events::{BytesStart, Event};
@@ -26,40 +33,34 @@ use super::{
     parse_date_time, AvailabilityError, BusyType, CalendarEvent, EventDetails, MailboxAvailability,
     MailboxError,
 };
-use crate::envelope::{EnvelopeError, Response, ServerVersion};
-use crate::fault::{back_off_of, read_fault};
-use crate::filter::{
-    copy_element, is_forbidden_char_ref, read_open_entry, OpenContent, XmlError, FILTER_SCHEMA,
-    PREDEFINED,
+use crate::envelope::{
+    copy_header, read_server_version, walk_envelope, EnvelopeError, EnvelopeVisitor, Response,
+    ServerVersion, TYPES_NS,
 };
+use crate::fault::back_off_of;
+use crate::filter::{
+    is_forbidden_char_ref, read_open_entry, FilterType, OpenContent, ValueKind, XmlError,
+    FILTER_SCHEMA, PREDEFINED,
+};
+use crate::operation::{GetUserAvailability, Operation};
 
 const OPERATION: &str = "GetUserAvailability";
-const SOAP: &[u8] = b"http://schemas.xmlsoap.org/soap/envelope/";
-const MESSAGES: &[u8] = b"http://schemas.microsoft.com/exchange/services/2006/messages";
-const TYPES: &[u8] = b"http://schemas.microsoft.com/exchange/services/2006/types";
 
-/// The elements of the response body this reader knows, by schema type.
+/// What the output makes of an element. The schema (the generated table)
+/// says what each element may hold, in which order and how often, and what
+/// its text is; this says only which values the output keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Response,
-    FreeBusyResponseArray,
+enum Role {
+    /// Read and validated, not kept.
+    Other,
     FreeBusyResponse,
     ResponseMessage,
-    /// `xs:any` content: name/value pairs (`BackOffMilliseconds`).
-    MessageXml,
-    FreeBusyView,
-    CalendarEventArray,
     CalendarEvent,
     CalendarEventDetails,
-    WorkingHours,
-    TimeZone,
-    TimeZoneTime,
-    WorkingPeriodArray,
-    WorkingPeriod,
-    Leaf(Field),
+    Value(Field),
 }
 
-/// Simple-typed elements: what their text becomes.
+/// Simple-typed elements whose text the output keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     MessageText,
@@ -74,273 +75,96 @@ enum Field {
     IsRecurring,
     IsException,
     IsPrivate,
-    /// `xs:boolean` the output does not keep (`IsReminderSet`).
-    Bool,
-    /// `xs:int` the output does not keep.
-    Int,
-    /// `xs:short` the output does not keep.
-    Short,
-    /// Any text the output does not keep (strings, open enumerations, lists).
-    Text,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Ns {
-    M,
-    T,
-}
-
-/// One element of a type's `xs:sequence`.
-struct Child {
-    ns: Ns,
-    local: &'static [u8],
-    kind: Kind,
-    required: bool,
-    repeats: bool,
-}
-
-const fn child(ns: Ns, local: &'static [u8], kind: Kind, required: bool) -> Child {
-    Child {
-        ns,
-        local,
-        kind,
-        required,
-        repeats: false,
+/// The role of the child `local` of an element in role `parent`.
+fn role_of(parent: Role, local: &[u8]) -> Role {
+    use Field as F;
+    match (parent, local) {
+        (_, b"FreeBusyResponse") => Role::FreeBusyResponse,
+        (Role::FreeBusyResponse, b"ResponseMessage") => Role::ResponseMessage,
+        (_, b"CalendarEvent") => Role::CalendarEvent,
+        (Role::CalendarEvent, b"CalendarEventDetails") => Role::CalendarEventDetails,
+        (Role::ResponseMessage, b"MessageText") => Role::Value(F::MessageText),
+        (Role::ResponseMessage, b"ResponseCode") => Role::Value(F::ResponseCode),
+        (Role::CalendarEvent, b"StartTime") => Role::Value(F::StartTime),
+        (Role::CalendarEvent, b"EndTime") => Role::Value(F::EndTime),
+        (Role::CalendarEvent, b"BusyType") => Role::Value(F::BusyType),
+        (Role::CalendarEventDetails, b"ID") => Role::Value(F::Id),
+        (Role::CalendarEventDetails, b"Subject") => Role::Value(F::Subject),
+        (Role::CalendarEventDetails, b"Location") => Role::Value(F::Location),
+        (Role::CalendarEventDetails, b"IsMeeting") => Role::Value(F::IsMeeting),
+        (Role::CalendarEventDetails, b"IsRecurring") => Role::Value(F::IsRecurring),
+        (Role::CalendarEventDetails, b"IsException") => Role::Value(F::IsException),
+        (Role::CalendarEventDetails, b"IsPrivate") => Role::Value(F::IsPrivate),
+        _ => Role::Other,
     }
 }
 
-const fn list(ns: Ns, local: &'static [u8], kind: Kind) -> Child {
-    Child {
-        ns,
-        local,
-        kind,
-        required: false,
-        repeats: true,
-    }
-}
-
-use Field as F;
-use Kind as K;
-use Ns::{M, T};
-
-const TIME_ZONE_TIME: &[Child] = &[
-    child(T, b"Bias", K::Leaf(F::Int), true),
-    child(T, b"Time", K::Leaf(F::Text), true),
-    child(T, b"DayOrder", K::Leaf(F::Short), true),
-    child(T, b"Month", K::Leaf(F::Short), true),
-    child(T, b"DayOfWeek", K::Leaf(F::Text), true),
-    child(T, b"Year", K::Leaf(F::Text), false),
-];
-
-/// The declared content of each complex type, in sequence order (from
-/// messages.xsd / types.xsd).
-fn children(kind: Kind) -> &'static [Child] {
-    match kind {
-        K::Response => {
-            const {
-                &[child(
-                    M,
-                    b"FreeBusyResponseArray",
-                    K::FreeBusyResponseArray,
-                    false,
-                )]
-            }
-        }
-        K::FreeBusyResponseArray => const { &[list(M, b"FreeBusyResponse", K::FreeBusyResponse)] },
-        K::FreeBusyResponse => {
-            const {
-                &[
-                    child(M, b"ResponseMessage", K::ResponseMessage, false),
-                    child(M, b"FreeBusyView", K::FreeBusyView, false),
-                ]
-            }
-        }
-        K::ResponseMessage => {
-            const {
-                &[
-                    child(M, b"MessageText", K::Leaf(F::MessageText), false),
-                    child(M, b"ResponseCode", K::Leaf(F::ResponseCode), false),
-                    child(M, b"DescriptiveLinkKey", K::Leaf(F::Int), false),
-                    child(M, b"MessageXml", K::MessageXml, false),
-                ]
-            }
-        }
-        K::FreeBusyView => {
-            const {
-                &[
-                    child(T, b"FreeBusyViewType", K::Leaf(F::Text), true),
-                    child(T, b"MergedFreeBusy", K::Leaf(F::Text), false),
-                    child(T, b"CalendarEventArray", K::CalendarEventArray, false),
-                    child(T, b"WorkingHours", K::WorkingHours, false),
-                ]
-            }
-        }
-        K::CalendarEventArray => const { &[list(T, b"CalendarEvent", K::CalendarEvent)] },
-        K::CalendarEvent => {
-            const {
-                &[
-                    child(T, b"StartTime", K::Leaf(F::StartTime), true),
-                    child(T, b"EndTime", K::Leaf(F::EndTime), true),
-                    child(T, b"BusyType", K::Leaf(F::BusyType), true),
-                    child(T, b"CalendarEventDetails", K::CalendarEventDetails, false),
-                ]
-            }
-        }
-        K::CalendarEventDetails => {
-            const {
-                &[
-                    child(T, b"ID", K::Leaf(F::Id), false),
-                    child(T, b"Subject", K::Leaf(F::Subject), false),
-                    child(T, b"Location", K::Leaf(F::Location), false),
-                    child(T, b"IsMeeting", K::Leaf(F::IsMeeting), false),
-                    child(T, b"IsRecurring", K::Leaf(F::IsRecurring), false),
-                    child(T, b"IsException", K::Leaf(F::IsException), false),
-                    child(T, b"IsReminderSet", K::Leaf(F::Bool), false),
-                    child(T, b"IsPrivate", K::Leaf(F::IsPrivate), false),
-                ]
-            }
-        }
-        K::WorkingHours => {
-            const {
-                &[
-                    child(T, b"TimeZone", K::TimeZone, true),
-                    child(T, b"WorkingPeriodArray", K::WorkingPeriodArray, true),
-                ]
-            }
-        }
-        K::TimeZone => {
-            const {
-                &[
-                    child(T, b"Bias", K::Leaf(F::Int), true),
-                    child(T, b"StandardTime", K::TimeZoneTime, true),
-                    child(T, b"DaylightTime", K::TimeZoneTime, true),
-                ]
-            }
-        }
-        K::TimeZoneTime => TIME_ZONE_TIME,
-        K::WorkingPeriodArray => const { &[list(T, b"WorkingPeriod", K::WorkingPeriod)] },
-        K::WorkingPeriod => {
-            const {
-                &[
-                    child(T, b"DayOfWeek", K::Leaf(F::Text), true),
-                    child(T, b"StartTimeInMinutes", K::Leaf(F::Int), true),
-                    child(T, b"EndTimeInMinutes", K::Leaf(F::Int), true),
-                ]
-            }
-        }
-        K::MessageXml | K::Leaf(_) => const { &[] },
-    }
-}
-
-fn name_of(kind: Kind) -> &'static str {
-    match kind {
-        K::Response => "GetUserAvailabilityResponse",
-        K::FreeBusyResponseArray => "FreeBusyResponseArray",
-        K::FreeBusyResponse => "FreeBusyResponse",
-        K::ResponseMessage => "ResponseMessage",
-        K::MessageXml => "MessageXml",
-        K::FreeBusyView => "FreeBusyView",
-        K::CalendarEventArray => "CalendarEventArray",
-        K::CalendarEvent => "CalendarEvent",
-        K::CalendarEventDetails => "CalendarEventDetails",
-        K::WorkingHours => "WorkingHours",
-        K::TimeZone => "TimeZone",
-        K::TimeZoneTime => "StandardTime/DaylightTime",
-        K::WorkingPeriodArray => "WorkingPeriodArray",
-        K::WorkingPeriod => "WorkingPeriod",
-        K::Leaf(_) => "a simple-typed element",
-    }
-}
-
-/// An open element: its kind and how far its sequence has got.
+/// An open element: its type in the generated table, its role, and how far
+/// its sequence has got.
 struct Frame {
-    kind: Kind,
+    /// Index of its type in `FILTER_SCHEMA`.
+    ty: usize,
+    /// Its local name, for messages.
+    name: &'static str,
+    role: Role,
     /// Sequence slots passed (the next child must be at this index or later).
     passed: usize,
     /// Index of the last child seen, which may repeat if it is a list.
     last: Option<usize>,
-    /// `ResponseMessage` only: one child out of order was read and dropped.
-    dropped_one: bool,
-}
-
-/// What to do with a child the sequence accepts.
-#[derive(Debug, PartialEq, Eq)]
-enum Accepted {
-    Keep,
-    /// Read and validated, but its value is not used (see `Frame::accept`).
-    Drop,
 }
 
 impl Frame {
-    fn new(kind: Kind) -> Self {
+    fn new(ty: usize, name: &'static str, role: Role) -> Self {
         Frame {
-            kind,
+            ty,
+            name,
+            role,
             passed: 0,
             last: None,
-            dropped_one: false,
         }
     }
 
+    fn declared(&self) -> &'static FilterType {
+        &FILTER_SCHEMA.types[self.ty]
+    }
+
     /// Accepts child `index` of the sequence, or says why it is out of place.
-    fn accept(&mut self, index: usize) -> Result<Accepted, String> {
-        let seq = children(self.kind);
-        if self.dropped_one {
-            return Err(format!(
-                "{} follows an element out of order in {}",
-                lossy(seq[index].local),
-                name_of(self.kind)
-            ));
-        }
-        // `ResponseMessage`'s content is an optional sequence group; the
-        // generated deserializer reads ONE element that would start a second
-        // group (out of order, or repeated) and drops it, unless the group
-        // ended with `MessageXml`. A reference quirk (the schema refuses such
-        // input), reproduced so that both readers agree.
-        let out_of_order = self.last == Some(index) || index < self.passed;
-        if self.kind == K::ResponseMessage && out_of_order && self.last != Some(seq.len() - 1) {
-            self.dropped_one = true;
-            return Ok(Accepted::Drop);
-        }
+    fn accept(&mut self, index: usize) -> Result<(), String> {
+        let declared = self.declared();
+        let child = declared.children[index].1;
         if self.last == Some(index) {
-            return if seq[index].repeats {
-                Ok(Accepted::Keep)
+            return if declared.occurs[index].repeats {
+                Ok(())
             } else {
-                Err(format!(
-                    "{} appears twice in {}",
-                    lossy(seq[index].local),
-                    name_of(self.kind)
-                ))
+                Err(format!("{child} appears twice in {}", self.name))
             };
         }
         if index < self.passed {
-            return Err(format!(
-                "{} is out of order in {}",
-                lossy(seq[index].local),
-                name_of(self.kind)
-            ));
+            return Err(format!("{child} is out of order in {}", self.name));
         }
-        if let Some(missing) = seq[self.passed..index].iter().find(|c| c.required) {
-            return Err(missing_message(missing, self.kind));
-        }
+        self.missing_in(self.passed..index)?;
         self.last = Some(index);
         self.passed = index + 1;
-        Ok(Accepted::Keep)
+        Ok(())
     }
 
     /// At the end tag: every required child must have been seen.
     fn finish(&self) -> Result<(), String> {
-        match children(self.kind)[self.passed..]
-            .iter()
-            .find(|c| c.required)
-        {
-            Some(missing) => Err(missing_message(missing, self.kind)),
+        self.missing_in(self.passed..self.declared().children.len())
+    }
+
+    fn missing_in(&self, slots: std::ops::Range<usize>) -> Result<(), String> {
+        let declared = self.declared();
+        match slots.into_iter().find(|i| declared.occurs[*i].required) {
+            Some(i) => Err(format!(
+                "{} is missing in {}",
+                declared.children[i].1, self.name
+            )),
             None => Ok(()),
         }
     }
-}
-
-fn missing_message(missing: &Child, parent: Kind) -> String {
-    format!("{} is missing in {}", lossy(missing.local), name_of(parent))
 }
 
 fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -458,9 +282,9 @@ impl BodyReader<'_> {
         empty: bool,
     ) -> Result<(), XmlError> {
         let frame = self.stack.last_mut().expect("inside the body element");
-        let parent = frame.kind;
+        let declared = frame.declared();
         let (ns, local) = resolve_strict(reader, e)?;
-        if parent == K::MessageXml {
+        if declared.any_children {
             let owner = "ResponseMessage".to_owned();
             let ordinal = self.response_messages.saturating_sub(1);
             let local = lossy(local).into_owned();
@@ -468,15 +292,11 @@ impl BodyReader<'_> {
             open_content.push(owner, ordinal, entry);
             return Ok(());
         }
-        let seq = children(parent);
         let index = ns.and_then(|ns| {
-            seq.iter().position(|c| {
-                c.local == local
-                    && match c.ns {
-                        M => ns == MESSAGES,
-                        T => ns == TYPES,
-                    }
-            })
+            declared
+                .children
+                .iter()
+                .position(|(cns, clocal, _)| clocal.as_bytes() == local && cns.as_bytes() == ns)
         });
         let Some(index) = index else {
             // Not declared here (a newer server's addition): skip it whole.
@@ -485,27 +305,21 @@ impl BodyReader<'_> {
             }
             return Ok(());
         };
-        let mut kind = seq[index].kind;
-        match frame.accept(index) {
-            Ok(Accepted::Keep) => {}
-            // Validated like the kept element, value unused.
-            Ok(Accepted::Drop) => {
-                if let K::Leaf(F::MessageText | F::ResponseCode) = kind {
-                    kind = K::Leaf(F::Text);
-                }
-            }
-            Err(message) => self.violation(message),
+        let (_, name, ty) = declared.children[index];
+        let role = role_of(frame.role, local);
+        if let Err(message) = frame.accept(index) {
+            self.violation(message);
         }
         let [response_class] = declared_attributes(reader, e, [b"ResponseClass"])?;
-        match kind {
-            K::FreeBusyResponse => {
+        match role {
+            Role::FreeBusyResponse => {
                 if self.answers.len() == self.mailboxes.len() {
                     self.too_many_answers = true;
                     return Ok(());
                 }
                 self.answer = Answer::default()
             }
-            K::ResponseMessage => {
+            Role::ResponseMessage => {
                 self.answer.message_ordinal = Some(self.response_messages);
                 self.response_messages += 1;
                 match response_class.as_deref().map(attribute_text) {
@@ -514,11 +328,11 @@ impl BodyReader<'_> {
                     None => self.violation("ResponseMessage has no ResponseClass".into()),
                 }
             }
-            K::CalendarEvent => self.event = PendingEvent::default(),
-            K::CalendarEventDetails => self.event.details = Some(EventDetails::default()),
+            Role::CalendarEvent => self.event = PendingEvent::default(),
+            Role::CalendarEventDetails => self.event.details = Some(EventDetails::default()),
             _ => {}
         }
-        self.stack.push(Frame::new(kind));
+        self.stack.push(Frame::new(ty, name, role));
         self.text.clear();
         if empty {
             self.end();
@@ -528,18 +342,19 @@ impl BodyReader<'_> {
 
     /// Text, CDATA or a reference inside the open element.
     fn text(&mut self, piece: Result<&str, String>, is_cdata: bool) {
-        let kind = self.stack.last().expect("inside the body element").kind;
-        match (kind, piece) {
+        let frame = self.stack.last().expect("inside the body element");
+        let (declared, name) = (frame.declared(), frame.name);
+        match piece {
             // `xs:any` content: the deserializer ignores text there, without
             // even decoding it.
-            (K::MessageXml, _) => {}
-            (_, Err(message)) => self.violation(message),
-            (K::Leaf(_), Ok(text)) => self.text.push_str(text),
+            _ if declared.any_children => {}
+            Err(message) => self.violation(message),
+            Ok(text) if declared.value != ValueKind::Complex => self.text.push_str(text),
             // Element-only content: the deserializers allow whitespace there
             // and nothing else.
-            (_, Ok(_)) if is_cdata => self.violation(format!("CDATA in {}", name_of(kind))),
-            (_, Ok(text)) if text.trim().is_empty() => {}
-            (_, Ok(text)) => self.violation(format!("text {text:?} in {}", name_of(kind))),
+            Ok(_) if is_cdata => self.violation(format!("CDATA in {name}")),
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => self.violation(format!("text {text:?} in {name}")),
         }
     }
 
@@ -549,9 +364,12 @@ impl BodyReader<'_> {
         if let Err(message) = frame.finish() {
             self.violation(message);
         }
-        match frame.kind {
-            K::Leaf(field) => self.leaf(field),
-            K::CalendarEvent => {
+        let value = frame.declared().value;
+        if value != ValueKind::Complex {
+            self.leaf(value, frame.role);
+        }
+        match frame.role {
+            Role::CalendarEvent => {
                 let event = std::mem::take(&mut self.event);
                 if let (Some(start), Some(end), Some(busy_type)) =
                     (event.start, event.end, event.busy_type)
@@ -564,7 +382,7 @@ impl BodyReader<'_> {
                     });
                 }
             }
-            K::FreeBusyResponse => {
+            Role::FreeBusyResponse => {
                 let answer = std::mem::take(&mut self.answer);
                 self.answers.push(answer);
             }
@@ -572,11 +390,15 @@ impl BodyReader<'_> {
         }
     }
 
-    fn leaf(&mut self, field: Field) {
+    fn leaf(&mut self, kind: ValueKind, role: Role) {
         let text = std::mem::take(&mut self.text);
         // The deserializers trim ASCII whitespace around simple content.
         let value = text.trim_ascii();
-        if let Err(message) = self.store(field, value) {
+        let checked = check_value(kind, value).and_then(|()| match role {
+            Role::Value(field) => self.store(field, value),
+            _ => Ok(()),
+        });
+        if let Err(message) = checked {
             self.violation(message);
         }
         self.text = text;
@@ -587,11 +409,7 @@ impl BodyReader<'_> {
     }
 
     fn store(&mut self, field: Field, value: &str) -> Result<(), String> {
-        let bool_value = |v: &str| match v {
-            "TRUE" | "True" | "true" | "YES" | "Yes" | "yes" | "1" => Ok(true),
-            "FALSE" | "False" | "false" | "NO" | "No" | "no" | "0" => Ok(false),
-            other => Err(format!("invalid xs:boolean {other:?}")),
-        };
+        use Field as F;
         match field {
             F::MessageText => self.answer.message = Some(value.to_owned()),
             F::ResponseCode => self.answer.code = Some(value.trim().to_owned()),
@@ -619,22 +437,33 @@ impl BodyReader<'_> {
             F::IsRecurring => self.details().is_recurring = bool_value(value)?,
             F::IsException => self.details().is_exception = bool_value(value)?,
             F::IsPrivate => self.details().is_private = bool_value(value)?,
-            F::Bool => {
-                bool_value(value)?;
-            }
-            F::Int => {
-                value
-                    .parse::<i32>()
-                    .map_err(|e| format!("invalid xs:int {value:?}: {e}"))?;
-            }
-            F::Short => {
-                value
-                    .parse::<i16>()
-                    .map_err(|e| format!("invalid xs:short {value:?}: {e}"))?;
-            }
-            F::Text => {}
         }
         Ok(())
+    }
+}
+
+/// An `xs:boolean` as the deserializers read it.
+fn bool_value(value: &str) -> Result<bool, String> {
+    match value {
+        "TRUE" | "True" | "true" | "YES" | "Yes" | "yes" | "1" => Ok(true),
+        "FALSE" | "False" | "false" | "NO" | "No" | "no" | "0" => Ok(false),
+        other => Err(format!("invalid xs:boolean {other:?}")),
+    }
+}
+
+/// Checks a simple value as the schema types it.
+fn check_value(kind: ValueKind, value: &str) -> Result<(), String> {
+    match kind {
+        ValueKind::Boolean => bool_value(value).map(drop),
+        ValueKind::Int => value
+            .parse::<i32>()
+            .map(drop)
+            .map_err(|e| format!("invalid xs:int {value:?}: {e}")),
+        ValueKind::Short => value
+            .parse::<i16>()
+            .map(drop)
+            .map_err(|e| format!("invalid xs:short {value:?}: {e}")),
+        ValueKind::Text | ValueKind::Complex => Ok(()),
     }
 }
 
@@ -665,7 +494,14 @@ fn read_body(
     if empty {
         return Ok(());
     }
-    body.stack.push(Frame::new(K::Response));
+    let root = &GetUserAvailability::RESPONSE_ELEMENT;
+    let Some(ty) = FILTER_SCHEMA.root_type(root.namespace, root.local) else {
+        return Err(XmlError::UnexpectedRoot {
+            namespace: root.namespace.into(),
+            local: root.local.into(),
+        });
+    };
+    body.stack.push(Frame::new(ty, root.local, Role::Other));
     while !body.stack.is_empty() && !body.too_many_answers {
         match reader.read_event().map_err(|e| malformed(reader, e))? {
             Event::Start(ref e) => body.start(reader, open_content, e, false)?,
@@ -683,13 +519,10 @@ fn read_body(
                 if is_forbidden_char_ref(&r) {
                     continue;
                 }
-                let in_leaf = matches!(
-                    body.stack.last(),
-                    Some(Frame {
-                        kind: K::Leaf(_),
-                        ..
-                    })
-                );
+                let in_leaf = body
+                    .stack
+                    .last()
+                    .is_some_and(|f| f.declared().value != ValueKind::Complex);
                 if !r.starts_with(b"#") && !PREDEFINED.contains(&r.as_ref()) {
                     return Err(XmlError::UnknownEntity(lossy(&r).into_owned()));
                 }
@@ -719,84 +552,59 @@ fn read_body(
     Ok(())
 }
 
-/// Reads a `ServerVersionInfo` header whose start tag was just read.
-fn read_server_version(
-    reader: &mut NsReader<&[u8]>,
-    start: &BytesStart<'_>,
-    empty: bool,
-) -> Result<Result<ServerVersion, String>, XmlError> {
-    let attributes = declared_attributes(
-        reader,
-        start,
-        [
-            b"MajorVersion",
-            b"MinorVersion",
-            b"MajorBuildNumber",
-            b"MinorBuildNumber",
-            b"Version",
-        ],
-    )?;
-    let mut problem: Option<String> = None;
-    if !empty {
-        // No declared children: every child is skipped, text must be blank.
-        loop {
-            match reader.read_event().map_err(|e| malformed(reader, e))? {
-                Event::Start(ref e) => {
-                    resolve_strict(reader, e)?;
-                    skip_subtree(reader)?;
-                }
-                Event::Empty(ref e) => {
-                    resolve_strict(reader, e)?;
-                }
-                Event::End(_) => break,
-                Event::Text(t) => match t.decode() {
-                    Ok(text) if text.trim().is_empty() => {}
-                    Ok(text) => {
-                        problem.get_or_insert(format!("text {text:?} in ServerVersionInfo"));
-                    }
-                    Err(e) => {
-                        problem.get_or_insert(e.to_string());
-                    }
-                },
-                Event::CData(_) => {
-                    problem.get_or_insert("CDATA in ServerVersionInfo".into());
-                }
-                Event::GeneralRef(r) => {
-                    if !is_forbidden_char_ref(&r)
-                        && !r.starts_with(b"#")
-                        && !PREDEFINED.contains(&r.as_ref())
-                    {
-                        return Err(XmlError::UnknownEntity(lossy(&r).into_owned()));
-                    }
-                }
-                Event::DocType(_) => return Err(XmlError::Doctype),
-                Event::Eof => return Err(XmlError::Truncated),
-                Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
-            }
+/// The fast reader's side of the one envelope walk: the body in one pass,
+/// the headers as the generated path reads them (they are small).
+struct FastVisitor<'m> {
+    body: BodyReader<'m>,
+    open_content: OpenContent,
+    /// Outcome of each ServerVersionInfo header, in order: reported after
+    /// the body's schema errors, as the generated path does.
+    versions: Vec<Result<ServerVersion, EnvelopeError>>,
+}
+
+impl EnvelopeVisitor for FastVisitor<'_> {
+    type Output = ();
+    type Error = AvailabilityError;
+
+    fn header(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+        name: (&str, &str),
+    ) -> Result<(), AvailabilityError> {
+        let copy = copy_header(
+            reader,
+            start,
+            empty,
+            name,
+            &FILTER_SCHEMA,
+            &mut self.open_content,
+        )
+        .map_err(EnvelopeError::from)?;
+        if let (true, Some(copy)) = (name == (TYPES_NS, "ServerVersionInfo"), copy) {
+            self.versions.push(
+                read_server_version::<crate::types::ServerVersionInfoElement>(OPERATION, &copy),
+            );
         }
+        Ok(())
     }
-    if let Some(problem) = problem {
-        return Ok(Err(problem));
+
+    fn body(
+        &mut self,
+        reader: &mut NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        empty: bool,
+    ) -> Result<(), AvailabilityError> {
+        read_body(reader, start, empty, &mut self.body, &mut self.open_content)
+            .map_err(EnvelopeError::from)?;
+        if self.body.too_many_answers {
+            return Err(AvailabilityError::TooManyAnswers {
+                asked: self.body.mailboxes.len(),
+            });
+        }
+        Ok(())
     }
-    let [major, minor, major_build, minor_build, version] = attributes;
-    let number = |raw: Option<std::borrow::Cow<'_, [u8]>>| -> Result<Option<i32>, String> {
-        raw.map(|raw| {
-            let text = attribute_text(&raw)?;
-            text.parse::<i32>()
-                .map_err(|e| format!("ServerVersionInfo: invalid xs:int {text:?}: {e}"))
-        })
-        .transpose()
-    };
-    let version = || -> Result<ServerVersion, String> {
-        Ok(ServerVersion {
-            major: number(major)?,
-            minor: number(minor)?,
-            major_build: number(major_build)?,
-            minor_build: number(minor_build)?,
-            version: version.map(|raw| attribute_text(&raw)).transpose()?,
-        })
-    };
-    Ok(version())
 }
 
 /// Parses a GetUserAvailability response in one pass (see the module
@@ -806,127 +614,34 @@ pub(crate) fn parse_response(
     xml: &[u8],
     naive_offset: FixedOffset,
 ) -> Result<(Vec<MailboxAvailability>, Response<()>), AvailabilityError> {
-    let mut reader = NsReader::from_reader(xml);
-    let xml_error = |e: XmlError| AvailabilityError::Envelope(EnvelopeError::Xml(e));
-    let mut open_content = OpenContent::default();
-    // The envelope elements open around the current position.
-    #[derive(PartialEq)]
-    enum Level {
-        Envelope,
-        Header,
-        Body,
-    }
-    let mut path: Vec<Level> = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
-    // Outcome of each ServerVersionInfo header, in order.
-    let mut versions: Vec<Result<ServerVersion, String>> = Vec::new();
-    let mut body = BodyReader {
-        mailboxes,
-        naive_offset,
-        stack: Vec::with_capacity(16),
-        text: String::with_capacity(256),
-        schema_error: None,
-        invalid_time: None,
-        answers: Vec::with_capacity(mailboxes.len()),
-        answer: Answer::default(),
-        event: PendingEvent::default(),
-        response_messages: 0,
-        too_many_answers: false,
+    let mut visitor = FastVisitor {
+        body: BodyReader {
+            mailboxes,
+            naive_offset,
+            stack: Vec::with_capacity(16),
+            text: String::with_capacity(256),
+            schema_error: None,
+            invalid_time: None,
+            answers: Vec::with_capacity(mailboxes.len()),
+            answer: Answer::default(),
+            event: PendingEvent::default(),
+            response_messages: 0,
+            too_many_answers: false,
+        },
+        open_content: OpenContent::default(),
+        versions: Vec::new(),
     };
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| EnvelopeError::from(malformed(&reader, e)))?;
-        let (e, empty) = match event {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::End(_) => {
-                path.pop();
-                continue;
-            }
-            Event::DocType(_) => return Err(EnvelopeError::from(XmlError::Doctype).into()),
-            Event::Eof => {
-                return Err(EnvelopeError::UnexpectedBody {
-                    operation: OPERATION,
-                    expected: "GetUserAvailabilityResponse",
-                    found: if skipped.is_empty() {
-                        "nothing".into()
-                    } else {
-                        skipped.join(", ")
-                    },
-                }
-                .into())
-            }
-            _ => continue,
-        };
-        // The envelope level resolves leniently (an undeclared prefix is no
-        // namespace), as the generated path does.
-        let (ns, local) = {
-            let (result, local) = reader.resolver().resolve_element(e.name());
-            let ns: &[u8] = match result {
-                ResolveResult::Bound(n) => n.into_inner(),
-                _ => b"",
-            };
-            (ns, local.into_inner())
-        };
-        let level = match path.last() {
-            None if ns == SOAP && local == b"Envelope" => Level::Envelope,
-            Some(Level::Envelope) if ns == SOAP && local == b"Header" => Level::Header,
-            Some(Level::Envelope) if ns == SOAP && local == b"Body" => Level::Body,
-            Some(Level::Header) => {
-                if ns == TYPES && local == b"ServerVersionInfo" {
-                    versions.push(read_server_version(&mut reader, &e, empty).map_err(xml_error)?);
-                } else if let Some(t) = FILTER_SCHEMA.root_type(&lossy(ns), &lossy(local)) {
-                    // Another EWS header: read (and checked) as the generated
-                    // path does, then dropped.
-                    copy_element(&mut reader, &e, empty, &FILTER_SCHEMA, t, &mut open_content)
-                        .map_err(xml_error)?;
-                } else if !empty {
-                    reader
-                        .read_to_end(e.name())
-                        .map_err(|err| EnvelopeError::from(malformed(&reader, err)))?;
-                }
-                continue;
-            }
-            Some(Level::Body) => {
-                if ns == SOAP && local == b"Fault" {
-                    let fault = read_fault(&mut reader).map_err(xml_error)?;
-                    return Err(EnvelopeError::Fault(fault).into());
-                }
-                if ns != MESSAGES || local != b"GetUserAvailabilityResponse" {
-                    skipped.push(format!("{{{}}}{}", lossy(ns), lossy(local)));
-                    if !empty {
-                        reader
-                            .read_to_end(e.name())
-                            .map_err(|err| EnvelopeError::from(malformed(&reader, err)))?;
-                    }
-                    continue;
-                }
-                read_body(&mut reader, &e, empty, &mut body, &mut open_content)
-                    .map_err(EnvelopeError::from)?;
-                if body.too_many_answers {
-                    return Err(AvailabilityError::TooManyAnswers {
-                        asked: mailboxes.len(),
-                    });
-                }
-                break;
-            }
-            _ => {
-                return Err(EnvelopeError::from(XmlError::Malformed {
-                    position: reader.buffer_position(),
-                    message: format!(
-                        "not a SOAP 1.1 envelope: unexpected element {{{}}}{}",
-                        lossy(ns),
-                        lossy(local)
-                    ),
-                })
-                .into())
-            }
-        };
-        if !empty {
-            path.push(level);
-        }
-    }
+    walk_envelope(
+        &mut NsReader::from_reader(xml),
+        OPERATION,
+        GetUserAvailability::RESPONSE_ELEMENT,
+        &mut visitor,
+    )?;
+    let FastVisitor {
+        body,
+        open_content,
+        versions,
+    } = visitor;
     // Checks in the generated path's order: body schema, header schema,
     // mailbox count, times.
     let deserialize = |message: String| {
@@ -940,7 +655,7 @@ pub(crate) fn parse_response(
     }
     let mut server_version = None;
     for version in versions {
-        server_version = Some(version.map_err(deserialize)?);
+        server_version = Some(version?);
     }
     if body.answers.len() != mailboxes.len() {
         return Err(AvailabilityError::CountMismatch {
@@ -982,62 +697,62 @@ pub(crate) fn parse_response(
 mod tests {
     use super::*;
 
-    fn text(bytes: &[u8]) -> String {
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
-
-    /// `children` restates the response's types by hand (with what the
-    /// generated filter table lacks: required, repeats, what a value
-    /// becomes); the filter table is generated from `wsdl/`. Both must name
-    /// the same children in the same order, down the whole response, or this
-    /// reader and the generated path read different schemas.
+    /// The values the output keeps are named by element; the schema must
+    /// declare each where the reader looks for it, as a simple type, or the
+    /// value would silently never be read.
     #[test]
-    fn the_sequence_table_names_what_the_generated_schema_declares() {
-        fn walk(kind: Kind, ty: usize, path: &str) {
-            let declared = &FILTER_SCHEMA.types[ty];
-            match kind {
-                K::MessageXml => {
-                    assert!(declared.any_children, "{path} has xs:any content");
-                    return;
-                }
-                K::Leaf(_) => {
-                    assert!(
-                        declared.children.is_empty() && !declared.any_children,
-                        "{path} is simple-typed in the generated table too"
+    fn every_kept_value_is_declared_by_the_schema_where_the_reader_looks() {
+        fn walk(ty: usize, role: Role, path: &str, found: &mut Vec<String>) {
+            if path.matches('/').count() > 8 {
+                return;
+            }
+            for (_, local, child) in FILTER_SCHEMA.types[ty].children {
+                let child_role = role_of(role, local.as_bytes());
+                if let Role::Value(_) = child_role {
+                    assert_ne!(
+                        FILTER_SCHEMA.types[*child].value,
+                        ValueKind::Complex,
+                        "{path}/{local} is simple-typed"
                     );
-                    return;
                 }
-                _ => {}
-            }
-            // A child named twice in the generated table (a choice) counts once.
-            let mut generated: Vec<(&str, &str, usize)> = Vec::new();
-            for child in declared.children {
-                if !generated.contains(child) {
-                    generated.push(*child);
-                }
-            }
-            let ours: Vec<(String, String)> = children(kind)
-                .iter()
-                .map(|c| {
-                    let ns = match c.ns {
-                        M => MESSAGES,
-                        T => TYPES,
-                    };
-                    (text(ns), text(c.local))
-                })
-                .collect();
-            let theirs: Vec<(String, String)> = generated
-                .iter()
-                .map(|(ns, local, _)| (ns.to_string(), local.to_string()))
-                .collect();
-            assert_eq!(ours, theirs, "children of {path}");
-            for (child, (_, local, ty)) in children(kind).iter().zip(&generated) {
-                walk(child.kind, *ty, &format!("{path}/{local}"));
+                found.push(format!("{child_role:?}"));
+                walk(*child, child_role, &format!("{path}/{local}"), found);
             }
         }
-        let root = FILTER_SCHEMA
-            .root_type(&text(MESSAGES), "GetUserAvailabilityResponse")
-            .expect("the response is a root of the generated table");
-        walk(K::Response, root, "GetUserAvailabilityResponse");
+        let root = &GetUserAvailability::RESPONSE_ELEMENT;
+        let ty = FILTER_SCHEMA.root_type(root.namespace, root.local).unwrap();
+        let mut found = Vec::new();
+        // FreeBusyResponse is below FreeBusyResponseArray (role Other)
+        for (_, local, child) in FILTER_SCHEMA.types[ty].children {
+            walk(
+                *child,
+                role_of(Role::Other, local.as_bytes()),
+                local,
+                &mut found,
+            );
+        }
+        for role in [
+            "FreeBusyResponse",
+            "ResponseMessage",
+            "CalendarEvent",
+            "CalendarEventDetails",
+            "Value(MessageText)",
+            "Value(ResponseCode)",
+            "Value(StartTime)",
+            "Value(EndTime)",
+            "Value(BusyType)",
+            "Value(Id)",
+            "Value(Subject)",
+            "Value(Location)",
+            "Value(IsMeeting)",
+            "Value(IsRecurring)",
+            "Value(IsException)",
+            "Value(IsPrivate)",
+        ] {
+            assert!(
+                found.iter().any(|f| f == role),
+                "{role} not reached: {found:?}"
+            );
+        }
     }
 }
