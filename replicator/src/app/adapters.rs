@@ -135,9 +135,7 @@ impl ExchangeCalendars {
 
     /// The EWS client for `url`, with the configured version and account.
     pub fn ews_client(&self, url: Url) -> Result<EwsClient, EwsError> {
-        let transport = self
-            .settings
-            .http_transport()
+        let transport = super::exchange_transport(&self.settings)
             .map_err(|e| EwsError::Config(e.to_string()))?;
         Ok(Self::client_on(&self.settings, transport, url))
     }
@@ -161,7 +159,8 @@ impl ExchangeCalendars {
                             .ews_url
                     }
                 };
-                let transport = self.settings.http_transport().map_err(|e| e.to_string())?;
+                let transport =
+                    super::exchange_transport(&self.settings).map_err(|e| e.to_string())?;
                 let client = Self::client_on(&self.settings, transport.clone(), url);
                 let observer = self
                     .observer

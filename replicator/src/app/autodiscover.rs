@@ -82,9 +82,8 @@ pub(super) async fn discover(
     scp: &DirectoryScp,
     mailbox: &str,
 ) -> Result<Discovery, DiscoverError> {
-    let transport = settings
-        .http_transport()
-        .map_err(|e| DiscoverError::Setup(e.to_string()))?;
+    let transport =
+        super::exchange_transport(settings).map_err(|e| DiscoverError::Setup(e.to_string()))?;
     let autodiscover_settings = AutodiscoverSettings {
         trusted_hosts: settings.autodiscover_trusted_hosts.clone(),
         ..AutodiscoverSettings::default()

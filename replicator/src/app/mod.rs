@@ -24,6 +24,7 @@ use crate::monitoring::Monitor;
 use crate::replication::{Engine, Server, StateStore};
 use crate::ucserver::{UcError, UcServerClient};
 use ews_toolkit::availability_reader::AvailabilityReaderConfig;
+use ews_toolkit::transport::{HttpTransport, TransportError};
 
 pub use adapters::{AnyDirectory, ExchangeCalendars};
 pub use autodiscover::{autodiscover_mailbox, DirectoryScp, DiscoverError};
@@ -41,6 +42,15 @@ pub fn reader_config(settings: &ExchangeSettings) -> AvailabilityReaderConfig {
         impersonate_each_mailbox: settings.impersonation,
         ..AvailabilityReaderConfig::default()
     }
+}
+
+/// The HTTP client for EWS and autodiscover, authenticating as the
+/// configured account.
+pub fn exchange_transport(settings: &ExchangeSettings) -> Result<HttpTransport, TransportError> {
+    HttpTransport::new(
+        settings.transport.clone(),
+        Some(settings.credentials.clone()),
+    )
 }
 
 /// Why the service could not be assembled.
