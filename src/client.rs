@@ -23,8 +23,7 @@ use xsd_parser_types::quick_xml::{DeserializeSync, ErrorReader, SliceReader, Wit
 
 use super::availability::{self, AvailabilityError, AvailabilityView, MailboxAvailability};
 use super::envelope::{
-    read_response, server_version_of, write_request, EnvelopeError, RequestHeaders, Response,
-    ServerVersion, SOAP_NS,
+    read_response, write_request, EnvelopeError, RequestHeaders, Response, ServerVersion, SOAP_NS,
 };
 use super::fault::{read_fault, SoapFault};
 use super::operation::{GetStreamingEvents, GetUserAvailability, Operation};

@@ -36,23 +36,18 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, TimeZone, Utc};
-use ews_calendar_replicator::directory::{DirectoryUser, ObjectGuid, StaticDirectory};
-use ews_calendar_replicator::replication::{
-    CycleOptions, Engine, ReplicationSettings, UserOutcome,
-};
+use ews_calendar_replicator::app::{assemble, SimulatedSite};
+use ews_calendar_replicator::directory::{DirectoryUser, ObjectGuid};
+use ews_calendar_replicator::replication::{CycleOptions, PrivateAppointments, UserOutcome};
 use ews_calendar_replicator::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
 use ews_calendar_replicator::state::SqliteStateStore;
-use ews_calendar_replicator::ucserver::{UcServerClient, UcServerSettings};
 use ews_toolkit::sim::exchange::{
     generate, BusyMode, ExchangeSim, ExchangeSimConfig, GenerateSpec, Permission, SimAccount,
     SimBusyType, SimEvent,
 };
-use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
-use ews_toolkit::{AvailabilityReader, AvailabilityReaderConfig, EwsClient, ResilienceConfig};
 
 const SEED: u64 = 0x5EED_C7C1E;
 const EVENTS_PER_MAILBOX: usize = 10;
@@ -516,53 +511,39 @@ async fn replicator_process(n: usize, throttled: bool) {
     let now = Utc::now().duration_trunc(ChronoDuration::hours(1)).unwrap();
     let (mut sims, [ucserver_url, ews_url, ca_file]) = Sims::start(n, now, throttled);
     let people = organisation(n);
-    let directory = StaticDirectory::from_users(directory_users(&people));
     let user_names: BTreeSet<String> = people
         .users
         .iter()
         .filter(|u| !u.admin)
         .map(|u| u.user_name.clone())
         .collect();
+    // Assembled from a configuration, as the service is.
+    let site_dir = tempfile::tempdir().expect("configuration directory");
+    let site = SimulatedSite {
+        ucserver_url: ucserver_url.parse().expect("UCServer URL"),
+        ucserver_admin: ADMIN_USER.into(),
+        ucserver_password: ADMIN_PASSWORD.into(),
+        exchange_url: ews_url.parse().expect("EWS URL"),
+        exchange_account: format!("{EWS_DOMAIN}\\{EWS_USER}"),
+        exchange_password: EWS_PASSWORD.into(),
+        exchange_ca_file: ca_file.into(),
+        directory: directory_users(&people),
+        max_concurrency: CONCURRENCY,
+        private_appointments: PrivateAppointments::default(),
+    };
     drop(people);
-
-    let client = UcServerClient::connect(UcServerSettings::new(
-        ucserver_url.parse().expect("UCServer URL"),
-        ADMIN_USER,
-        ADMIN_PASSWORD,
-    ))
-    .await
-    .expect("UCServer session");
-    let transport = HttpTransport::new(
-        TransportConfig {
-            ca_file: Some(ca_file.into()),
-            ..TransportConfig::default()
-        },
-        Some(
-            Credentials::new(
-                format!("{EWS_DOMAIN}\\{EWS_USER}"),
-                EWS_PASSWORD,
-                AuthScheme::Ntlm,
-            )
-            .unwrap(),
-        ),
-    )
-    .expect("EWS transport");
-    let transport_handle = transport.clone();
-    let ews = EwsClient::new(Arc::new(transport), ews_url.parse().expect("EWS URL"))
-        .with_resilience(ResilienceConfig {
-            concurrency: CONCURRENCY,
-            ..ResilienceConfig::default()
-        })
-        .expect("EWS client");
-    let reader = AvailabilityReader::new(Arc::new(ews), AvailabilityReaderConfig::default())
-        .expect("reader");
-    let settings = ReplicationSettings::default();
-    assert_eq!(settings.window_days, 30, "one 42-day chunk per mailbox");
+    let config = site.configure(site_dir.path()).expect("configuration");
+    drop(site);
+    assert_eq!(
+        config.replication.window_days, 30,
+        "one 42-day chunk per mailbox"
+    );
     // The production store (SQLite, WAL): its two commits per write (before
     // the send and after the answer) are part of the cycle's cost.
-    let state_dir = tempfile::tempdir().expect("state directory");
-    let state = SqliteStateStore::open(&state_dir.path().join("state.sqlite")).expect("state");
-    let engine = Engine::new(client, directory, reader, state, settings);
+    let state = SqliteStateStore::open(&config.state_path).expect("state");
+    let engine = assemble(&config, state)
+        .await
+        .expect("the engine assembled");
     let options = CycleOptions::default();
 
     // Cycle 1: every user's calendar is new.
@@ -580,7 +561,10 @@ async fn replicator_process(n: usize, throttled: bool) {
     assert_eq!(c.failed, 0, "cycle 1: no user failed");
     assert_eq!(c.written, n, "cycle 1 writes every user");
     let counters1 = sims.counters();
-    let stats = engine.calendars().stats();
+    let stats = engine
+        .calendars()
+        .reader_stats()
+        .expect("the reader has read");
     let mut result = format!(
         "cycle1_ms={} cpu1_ms={} list_ms={} directory_ms={} read_ms={} write_ms={} written1={} failed1={} retries={} client_requests={}",
         cycle1.as_millis(),
@@ -594,7 +578,10 @@ async fn replicator_process(n: usize, throttled: bool) {
         stats.retries,
         stats.requests_sent,
     );
-    let transport_stats = transport_handle.stats();
+    let transport_stats = engine
+        .calendars()
+        .transport_stats()
+        .expect("the reader has read");
     result.push_str(&format!(
         " connections={} ntlm_handshakes={}",
         transport_stats.connections_opened, transport_stats.ntlm_handshakes

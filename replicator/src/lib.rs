@@ -5,9 +5,7 @@
 //! the command line's parts.
 
 pub mod app;
-pub mod check;
 pub mod config;
-pub mod demo;
 pub mod directory;
 pub mod logging;
 pub mod memory;

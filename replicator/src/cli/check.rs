@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use ews_calendar_replicator::check::{self, CheckReport};
+use ews_calendar_replicator::app::check::{self, CheckReport};
 
 use super::load_config;
 use super::output::print_stdout;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use ews_calendar_replicator::demo::{self, DemoOptions};
+use ews_calendar_replicator::app::demo::{self, DemoOptions};
 use ews_calendar_replicator::replication::PrivateAppointments;
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -8,16 +8,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::Args;
-use ews_calendar_replicator::app::{assemble, AssembleError, ConfiguredEngine};
+use ews_calendar_replicator::app::{assemble, record_could_not_run, NotStarted, ServiceEngine};
 use ews_calendar_replicator::config::{self, Config, LoadContext};
 use ews_calendar_replicator::logging::{self, LogFiles, LoggingSettings};
-use ews_calendar_replicator::monitoring::{Monitor, MonitoringServer};
+use ews_calendar_replicator::monitoring::MonitoringServer;
 use ews_calendar_replicator::replication::scheduler::{
     run_turns, Beat, Heartbeat, Scheduled, Turn,
 };
-use ews_calendar_replicator::replication::{
-    CycleObserver, CycleOptions, CycleReport, StateStore, UserOutcome,
-};
+use ews_calendar_replicator::replication::{CycleOptions, CycleReport, StateStore, UserOutcome};
 use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::state::SqliteStateStore;
 use ews_calendar_replicator::systemd::{Notifier, Watchdog};
@@ -97,23 +95,14 @@ fn refuse_readable_secrets(config: &Config) -> Result<(), String> {
     ))
 }
 
-/// The first wait after a failed start; it doubles up to
-/// `min(interval, 5 minutes)`.
-const FIRST_RETRY: Duration = Duration::from_secs(5);
-
-/// The service as the scheduler sees it: the configuration in force, the
-/// engine once the servers answered, a configuration reloaded by SIGHUP
-/// waiting for the next turn.
+/// The service as the scheduler sees it: the engine (through the
+/// composition root), a configuration reloaded by SIGHUP waiting for the
+/// next turn, and what systemd is told.
 struct Service<S> {
-    config: Config,
+    app: ServiceEngine<S>,
     reloaded: Arc<Mutex<Option<Config>>>,
-    state: S,
-    engine: Option<ConfiguredEngine<S>>,
-    retry_delay: Duration,
     notifier: Notifier,
     warned_load: bool,
-    /// What the monitoring endpoints show (observes every engine built).
-    monitor: Arc<Monitor>,
 }
 
 impl<S: StateStore + Clone> Service<S> {
@@ -130,68 +119,35 @@ impl<S: StateStore + Clone> Service<S> {
                 config = %config.file.display(),
                 "using the reloaded configuration from this cycle on"
             );
-            self.monitor.set_interval(config.replication.interval);
-            self.config = config;
-            self.engine = None;
-            self.retry_delay = FIRST_RETRY;
+            self.app.reconfigure(config);
             self.warned_load = false;
         }
-    }
-
-    fn status(&self, text: &str) {
-        let _ = self.notifier.status(text);
     }
 }
 
 impl<S: StateStore + Clone> Scheduled for Service<S> {
     fn interval(&self) -> Duration {
-        self.config.replication.interval
+        self.app.interval()
     }
 
     async fn turn(&mut self, shutdown: &watch::Receiver<bool>) -> Turn {
         self.apply_reloaded();
-        if self.engine.is_none() {
-            // The service keeps running while a server is down at start
-            // and comes up by itself once it is back.
-            let mut stop = shutdown.clone();
-            let assembled = tokio::select! {
-                assembled = assemble(&self.config, self.state.clone()) => assembled,
-                _ = stop.wait_for(|stop| *stop) => return Turn::NotStarted { retry_in: Duration::ZERO },
-            };
-            match assembled {
-                Ok(engine) => {
-                    let engine = engine.with_observer(self.monitor.clone());
-                    engine.calendars().observe(self.monitor.clone());
-                    self.engine = Some(engine);
-                    self.retry_delay = FIRST_RETRY;
-                }
-                Err(e) => {
-                    let delay = self.retry_delay;
-                    tracing::error!("cannot start replicating: {e}; trying again in {delay:?}");
-                    self.monitor.server_unreachable(e.server(), &e.to_string());
-                    record_could_not_run(&self.state, &e);
-                    self.status(&match &e {
-                        AssembleError::UcServer(reason) => {
-                            format!("waiting for the UCServer: {reason}")
-                        }
-                        AssembleError::Directory(reason) => {
-                            format!("waiting for the directory: {reason}")
-                        }
-                    });
-                    self.retry_delay = (delay * 2).min(
-                        self.config
-                            .replication
-                            .interval
-                            .min(Duration::from_secs(300)),
-                    );
-                    return Turn::NotStarted { retry_in: delay };
+        let status = |text: &str| {
+            let _ = self.notifier.status(text);
+        };
+        let engine = match self.app.engine(shutdown).await {
+            Ok(engine) => engine,
+            Err(NotStarted::Stopped) => {
+                return Turn::NotStarted {
+                    retry_in: Duration::ZERO,
                 }
             }
-        }
-        let Some(engine) = &self.engine else {
-            unreachable!("assembled above")
+            Err(NotStarted::Failed { error, retry_in }) => {
+                status(&error.waiting_for());
+                return Turn::NotStarted { retry_in };
+            }
         };
-        self.status("replicating");
+        status("replicating");
         let options = CycleOptions {
             shutdown: Some(shutdown.clone()),
             ..CycleOptions::default()
@@ -201,14 +157,14 @@ impl<S: StateStore + Clone> Scheduled for Service<S> {
         if !self.warned_load {
             self.warned_load = true;
             if let Some(warning) =
-                config::load_warning(&self.config.replication, report.counters.listed)
+                config::load_warning(&self.app.config().replication, report.counters.listed)
             {
                 tracing::warn!("{warning}");
             }
         }
         let finished = report.finished_at.format("%H:%M:%S");
         let c = &report.counters;
-        self.status(&match &report.error {
+        status(&match &report.error {
             Some(error) => format!("last cycle {finished} failed: {error}"),
             None => format!(
                 "last cycle {finished}: {} written, {} unchanged, {} skipped, {} failed",
@@ -315,9 +271,10 @@ pub async fn run(path: &Path) -> Result<ExitCode, String> {
     // Monitoring (metrics, /healthz and the status page) starts beside the
     // scheduler, before READY=1: an address that cannot be bound fails the
     // start, naming monitoring.listen.
-    let monitor = Arc::new(Monitor::new(config.replication.interval));
-    let _monitoring = match config.monitoring.listen {
-        Some(listen) => Some(MonitoringServer::start(listen, monitor.clone()).await?),
+    let listen = config.monitoring.listen;
+    let app = ServiceEngine::new(config, state);
+    let _monitoring = match listen {
+        Some(listen) => Some(MonitoringServer::start(listen, app.monitor().clone()).await?),
         None => None,
     };
 
@@ -348,14 +305,10 @@ pub async fn run(path: &Path) -> Result<ExitCode, String> {
         }
     });
     let mut service = Service {
-        config,
+        app,
         reloaded,
-        state,
-        engine: None,
-        retry_delay: FIRST_RETRY,
         notifier: notifier.clone(),
         warned_load: false,
-        monitor,
     };
     let summary = run_turns(&mut service, shutdown, Some(retry_rx), heartbeat).await;
     let _ = notifier.stopping();
@@ -406,20 +359,6 @@ async fn once_or_could_not_run(args: OnceArgs) -> Result<ExitCode, String> {
     } else {
         let state = SqliteStateStore::open(&config.state_path).map_err(|e| e.to_string())?;
         once_with(&config, &args, std::sync::Arc::new(state)).await
-    }
-}
-
-/// Records that no cycle could start because of `error`, so that `status`
-/// shows it ("no cycle since ..."). A state database that cannot take the
-/// record is logged, not fatal: the error itself is already reported.
-pub fn record_could_not_run<S: StateStore>(state: &S, error: &AssembleError) {
-    let reason = match error {
-        AssembleError::UcServer(e) => format!("could not connect to the UCServer: {e}"),
-        AssembleError::Directory(e) => format!("could not connect to the directory: {e}"),
-    };
-    let record = ews_calendar_replicator::replication::report::could_not_run(&reason, Utc::now());
-    if let Err(e) = state.record_cycle(&record) {
-        tracing::warn!("the state database did not record the failed start ({e})");
     }
 }
 

@@ -108,17 +108,6 @@ pub struct ExchangeSettings {
 }
 
 impl ExchangeSettings {
-    /// The HTTP client for EWS and autodiscover, authenticating as the
-    /// configured account.
-    pub fn http_transport(
-        &self,
-    ) -> Result<ews_toolkit::transport::HttpTransport, ews_toolkit::transport::TransportError> {
-        ews_toolkit::transport::HttpTransport::new(
-            self.transport.clone(),
-            Some(self.credentials.clone()),
-        )
-    }
-
     /// The SOAP headers of a request (impersonation is added per mailbox).
     pub fn request_headers(&self) -> ews_toolkit::RequestHeaders {
         ews_toolkit::RequestHeaders::new(self.version)

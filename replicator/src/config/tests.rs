@@ -182,8 +182,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
         config.exchange.transport.max_response_bytes,
         64 * 1024 * 1024
     );
-    let transport = config.exchange.http_transport().unwrap();
-    assert_eq!(transport.config().max_connections_per_host, 4);
+    assert_eq!(config.exchange.transport.max_connections_per_host, 4);
     assert_eq!(
         config.exchange.request_headers().version,
         ExchangeVersion::Exchange2013Sp1

@@ -10,6 +10,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry
 
 use super::error::{bind_failure, result_code_name, DirectoryError};
 use super::guid::ObjectGuid;
+use super::scp_entry::ScpEntry;
 use super::settings::{DirectorySettings, ServerAddress, PAGE_SIZE};
 use super::user::{all_smtp_addresses, dn_is_within, primary_smtp_address, sam_without_domain};
 use super::user::{DirectoryUser, UserKey};
@@ -205,22 +206,20 @@ impl AdDirectory {
         entries.into_iter().next().map(user_from_entry).transpose()
     }
 
-    /// The Exchange autodiscover service connection points under the
-    /// configuration naming context.
-    pub async fn autodiscover_scps(
+    /// The service connection points under the configuration naming
+    /// context that carry one of `keywords` (Exchange autodiscover's, for
+    /// its first step).
+    pub async fn service_connection_points(
         &self,
-    ) -> Result<Vec<ews_toolkit::autodiscover::ServiceConnectionPoint>, DirectoryError> {
-        use ews_toolkit::autodiscover::{ServiceConnectionPoint, AUTODISCOVER_SCP_KEYWORDS};
+        keywords: &[&str],
+    ) -> Result<Vec<ScpEntry>, DirectoryError> {
         if self.configuration_dn.is_empty() {
             return Err(DirectoryError::Settings(format!(
                 "the server {} publishes no configurationNamingContext; autodiscover service connection points cannot be read",
                 self.address.authority()
             )));
         }
-        let keywords: String = AUTODISCOVER_SCP_KEYWORDS
-            .iter()
-            .map(|k| format!("(keywords={k})"))
-            .collect();
+        let keywords: String = keywords.iter().map(|k| format!("(keywords={k})")).collect();
         let filter = format!("(&(objectClass=serviceConnectionPoint)(|{keywords}))");
         let mut session = self.session().await?;
         let entries = self
@@ -246,7 +245,7 @@ impl AdDirectory {
                 .filter(|site| !site.is_empty())
                 .collect::<Vec<_>>();
             for url in text_values(&entry, "serviceBindingInformation") {
-                points.push(ServiceConnectionPoint {
+                points.push(ScpEntry {
                     url: url.trim().to_owned(),
                     sites: sites.clone(),
                     dn: entry.dn.clone(),

@@ -2,14 +2,15 @@
 //! mailboxes, over LDAP (`ldap://` port 389 by default, `ldaps://`, StartTLS).
 //!
 //! The replication engine talks to [`UserDirectory`]; [`AdDirectory`] is the
-//! Active Directory implementation (and also the EWS autodiscover
-//! [`ScpSource`](ews_toolkit::autodiscover::ScpSource)). Users are matched to
-//! UCServer users with a [`UserIndex`] built from one paged read.
+//! Active Directory implementation (it also finds service connection points,
+//! [`ScpEntry`], which the composition root hands to EWS autodiscover).
+//! Users are matched to UCServer users with a [`UserIndex`] built from one
+//! paged read.
 
 mod ad;
 mod error;
 mod guid;
-mod scp;
+mod scp_entry;
 mod settings;
 mod static_list;
 mod user;
@@ -20,6 +21,7 @@ pub use ad::AdDirectory;
 pub use error::{ad_data_code, explain_ad_data_code, DirectoryError};
 pub use ews_toolkit::secret::Secret;
 pub use guid::{InvalidGuid, ObjectGuid};
+pub use scp_entry::ScpEntry;
 pub use settings::{
     DirectorySettings, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RESPONSE_MB, DEFAULT_USER_FILTER,
     MATCHING_RULE_IN_CHAIN, PAGE_SIZE,

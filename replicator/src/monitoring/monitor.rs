@@ -84,7 +84,8 @@ struct State {
 /// The service's monitor: an observer of the engine and of the Exchange
 /// reader, read by the HTTP endpoints.
 pub struct Monitor {
-    /// The replication interval in force (a SIGHUP reload may change it).
+    /// The replication interval in force (a SIGHUP reload may change it);
+    /// its only holder in the service.
     interval: Mutex<Duration>,
     started: Instant,
     started_at: DateTime<Utc>,
@@ -114,12 +115,15 @@ impl Monitor {
         }
     }
 
-    /// A reloaded configuration's interval: the health check follows it.
+    /// A reloaded configuration's interval: the health check and the
+    /// scheduler (through [`interval`](Self::interval)) follow it.
     pub fn set_interval(&self, interval: Duration) {
         *self.interval.lock().unwrap_or_else(|e| e.into_inner()) = interval;
     }
 
-    fn interval(&self) -> Duration {
+    /// The replication interval in force: the one value the service's
+    /// scheduler and the health check both read.
+    pub fn interval(&self) -> Duration {
         *self.interval.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -3,9 +3,9 @@
 //! to UCServer appointments (privacy applied) and writes only what changed.
 //!
 //! The engine talks to the outside through the small traits in [`ports`];
-//! the adapters for the real clients live next to them.
+//! the adapters for the real clients live in the composition root
+//! (`crate::app`).
 
-mod adapters;
 pub mod cycle;
 pub mod diff;
 pub mod mapping;

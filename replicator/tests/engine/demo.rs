@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use ews_calendar_replicator::demo::{self, DemoOptions};
+use ews_calendar_replicator::app::demo::{self, DemoOptions};
 use ews_calendar_replicator::replication::PrivateAppointments;
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use ews_calendar_replicator::directory::{
     AdDirectory, DirectoryError, DirectorySettings, DirectoryUser, Secret, UserDirectory,
     UserIndex, UserKey,
 };
-use ews_toolkit::autodiscover::ScpSource;
+use ews_toolkit::autodiscover::AUTODISCOVER_SCP_KEYWORDS;
 
 /// The connection settings `scripts/test-dc.sh env` prints.
 struct TestDc {
@@ -362,7 +362,10 @@ async fn users_are_found_by_every_key_in_the_index_and_by_single_lookups() {
 async fn autodiscover_service_connection_points_come_from_the_configuration_partition() {
     let dc = TestDc::get();
     let directory = connect(dc.settings()).await;
-    let mut points = directory.service_connection_points().await.unwrap();
+    let mut points = directory
+        .service_connection_points(&AUTODISCOVER_SCP_KEYWORDS)
+        .await
+        .unwrap();
     points.sort_by(|a, b| a.url.cmp(&b.url));
     let found: Vec<(&str, Vec<String>)> = points
         .iter()

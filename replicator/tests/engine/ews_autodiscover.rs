@@ -1090,9 +1090,11 @@ async fn the_responder_is_strict_like_exchange() {
 /// site), read through the directory module's `AdDirectory`.
 mod from_active_directory {
     use super::*;
+    use ews_calendar_replicator::app::DirectoryScp;
     use ews_calendar_replicator::directory::{AdDirectory, DirectorySettings, Secret};
 
-    async fn directory() -> AdDirectory {
+    /// The directory's points as the service hands them to autodiscover.
+    async fn directory() -> DirectoryScp {
         let script =
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-dc.sh");
         let output = std::process::Command::new(&script)
@@ -1114,9 +1116,11 @@ mod from_active_directory {
             vars["BIND_USER"].clone(),
             Secret::new(vars["BIND_PASSWORD"].clone()),
         );
-        AdDirectory::connect(settings)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the test DC failed: {e}"))
+        DirectoryScp::of(Arc::new(
+            AdDirectory::connect(settings)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to the test DC failed: {e}")),
+        ))
     }
 
     async fn lab_with_both_servers() -> (Lab, Arc<AutodiscoverResponder>, Arc<AutodiscoverResponder>)
@@ -1341,7 +1345,7 @@ mod lying_dns {
 /// redirect must not end in `[PASS] exchange autodiscover`.
 mod check_command {
     use super::*;
-    use ews_calendar_replicator::check::{self, Outcome};
+    use ews_calendar_replicator::app::check::{self, Outcome};
     use ews_calendar_replicator::config::{self, LoadContext};
 
     fn config_for(lab: &Lab) -> config::Config {

@@ -13,7 +13,10 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::app::{AnyDirectory, DiscoverError, ExchangeCalendars};
+use super::{
+    autodiscover_mailbox, reader_config, resilience_config, AnyDirectory, DirectoryScp,
+    DiscoverError, ExchangeCalendars,
+};
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::{DirectoryError, DirectoryUser, UserDirectory, UserIndex};
 use crate::logging;
@@ -434,11 +437,7 @@ async fn check_exchange(
     report: &mut CheckReport,
 ) {
     const AREA: &str = "exchange";
-    let scp = match directory {
-        Some(d) => d.scp_source(),
-        None => AnyDirectory::Static(crate::directory::StaticDirectory::from_users(Vec::new()))
-            .scp_source(),
-    };
+    let scp = directory.map_or_else(DirectoryScp::none, AnyDirectory::scp_source);
     let calendars = ExchangeCalendars::new(config.exchange.clone(), scp);
     let username = config.exchange.credentials.username().to_owned();
     let url = match &config.exchange.url {
@@ -447,11 +446,7 @@ async fn check_exchange(
             url.clone()
         }
         None => {
-            let Some(target) = (if username.contains('@') {
-                Some(username.clone())
-            } else {
-                mailbox.as_ref().map(|m| m.address.clone())
-            }) else {
+            let Some(target) = autodiscover_target(config, mailbox.as_ref()) else {
                 report.fail(
                     AREA,
                     "autodiscover",
@@ -578,6 +573,12 @@ async fn check_exchange(
     }
 }
 
+/// The mailbox `check` runs autodiscover for: the one the service would
+/// ask for, with the test mailbox standing in for the service's first.
+fn autodiscover_target(config: &Config, mailbox: Option<&TestMailbox>) -> Option<String> {
+    autodiscover_mailbox(&config.exchange, mailbox.map(|m| m.address.as_str()))
+}
+
 /// The longest `check` waits in all for a throttled Exchange; the service
 /// waits longer (its back-off allows five minutes per pause).
 const BUSY_WAIT_LIMIT: Duration = Duration::from_secs(120);
@@ -614,8 +615,11 @@ async fn query_waiting_out_busy(
     config: &Config,
     mailbox: &str,
 ) -> (Result<Vec<MailboxAvailability>, EwsError>, BusyWaits) {
-    let defaults = ResilienceConfig::default();
-    let acting_as = config.exchange.impersonation.then_some(mailbox);
+    // The service's configuration: the same impersonation and the same
+    // back-off as its client.
+    let reader = reader_config(&config.exchange);
+    let back_off = resilience_config(&config.exchange);
+    let acting_as = reader.impersonate_each_mailbox.then_some(mailbox);
     let mailboxes = [mailbox.to_owned()];
     let mut busy = BusyWaits::default();
     loop {
@@ -640,10 +644,10 @@ async fn query_waiting_out_busy(
         let Some(asked) = asked else {
             return (answer, busy);
         };
-        let doubling = defaults
+        let doubling = back_off
             .initial_back_off
             .saturating_mul(1u32 << busy.answers.min(16));
-        let pause = asked.unwrap_or(doubling).min(defaults.max_back_off);
+        let pause = asked.unwrap_or(doubling).min(back_off.max_back_off);
         busy.answers += 1;
         if busy.waited + pause > BUSY_WAIT_LIMIT {
             busy.refused = Some(pause);
@@ -1272,5 +1276,38 @@ path = "state/state.sqlite"
             "{step:?}"
         );
         drop(server);
+    }
+
+    #[test]
+    fn check_asks_autodiscover_for_the_mailbox_the_service_asks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path(), false);
+        config.exchange.url = None;
+        let tested = TestMailbox {
+            address: "first@corp.example.com".into(),
+            source: "given with --mailbox",
+        };
+        let account = |name: &str| {
+            ews_toolkit::transport::Credentials::new(
+                name,
+                "ews-secret",
+                ews_toolkit::transport::AuthScheme::Ntlm,
+            )
+            .unwrap()
+        };
+        // DOMAIN\user: the mailbox the service reads first (check: the
+        // tested one); UPN: the account's own address, whatever was given.
+        for (username, expected) in [
+            (r"CORP\svc", Some("first@corp.example.com")),
+            ("svc@corp.example.com", Some("svc@corp.example.com")),
+        ] {
+            config.exchange.credentials = account(username);
+            let service = autodiscover_mailbox(&config.exchange, Some(&tested.address));
+            assert_eq!(autodiscover_target(&config, Some(&tested)), service);
+            assert_eq!(service.as_deref(), expected, "{username}");
+        }
+        config.exchange.credentials = account(r"CORP\svc");
+        assert_eq!(autodiscover_target(&config, None), None);
+        assert_eq!(autodiscover_mailbox(&config.exchange, None), None);
     }
 }

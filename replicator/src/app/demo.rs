@@ -10,24 +10,18 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 
-use crate::directory::{DirectoryUser, ObjectGuid, StaticDirectory};
-use crate::replication::{
-    Counters, CycleOptions, CycleReport, Engine, PrivateAppointments, ReplicationSettings,
-    UserOutcome,
-};
+use super::{assemble, SimulatedSite};
+use crate::directory::{DirectoryUser, ObjectGuid};
+use crate::replication::{Counters, CycleOptions, CycleReport, PrivateAppointments, UserOutcome};
 use crate::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
 use crate::state::MemoryStateStore;
-use crate::ucserver::{UcServerClient, UcServerSettings};
-use ews_toolkit::availability_reader::{AvailabilityReader, AvailabilityReaderConfig};
-use ews_toolkit::client::EwsClient;
+use ews_toolkit::resilience::ResilienceConfig;
 use ews_toolkit::sim::exchange::{
     generate, ExchangeSim, ExchangeSimConfig, GenerateSpec, SimAccount, SimBusyType, SimEvent,
 };
-use ews_toolkit::transport::{AuthScheme, Credentials, HttpTransport, TransportConfig};
 
 const ADMIN_USER: &str = "ucadmin";
 const ADMIN_PASSWORD: &str = "demo-admin-password";
@@ -182,45 +176,23 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutco
     )
     .map_err(io)?;
 
-    // The replicator, wired as in production.
-    let client = UcServerClient::connect(UcServerSettings::new(
-        ucserver.base_url(),
-        ADMIN_USER,
-        ADMIN_PASSWORD,
-    ))
-    .await
-    .map_err(|e| err("connecting to the UCServer simulator")(&e))?;
-    let transport = HttpTransport::new(
-        TransportConfig {
-            ca_file: Some(ca_file),
-            ..TransportConfig::default()
-        },
-        Some(
-            Credentials::new(
-                format!("{EWS_DOMAIN}\\{EWS_USER}"),
-                EWS_PASSWORD,
-                AuthScheme::Ntlm,
-            )
-            .map_err(|e| err("the Exchange account")(&e))?,
-        ),
-    )
-    .map_err(|e| err("the Exchange client")(&e))?;
-    let reader = AvailabilityReader::new(
-        Arc::new(EwsClient::new(Arc::new(transport), exchange.ews_url())),
-        AvailabilityReaderConfig::default(),
-    )
-    .map_err(|e| err("the availability reader")(&e))?;
-    let settings = ReplicationSettings {
+    // The replicator, assembled from a configuration as in production.
+    let site = SimulatedSite {
+        ucserver_url: ucserver.base_url(),
+        ucserver_admin: ADMIN_USER.into(),
+        ucserver_password: ADMIN_PASSWORD.into(),
+        exchange_url: exchange.ews_url(),
+        exchange_account: format!("{EWS_DOMAIN}\\{EWS_USER}"),
+        exchange_password: EWS_PASSWORD.into(),
+        exchange_ca_file: ca_file,
+        directory: directory_users,
+        max_concurrency: ResilienceConfig::default().concurrency,
         private_appointments: options.private_appointments,
-        ..ReplicationSettings::default()
     };
-    let engine = Engine::new(
-        client,
-        StaticDirectory::from_users(directory_users),
-        reader,
-        MemoryStateStore::new(),
-        settings,
-    );
+    let config = site.configure(&temp.0)?;
+    let engine = assemble(&config, MemoryStateStore::new())
+        .await
+        .map_err(|e| err("connecting to the simulators")(&e))?;
 
     let mut outcome = DemoOutcome {
         cycles: Vec::new(),
