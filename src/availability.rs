@@ -9,7 +9,7 @@ use super::operation::GetUserAvailability;
 use super::response_message::wire;
 use super::types;
 
-mod stream;
+mod fast_parser;
 
 /// Exchange's limit on mailboxes per `GetUserAvailability` request.
 pub const MAX_MAILBOXES_PER_REQUEST: usize = 100;
@@ -240,7 +240,7 @@ pub fn parse_response(
     xml: &[u8],
     naive_offset: FixedOffset,
 ) -> Result<(Vec<MailboxAvailability>, Response<()>), AvailabilityError> {
-    stream::parse_response(mailboxes, xml, naive_offset)
+    fast_parser::parse_response(mailboxes, xml, naive_offset)
 }
 
 /// [`parse_response`] through the generated bindings (filtered copy, then

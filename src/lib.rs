@@ -12,7 +12,7 @@
 //!   batched and split;
 //! * one module per operation with plain Rust types: `availability`
 //!   (GetUserAvailability), `calendar_view` (FindItem), `folder` (GetFolder),
-//!   `resolve_names`, `streaming` (Subscribe, GetStreamingEvents, Unsubscribe);
+//!   `resolve_names`, `notifications` (streaming notifications: Subscribe, GetStreamingEvents, Unsubscribe);
 //! * `secret`, `server_text`, `tls`: passwords zeroed on drop, server text
 //!   made safe for errors and logs, TLS configuration and its errors;
 //! * `sim` (feature `sim`): an Exchange simulator on real sockets, for tests
@@ -36,7 +36,7 @@ pub mod secret;
 pub mod server_text;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod streaming;
+pub mod notifications;
 pub mod tls;
 pub mod transport;
 pub mod types;

@@ -399,7 +399,7 @@ fn a_count_mismatch_is_an_error_not_a_guess() {
 // --- the other operations -------------------------------------------------
 
 use ews_toolkit::response_message::{OperationError, ResponseClass};
-use ews_toolkit::{calendar_view, folder, resolve_names, streaming};
+use ews_toolkit::{calendar_view, folder, notifications, resolve_names};
 
 fn headers() -> RequestHeaders {
     RequestHeaders::new(ExchangeVersion::Exchange2013Sp1)
@@ -427,16 +427,16 @@ fn operation_request_envelopes() {
         ),
         (
             "ews_request_subscribe_streaming",
-            streaming::subscribe_request(&headers(), Some("alice@corp.example.com")).unwrap(),
+            notifications::subscribe_request(&headers(), Some("alice@corp.example.com")).unwrap(),
         ),
         (
             "ews_request_get_streaming_events",
-            streaming::get_events_request(&headers(), &["sub-1".into(), "sub-2".into()], 30)
+            notifications::get_events_request(&headers(), &["sub-1".into(), "sub-2".into()], 30)
                 .unwrap(),
         ),
         (
             "ews_request_unsubscribe",
-            streaming::unsubscribe_request(&headers(), "sub-1").unwrap(),
+            notifications::unsubscribe_request(&headers(), "sub-1").unwrap(),
         ),
     ];
     for (name, xml) in requests {
@@ -530,9 +530,9 @@ fn resolve_names_with_multiple_results_is_a_warning_with_candidates() {
 
 #[test]
 fn streaming_subscription_events_and_unsubscribe() {
-    let id = streaming::parse_subscribe_response(&fixture("subscribe_streaming.xml")).unwrap();
+    let id = notifications::parse_subscribe_response(&fixture("subscribe_streaming.xml")).unwrap();
     assert!(id.starts_with("GABleG1ieDAx"));
-    let events = streaming::parse_events_response(&fixture("getstreamingevents.xml")).unwrap();
+    let events = notifications::parse_events_response(&fixture("getstreamingevents.xml")).unwrap();
     assert_eq!(events.connection_status.as_deref(), Some("OK"));
     assert_eq!(events.notifications.len(), 1);
     let kinds: Vec<_> = events.notifications[0]
@@ -540,7 +540,7 @@ fn streaming_subscription_events_and_unsubscribe() {
         .iter()
         .map(|e| e.kind)
         .collect();
-    use streaming::ChangeKind::*;
+    use notifications::ChangeKind::*;
     assert_eq!(kinds, [Created, Modified, Modified, Deleted]);
     let folder_event = &events.notifications[0].events[2];
     assert!(folder_event.item_id.is_none() && folder_event.folder_id.is_some());
@@ -549,11 +549,11 @@ fn streaming_subscription_events_and_unsubscribe() {
         utc("2026-02-10T07:42:13Z")
     );
     let closed =
-        streaming::parse_events_response(&fixture("getstreamingevents_closed.xml")).unwrap();
+        notifications::parse_events_response(&fixture("getstreamingevents_closed.xml")).unwrap();
     assert_eq!(closed.connection_status.as_deref(), Some("Closed"));
     assert!(closed.notifications.is_empty());
     let heartbeat =
-        streaming::parse_events_response(&fixture("getstreamingevents_heartbeat.xml")).unwrap();
+        notifications::parse_events_response(&fixture("getstreamingevents_heartbeat.xml")).unwrap();
     assert_eq!(heartbeat.connection_status.as_deref(), Some("OK"));
-    streaming::parse_unsubscribe_response(&fixture("unsubscribe.xml")).unwrap();
+    notifications::parse_unsubscribe_response(&fixture("unsubscribe.xml")).unwrap();
 }
