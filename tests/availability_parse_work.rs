@@ -8,6 +8,8 @@
 //! this file take turns (`COUNTER`) so that no other parse adds to that
 //! process-wide counter while it is read.
 //! The CPU seconds are in the README (Reliability, Hostile servers).
+//! Its own test binary: that counter is process-wide, and parses in other
+//! tests of the same process would add to it.
 
 use chrono::FixedOffset;
 use ews_toolkit::availability::{parse_response, parse_response_generated, AvailabilityError};

@@ -30,7 +30,7 @@ fn request_documents() {
     )
     .unwrap();
     let pox = pox::request("alice@corp.example.com").unwrap();
-    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("autodiscover_request_soap_get_user_settings", pretty(&soap));
         insta::assert_snapshot!("autodiscover_request_pox", pretty(&pox));
     });

@@ -56,7 +56,7 @@ fn pretty(xml: &[u8]) -> String {
 }
 
 fn snapshot(name: &str, xml: &[u8]) {
-    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!(name, pretty(xml));
     });
 }

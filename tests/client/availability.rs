@@ -710,7 +710,7 @@ async fn impersonation_without_the_role_is_a_clear_error() {
 
 // The example's own code, run in-process: its command line in, its table out.
 #[allow(dead_code)]
-#[path = "../examples/ews_availability.rs"]
+#[path = "../../examples/ews_availability.rs"]
 mod example;
 
 #[tokio::test]
