@@ -28,6 +28,7 @@ pub mod fault;
 pub mod filter;
 pub mod folder;
 mod generated;
+pub mod notifications;
 pub mod operation;
 pub mod resilience;
 pub mod resolve_names;
@@ -36,7 +37,6 @@ pub mod secret;
 pub mod server_text;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod notifications;
 pub mod tls;
 pub mod transport;
 pub mod types;
