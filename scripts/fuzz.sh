@@ -34,7 +34,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/seed/soap_response" "$work/seed/rose_json" "$work/seed/availability_differential"
 cp ../tests/fixtures/ews/*.xml "$work/seed/soap_response/"
 cp ../tests/fixtures/ews/gua_*.xml ../tests/fixtures/ews/tol_*.xml ../tests/fixtures/ews/fault_*.xml "$work/seed/availability_differential/"
-for snap in ../snapshots/ucserver_*.snap; do
+for snap in ../replicator/snapshots/ucserver_*.snap; do
     awk 'n >= 2 { print } /^---$/ { n++ }' "$snap" >"$work/seed/rose_json/$(basename "$snap" .snap).json"
 done
 
