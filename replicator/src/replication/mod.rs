@@ -18,8 +18,9 @@ pub mod settings;
 
 pub use cycle::{CycleOptions, Engine};
 pub use ports::{
-    CalendarSource, CycleObserver, CycleRecord, NoObserver, Server, SourceError, StateError,
-    StateStore, UcServerPort, UserFailure, UserRecord, WriteError,
+    CalendarSource, ChangeFeed, CycleObserver, CycleRecord, FeedStatus, MailboxChange, NoObserver,
+    Server, SourceError, StateError, StateStore, UcServerPort, UserFailure, UserRecord, WatchMode,
+    WriteError,
 };
 pub use report::{
     Counters, CycleReport, Durations, MatchedBy, PlannedAppointment, Progress, ProgressFn,

@@ -283,3 +283,59 @@ pub trait CycleObserver: Send + Sync {
 pub struct NoObserver;
 
 impl CycleObserver for NoObserver {}
+
+/// What a change feed (Exchange's streaming notifications) says about a
+/// watched mailbox. Both kinds make the engine read that mailbox soon; they
+/// are told apart for the log and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxChange {
+    /// An event arrived for the mailbox's calendar.
+    Changed { mailbox: String },
+    /// Events may have been missed (the subscription was lost and made
+    /// again, the connection dropped, the server restarted): read it in
+    /// full at once.
+    Resync { mailbox: String },
+}
+
+impl MailboxChange {
+    pub fn mailbox(&self) -> &str {
+        match self {
+            MailboxChange::Changed { mailbox } | MailboxChange::Resync { mailbox } => mailbox,
+        }
+    }
+}
+
+/// How a mailbox's calendar changes reach the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchMode {
+    /// Subscribed: changes arrive as events within seconds.
+    Subscribed,
+    /// Read by the periodic cycle only; `reason` says why (notifications
+    /// off, access denied, the account's subscription limit reached).
+    Polled { reason: String },
+}
+
+/// What a change feed is doing, for `status` and the monitoring page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedStatus {
+    /// Mailboxes with a live subscription.
+    pub subscribed: usize,
+    /// Mailboxes read by the cycle only, each with the reason.
+    pub polled: Vec<(String, String)>,
+    /// Event connections (GetStreamingEvents) held open now.
+    pub connections: usize,
+    /// When the last change event arrived (keep-alives do not count).
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// Subscriptions lost and made again since the start.
+    pub resubscribed: u64,
+}
+
+/// A source of [`MailboxChange`]s (they arrive on the channel the feed was
+/// built with). The engine tells it which mailboxes to watch after every
+/// full cycle; the feed subscribes the new ones and drops the others.
+pub trait ChangeFeed: Send + Sync {
+    /// Watch exactly these mailboxes from now on.
+    fn watch(&self, mailboxes: &[String]);
+    /// What the feed is doing now.
+    fn status(&self) -> FeedStatus;
+}
