@@ -106,6 +106,12 @@ fn fault_hint(fault: &SoapFault) -> &'static str {
         "ErrorServerBusy" => "; the server is throttling this account",
         "ErrorExceededConnectionCount" => "; lower the number of concurrent requests",
         "ErrorMailboxDataArrayTooBig" => "; lower the number of mailboxes per request",
+        "ErrorExceededSubscriptionCount" => {
+            "; the account holds as many notification subscriptions as its throttling policy allows (EWSMaxSubscriptions, 5000 on-premises by default): subscribe fewer mailboxes or raise the limit"
+        }
+        "ErrorAccessDenied" => {
+            "; the account may not read this mailbox's calendar: grant it the ApplicationImpersonation role (with impersonation) or at least Reviewer on the calendar"
+        }
         _ => "",
     }
 }
