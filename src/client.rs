@@ -63,8 +63,10 @@ pub enum EwsError {
     /// Connecting, TLS, authentication or HTTP failed.
     #[error(transparent)]
     Transport(Arc<TransportError>),
-    /// Exchange refused the whole request with a SOAP fault.
-    #[error("{server} answered with a SOAP fault: {fault}{}", fault_hint(.fault))]
+    /// Exchange refused the whole request with a SOAP fault, or (the
+    /// notification operations) with a response message of class `Error`,
+    /// whose `ResponseCode` is then the fault's code.
+    #[error("{server} refused the request: {fault}{}", fault_hint(.fault))]
     Fault {
         server: String,
         fault: Box<SoapFault>,

@@ -908,3 +908,30 @@ async fn dropping_a_stream_closes_its_connection() {
         .await
         .expect("the server sees the connection closed");
 }
+
+#[tokio::test]
+async fn a_busy_subscribe_answer_is_waited_out_and_sent_again() {
+    // Inside a 200 answer, as a response message: paced and retried as the
+    // SOAP fault is, under the client's shared pause.
+    let server = start(None, |_, index| Reply::Full {
+        status: 200,
+        headers: Vec::new(),
+        body: match index {
+            0 => subscribe_refused("ErrorServerBusy"),
+            _ => subscribed("sub-7"),
+        },
+    })
+    .await;
+    let client = plain_client(&server, |_| {});
+    let id = notifications::subscribe(
+        &client,
+        "alice@corp.example.com",
+        MailboxAccess::FolderRights,
+        &Affinity::new("alice@corp.example.com"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(id, "sub-7");
+    assert_eq!(server.seen().len(), 2);
+    assert_eq!(client.stats().busy_answers, 1);
+}
