@@ -182,6 +182,40 @@ async fn a_change_becomes_one_refresh_of_that_mailbox() {
 }
 
 #[tokio::test]
+async fn refreshes_match_users_with_the_directory_as_last_read_instead_of_reading_it_again() {
+    let s = setup().await;
+    first_cycle(&s).await;
+    let refresh = |mailbox: &'static str| {
+        let (tx, rx) = unbounded_channel();
+        tx.send(changed(mailbox)).unwrap();
+        drop(tx);
+        push_until_closed(&s.engine, rx)
+    };
+    s.engine
+        .calendars()
+        .set("alice@example.com", vec![upcoming("a4", 2, "First change")]);
+    let first = refresh("alice@example.com").await;
+    assert_eq!(users_of(&first[0]), [("alice", &UserOutcome::Written)]);
+    // The user list breaks: a directory read would fail the refresh.
+    std::fs::write(
+        s._dir.path().join("users.toml"),
+        "[[user]]\nsmtp = \"x@example.com\"\n",
+    )
+    .unwrap();
+    s.engine.calendars().set(
+        "alice@example.com",
+        vec![upcoming("a5", 2, "Second change")],
+    );
+    let second = refresh("alice@example.com").await;
+    assert!(second[0].error.is_none(), "{second:#?}");
+    assert_eq!(users_of(&second[0]), [("alice", &UserOutcome::Written)]);
+    assert_eq!(stored_subjects(&s.sim, "alice"), ["Second change"]);
+    // The next cycle reads the directory again, and says it is broken.
+    let cycle = s.engine.run_cycle(Utc::now(), &Default::default()).await;
+    assert!(cycle.error.unwrap().contains("directory"));
+}
+
+#[tokio::test]
 async fn events_during_the_debounce_join_the_first_ones_refresh() {
     // A debounce longer than any test: the refresh comes when the channel
     // closes, so every event sent before then must be in it.
