@@ -213,6 +213,10 @@ where
     /// administrator looks for in `status`, out of sight. Their counts go to
     /// the observer ([`CycleObserver::push_refresh_finished`]) instead; each
     /// user's outcome is recorded per user as in a cycle.
+    ///
+    /// Like a cycle it takes nothing of this engine to be in flight when it
+    /// starts: never run it beside a cycle or another refresh (the push
+    /// loop and the scheduler share a [`WriterLock`](super::WriterLock)).
     pub async fn refresh_mailboxes(
         &self,
         now: DateTime<Utc>,

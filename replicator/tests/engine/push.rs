@@ -561,3 +561,50 @@ async fn shutdown_ends_cycles_and_push_loop_together() {
     assert_eq!(summary.cycles, 1);
     assert_eq!(summary.push_refreshes, 0);
 }
+
+#[tokio::test]
+async fn the_feed_status_and_the_push_counts_are_recorded_for_status() {
+    let s = setup().await;
+    first_cycle(&s).await;
+    let feed = FakeFeed::default();
+    *feed.status.lock().unwrap() = FeedStatus {
+        subscribed: 2,
+        polled: vec![("bob@example.com".into(), "access denied".into())],
+        connections: 1,
+        last_event_at: Some(Utc::now()),
+        resubscribed: 0,
+    };
+    s.engine.calendars().set(
+        "carol@example.com",
+        vec![upcoming("c7", 1, "Carol's change")],
+    );
+    let (tx, mut rx) = unbounded_channel();
+    tx.send(changed("carol@example.com")).unwrap();
+    drop(tx);
+    let (_stop, shutdown) = watch::channel(false);
+    let summary = tokio::time::timeout(
+        PATIENCE,
+        run_push(
+            &s.engine,
+            Some(&feed),
+            &mut rx,
+            &WriterLock::new(),
+            shutdown,
+            |_| {},
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!((summary.refreshes, summary.written), (1, 1));
+    let recorded = s.engine.state().feed_status().unwrap().expect("recorded");
+    assert_eq!(recorded.feed, feed.status());
+    assert_eq!(
+        (
+            recorded.changes,
+            recorded.refreshes,
+            recorded.written,
+            recorded.polled_total
+        ),
+        (1, 1, 1, 1)
+    );
+}
