@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use ews_calendar_replicator::config::{self, LoadContext};
-use ews_calendar_replicator::replication::{CycleRecord, StateStore, UserRecord};
+use ews_calendar_replicator::replication::{CycleRecord, FeedRecord, StateStore, UserRecord};
 use ews_calendar_replicator::state::SqliteStateStore;
 use serde_json::{json, Value};
 
@@ -45,6 +45,8 @@ struct View {
     /// failed starts.
     last_ran: Option<CycleRecord>,
     users: Vec<UserRecord>,
+    /// Exchange's change notifications as the service last recorded them.
+    feed: Option<FeedRecord>,
 }
 
 impl View {
@@ -91,11 +93,13 @@ fn read(path: &Path, cycles: usize) -> Result<View, String> {
         _ => None,
     };
     let users = state.users().map_err(|e| e.to_string())?;
+    let feed = state.feed_status().map_err(|e| e.to_string())?;
     Ok(View {
         state_path: state_path.display().to_string(),
         recent,
         last_ran,
         users,
+        feed,
     })
 }
 
@@ -127,6 +131,67 @@ fn not_running_line(view: &View) -> Option<String> {
         format!(" (at {})", minute(row.finished_at))
     };
     Some(format!("{since}: {}{tries}", reason_of(row)))
+}
+
+fn second(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Polled mailboxes by reason, most mailboxes first.
+fn polled_by_reason(feed: &FeedRecord) -> Vec<(&str, Vec<&str>)> {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (mailbox, reason) in &feed.feed.polled {
+        groups.entry(reason).or_default().push(mailbox);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    groups
+}
+
+/// The change notification lines: subscribed and polled mailboxes, the
+/// last event, what the push refreshes did.
+fn print_feed(out: &mut dyn Write, feed: Option<&FeedRecord>) -> std::io::Result<()> {
+    let Some(record) = feed else {
+        return writeln!(
+            out,
+            "change notifications: none recorded (exchange.notifications off, or the service has not run with them yet); calendars are read by the cycle"
+        );
+    };
+    let f = &record.feed;
+    writeln!(
+        out,
+        "change notifications (as of {}): {} mailboxes subscribed, {} polled by the cycle only, {} event connections, last event {}",
+        second(record.recorded_at),
+        f.subscribed,
+        record.polled_total,
+        f.connections,
+        f.last_event_at.map(second).unwrap_or_else(|| "none yet".to_owned()),
+    )?;
+    writeln!(
+        out,
+        "  {} change events ({} resyncs), {} push refreshes wrote {} lists, {} subscriptions made again",
+        record.changes, record.resyncs, record.refreshes, record.written, f.resubscribed
+    )?;
+    for (reason, mailboxes) in polled_by_reason(record) {
+        let more = mailboxes.len().saturating_sub(NAMES_PER_GROUP);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let names: Vec<&str> = mailboxes.iter().take(NAMES_PER_GROUP).copied().collect();
+        writeln!(out, "  polled, {} mailboxes: {reason}", mailboxes.len())?;
+        writeln!(out, "      {}{more}", names.join(", "))?;
+    }
+    if record.polled_total > f.polled.len() {
+        writeln!(
+            out,
+            "  ({} polled mailboxes not listed: the state database keeps the first {})",
+            record.polled_total - f.polled.len(),
+            f.polled.len()
+        )?;
+    }
+    Ok(())
 }
 
 fn print_text(out: &mut dyn Write, view: &View) -> std::io::Result<()> {
@@ -181,6 +246,7 @@ fn print_text(out: &mut dyn Write, view: &View) -> std::io::Result<()> {
             note.join("; ")
         )?;
     }
+    print_feed(out, view.feed.as_ref())?;
     writeln!(
         out,
         "{} users known, {} failing at their last attempt",
@@ -241,6 +307,19 @@ fn to_json(view: &View) -> Value {
             "attempts": c.attempts,
             "error": c.error,
         })).collect::<Vec<_>>(),
+        "notifications": view.feed.as_ref().map(|r| json!({
+            "recorded_at": r.recorded_at,
+            "subscribed": r.feed.subscribed,
+            "polled_total": r.polled_total,
+            "polled": r.feed.polled.iter().map(|(mailbox, reason)| json!({"mailbox": mailbox, "reason": reason})).collect::<Vec<_>>(),
+            "connections": r.feed.connections,
+            "last_event_at": r.feed.last_event_at,
+            "resubscribed": r.feed.resubscribed,
+            "changes": r.changes,
+            "resyncs": r.resyncs,
+            "push_refreshes": r.refreshes,
+            "push_written": r.written,
+        })),
         "users_known": view.users.len(),
         "users_failing": failing.iter().map(|u| json!({
             "user": u.user_name,
@@ -254,4 +333,79 @@ fn to_json(view: &View) -> Value {
             "users": users.iter().map(|u| u.user_name.as_str()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+    use ews_calendar_replicator::replication::FeedStatus;
+
+    fn view(feed: Option<FeedRecord>) -> View {
+        View {
+            state_path: "/var/lib/x/state.sqlite".into(),
+            recent: Vec::new(),
+            last_ran: None,
+            users: Vec::new(),
+            feed,
+        }
+    }
+
+    fn text(view: &View) -> String {
+        let mut out = Vec::new();
+        print_text(&mut out, view).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_recorded_feed_status_is_printed_with_the_polled_mailboxes_by_reason() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
+        let polled: Vec<(String, String)> = (0..7)
+            .map(|n| (format!("m{n}@example.com"), "access denied".to_owned()))
+            .chain([("x@example.com".to_owned(), "subscription limit".to_owned())])
+            .collect();
+        let record = FeedRecord {
+            recorded_at: at,
+            feed: FeedStatus {
+                subscribed: 990,
+                polled,
+                connections: 5,
+                last_event_at: Some(at),
+                resubscribed: 3,
+            },
+            changes: 120,
+            resyncs: 2,
+            refreshes: 40,
+            written: 38,
+            polled_total: 10,
+        };
+        let printed = text(&view(Some(record.clone())));
+        assert!(printed.contains(
+            "change notifications (as of 2026-12-05 12:00:00 UTC): 990 mailboxes subscribed, 10 polled by the cycle only, 5 event connections, last event 2026-12-05 12:00:00 UTC"
+        ), "{printed}");
+        assert!(printed.contains(
+            "120 change events (2 resyncs), 40 push refreshes wrote 38 lists, 3 subscriptions made again"
+        ), "{printed}");
+        assert!(
+            printed.contains("polled, 7 mailboxes: access denied"),
+            "{printed}"
+        );
+        assert!(printed.contains("and 2 more"), "{printed}");
+        assert!(
+            printed.contains("(2 polled mailboxes not listed"),
+            "{printed}"
+        );
+        let json = to_json(&view(Some(record)));
+        assert_eq!(json["notifications"]["subscribed"], 990);
+        assert_eq!(json["notifications"]["polled_total"], 10);
+        assert_eq!(json["notifications"]["push_written"], 38);
+        assert_eq!(
+            json["notifications"]["polled"][7]["reason"],
+            "subscription limit"
+        );
+
+        let off = text(&view(None));
+        assert!(off.contains("change notifications: none recorded"), "{off}");
+        assert!(to_json(&view(None))["notifications"].is_null());
+    }
 }
