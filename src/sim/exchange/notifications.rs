@@ -533,10 +533,8 @@ async fn run_stream(
     let count = |f: fn(&mut super::subscriptions::NotificationCounters)| {
         f(&mut shared.lock().subscriptions.counters);
     };
-    // A keep-alive at once: the client sees the stream is open.
-    let _ = sender.send(frame(&shared, &status_message("OK")));
-    count(|c| c.keep_alives_sent += 1);
     let mut last_sent = Instant::now();
+    let mut opened = false;
     loop {
         let now = Instant::now();
         let Some(turn) = take_turn(&shared, id, now) else {
@@ -547,6 +545,16 @@ async fn run_stream(
             if sender.send(frame(&shared, message)).is_err() {
                 return;
             }
+            last_sent = now;
+        }
+        if !opened {
+            // A keep-alive at once (after the errors about the ids asked
+            // for, if any): the client sees the stream is open.
+            opened = true;
+            if sender.send(frame(&shared, &status_message("OK"))).is_err() {
+                return;
+            }
+            count(|c| c.keep_alives_sent += 1);
             last_sent = now;
         }
         if now >= ends || turn.live == 0 {

@@ -345,6 +345,11 @@ mod tests {
             kinds,
             [EventKind::Modified, EventKind::Created, EventKind::Deleted]
         );
-        assert!(calendar_changes("x@contoso.test", &[a.clone()], &[a]).is_empty());
+        assert!(calendar_changes(
+            "x@contoso.test",
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&a)
+        )
+        .is_empty());
     }
 }
