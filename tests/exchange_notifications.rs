@@ -1092,3 +1092,22 @@ async fn the_notification_answers_validate_against_the_ews_schema() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A client's connection closing ends its stream at once (not at the next
+/// keep-alive's failed write), so its place under HangingConnectionLimit is
+/// free again, as IIS notices a closed connection.
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_stream_before_the_next_keep_alive() {
+    let sim = start_with(|c| {
+        c.knobs.notifications.keep_alive = Duration::from_secs(60);
+    })
+    .await;
+    let id = subscribe(&sim, Who::Delegate, ALICE).await.unwrap();
+    let mut stream = open_stream(&sim, Who::Delegate, std::slice::from_ref(&id), 30).await;
+    stream.message().await;
+    drop(stream);
+    until(&sim, "the stream to end with its connection", |c| {
+        c.open_streams == 0 && c.active_subscriptions == 1
+    })
+    .await;
+}
