@@ -1111,3 +1111,22 @@ async fn a_client_that_leaves_frees_its_stream_before_the_next_keep_alive() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stopped_simulator_cuts_its_open_streams() {
+    let sim = start_with(|c| {
+        c.knobs.notifications.keep_alive = Duration::from_secs(60);
+    })
+    .await;
+    let id = subscribe(&sim, Who::Delegate, ALICE).await.unwrap();
+    let mut stream = open_stream(&sim, Who::Delegate, std::slice::from_ref(&id), 30).await;
+    stream.message().await;
+    sim.shutdown();
+    loop {
+        match stream.next().await {
+            Next::Message(_) => continue,
+            Next::Cut => break,
+            Next::End => panic!("a stopped server does not end its streams properly"),
+        }
+    }
+}

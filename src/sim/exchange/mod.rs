@@ -451,6 +451,16 @@ impl ExchangeSim {
     }
 }
 
+impl Drop for ExchangeSim {
+    /// A stopped server's streams end with it (their tasks would otherwise
+    /// run on until their connection timeout).
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.subscriptions.cut_streams(std::time::Instant::now());
+        }
+    }
+}
+
 impl std::fmt::Debug for ExchangeSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExchangeSim")
