@@ -15,7 +15,7 @@ use ews_toolkit::envelope::{read_response, write_request, RequestHeaders};
 use ews_toolkit::operation::{GetFolder, GetStreamingEvents, Operation, Subscribe, Unsubscribe};
 use ews_toolkit::sim::exchange::{
     ChurnKind, ExchangeSim, ExchangeSimConfig, NotificationCounters, Permission, SimAccount,
-    SimBusyType, SimEvent, SimMailbox,
+    SimBusyType, SimEvent, SimMailbox, SubscriptionInfo,
 };
 use ews_toolkit::{folder, types, ExchangeVersion};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -545,6 +545,20 @@ async fn subscribe_works_with_impersonation_or_reviewer_rights_and_is_refused_ot
     assert_eq!(refused.head.status, 500);
     assert!(String::from_utf8_lossy(refused.body()).contains("ErrorImpersonateUserDenied"));
     assert_eq!(sim.notification_counters().active_subscriptions, 5);
+    let listed: Vec<(String, String)> = sim
+        .subscriptions()
+        .into_iter()
+        .map(|s: SubscriptionInfo| (s.mailbox, s.account))
+        .collect();
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|(m, a)| m == ALICE && a == "contoso\\svc-calendar")
+            .count(),
+        1,
+        "{listed:?}"
+    );
+    assert_eq!(listed.len(), 5);
 }
 
 #[tokio::test]
@@ -1025,10 +1039,15 @@ async fn the_notification_answers_validate_against_the_ews_schema() {
         fast(c);
         c.knobs.notifications.hanging_connection_limit = 1;
         c.knobs.notifications.max_subscriptions = 2;
+        c.knobs.notifications.deletes_as_moves = true;
     })
     .await;
     let mut bodies: Vec<(&str, Vec<u8>)> = Vec::new();
-    let body = subscribe_body(Who::Delegate, ALICE, &["CreatedEvent", "ModifiedEvent"]);
+    let body = subscribe_body(
+        Who::Delegate,
+        ALICE,
+        &["CreatedEvent", "ModifiedEvent", "MovedEvent"],
+    );
     let ok = send::<Subscribe>(&sim, Who::Delegate, &body, &[]).await;
     let id = subscribe_result(&ok).unwrap();
     bodies.push(("subscribe_ok", ok.body().to_vec()));
@@ -1053,6 +1072,18 @@ async fn the_notification_answers_validate_against_the_ews_schema() {
         let has_events = xml.contains("Notifications");
         messages.push(xml);
         if has_events {
+            break;
+        }
+    }
+    sim.mailbox_mut(ALICE, |m| m.events.retain(|e| e.id != "v"))
+        .unwrap();
+    loop {
+        let Next::Message(xml) = stream.next().await else {
+            panic!("a message")
+        };
+        let moved = xml.contains("MovedEvent");
+        messages.push(xml);
+        if moved {
             break;
         }
     }
@@ -1129,4 +1160,49 @@ async fn a_stopped_simulator_cuts_its_open_streams() {
             Next::End => panic!("a stopped server does not end its streams properly"),
         }
     }
+}
+
+#[tokio::test]
+async fn with_deletes_as_moves_a_deleted_appointment_is_a_moved_event_to_deleted_items() {
+    let sim = start_with(|c| {
+        fast(c);
+        c.knobs.notifications.deletes_as_moves = true;
+    })
+    .await;
+    let events = ["CreatedEvent", "DeletedEvent", "MovedEvent"];
+    let body = subscribe_body(Who::Delegate, ALICE, &events);
+    let id = subscribe_result(&send::<Subscribe>(&sim, Who::Delegate, &body, &[]).await).unwrap();
+    let mut stream = open_stream(&sim, Who::Delegate, std::slice::from_ref(&id), 30).await;
+    stream.message().await;
+    sim.mailbox_mut(ALICE, |m| m.events.push(event("m", 16, SimBusyType::Busy)))
+        .unwrap();
+    let created = events_of(&next_events(&mut stream).await);
+    let (item, calendar) = (created[0].2.clone(), created[0].3.clone());
+    sim.mailbox_mut(ALICE, |m| m.events.retain(|e| e.id != "m"))
+        .unwrap();
+    // MovedEvent is outside the toolkit's bindings: read the XML itself.
+    let moved = loop {
+        let Next::Message(xml) = stream.next().await else {
+            panic!("a message")
+        };
+        if xml.contains("Notifications") {
+            break xml;
+        }
+    };
+    assert!(moved.contains("<t:MovedEvent>"), "{moved}");
+    assert!(!moved.contains("DeletedEvent"), "{moved}");
+    assert!(
+        moved.contains(&format!(r#"<t:OldItemId Id="{item}""#)),
+        "{moved}"
+    );
+    assert!(
+        moved.contains(&format!(r#"<t:OldParentFolderId Id="{calendar}""#)),
+        "{moved}"
+    );
+    let parent = moved
+        .split(r#"<t:ParentFolderId Id=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert_ne!(parent, calendar, "moved out of the calendar");
 }

@@ -52,7 +52,7 @@ pub use settings::{BusyMode, InjectedFault, Knobs, NotificationKnobs, SimAccount
 pub use soap::ServerVersionInfo;
 pub use state::{ExchangeCounters, RequestRecord, MAX_RECORDS};
 use state::{Shared, State};
-pub use subscriptions::NotificationCounters;
+pub use subscriptions::{NotificationCounters, SubscriptionInfo};
 
 use super::auth::{AuthPolicy, Authenticator};
 use super::autodiscover::{AutodiscoverAnswer, AutodiscoverResponder};
@@ -402,6 +402,16 @@ impl ExchangeSim {
     /// now are counted as expired first).
     pub fn notification_counters(&self) -> NotificationCounters {
         self.counters().notifications
+    }
+
+    /// The live subscriptions (expired ones dropped first), by mailbox.
+    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        let mut state = self.shared.lock();
+        let expiry = state.knobs.notifications.subscription_expiry;
+        state
+            .subscriptions
+            .expire_idle(std::time::Instant::now(), expiry);
+        state.subscriptions.list()
     }
 
     /// Cuts every open GetStreamingEvents response mid-stream: the

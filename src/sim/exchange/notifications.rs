@@ -43,7 +43,9 @@ use super::answer::{AffinityHeaders, Answer, Caller};
 use super::mailbox::calendar_folder_id;
 use super::soap::{self, body_start, esc, Fault};
 use super::state::Shared;
-use super::subscriptions::{EventKind, StreamEntry, StreamError, Subscription};
+use super::subscriptions::{
+    deleted_items_folder_id, EventKind, StreamEntry, StreamError, Subscription,
+};
 
 /// The name of the affinity cookie.
 pub(crate) const BACKEND_COOKIE: &str = "X-BackEndOverrideCookie";
@@ -105,9 +107,11 @@ pub(crate) fn subscribe(
             "CreatedEvent" => wanted.push(EventKind::Created),
             "ModifiedEvent" => wanted.push(EventKind::Modified),
             "DeletedEvent" => wanted.push(EventKind::Deleted),
+            // Deletions that are moves to Deleted Items, with the knob.
+            "MovedEvent" => wanted.push(EventKind::Moved),
             // Valid, but calendar changes in the simulator are creates,
-            // modifications and deletions only: these never fire.
-            "MovedEvent" | "CopiedEvent" | "NewMailEvent" | "FreeBusyChangedEvent" => {}
+            // modifications, deletions and moves only: these never fire.
+            "CopiedEvent" | "NewMailEvent" | "FreeBusyChangedEvent" => {}
             other => {
                 return Answer::Fault(Fault::schema_validation(
                     format!("The 'EventType' element is invalid - The value '{other}' is invalid according to its datatype 'http://schemas.microsoft.com/exchange/services/2006/types:NotificationEventTypeType' - The Enumeration constraint failed."),
@@ -464,14 +468,27 @@ fn take_turn(shared: &Shared, id: u64, now: Instant) -> Option<Turn> {
         ));
         for (n, event) in subscription.queue.drain(..due).enumerate() {
             let element = event.kind.element();
-            notifications.push_str(&format!(
-                r#"<t:{element}><t:Watermark>{}</t:Watermark><t:TimeStamp>{}</t:TimeStamp><t:ItemId Id="{}" ChangeKey="DwAAABYAAAA{:08X}"/><t:ParentFolderId Id="{}" ChangeKey="AQAAAA=="/></t:{element}>"#,
-                watermark(last + n as u64 + 1),
+            let mark = last + n as u64 + 1;
+            let head = format!(
+                "<t:Watermark>{}</t:Watermark><t:TimeStamp>{}</t:TimeStamp>",
+                watermark(mark),
                 event.time_stamp.to_rfc3339_opts(SecondsFormat::Secs, true),
-                esc(&event.item_id),
-                last + n as u64 + 1,
-                esc(&folder),
-            ));
+            );
+            let item = esc(&event.item_id);
+            let folder = esc(&folder);
+            notifications.push_str(&if event.kind == EventKind::Moved {
+                // MovedCopiedEventType: the item's new id and folder, then
+                // its old ones (a moved item gets a new id in Exchange).
+                let trash = deleted_items_folder_id(&subscription.mailbox);
+                format!(
+                    r#"<t:{element}>{head}<t:ItemId Id="{item}MV" ChangeKey="DwAAABYAAAA{mark:08X}"/><t:ParentFolderId Id="{}" ChangeKey="AQAAAA=="/><t:OldItemId Id="{item}" ChangeKey="DwAAABYAAAA{mark:08X}"/><t:OldParentFolderId Id="{folder}" ChangeKey="AQAAAA=="/></t:{element}>"#,
+                    esc(&trash)
+                )
+            } else {
+                format!(
+                    r#"<t:{element}>{head}<t:ItemId Id="{item}" ChangeKey="DwAAABYAAAA{mark:08X}"/><t:ParentFolderId Id="{folder}" ChangeKey="AQAAAA=="/></t:{element}>"#
+                )
+            });
             sent += 1;
         }
         notifications.push_str("</t:Notification>");
