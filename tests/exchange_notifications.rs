@@ -761,6 +761,11 @@ async fn beyond_the_hanging_connection_limit_get_streaming_events_answers_error_
             None
         )
     );
+    let record = sim.requests().pop().unwrap();
+    assert_eq!(
+        (record.operation.as_str(), record.outcome.as_str()),
+        ("GetStreamingEvents", "ErrorExceededConnectionCount")
+    );
     // Another account has its own budget.
     let other = subscribe(&sim, Who::Impersonating, ALICE).await.unwrap();
     let mut theirs = open_stream(&sim, Who::Impersonating, &[other], 30).await;
@@ -1205,4 +1210,24 @@ async fn with_deletes_as_moves_a_deleted_appointment_is_a_moved_event_to_deleted
         .and_then(|rest| rest.split('"').next())
         .unwrap();
     assert_ne!(parent, calendar, "moved out of the calendar");
+}
+
+/// The notification delay holds every event back at least that long after
+/// its change (a lower bound only: a slow machine adds to it).
+#[tokio::test]
+async fn events_leave_no_earlier_than_the_notification_delay_after_the_change() {
+    let delay = Duration::from_millis(400);
+    let sim = start_with(|c| {
+        fast(c);
+        c.knobs.notifications.notification_delay = delay;
+    })
+    .await;
+    let id = subscribe(&sim, Who::Delegate, ALICE).await.unwrap();
+    let mut stream = open_stream(&sim, Who::Delegate, std::slice::from_ref(&id), 30).await;
+    stream.message().await;
+    let changed = std::time::Instant::now();
+    sim.mailbox_mut(ALICE, |m| m.events.clear()).unwrap();
+    let events = events_of(&next_events(&mut stream).await);
+    assert!(changed.elapsed() >= delay, "{:?}", changed.elapsed());
+    assert_eq!(events.len(), 1);
 }

@@ -153,12 +153,15 @@ pub(crate) fn subscribe(
     let mailbox = match mailbox {
         Ok(mailbox) => mailbox,
         Err((code, text)) => {
-            return Answer::Ok(wrap(RESPONSE, &error_message(ELEMENT, code, &text, "")))
+            return Answer::Refused(
+                wrap(RESPONSE, &error_message(ELEMENT, code, &text, "")),
+                code,
+            )
         }
     };
     let held = state.subscriptions.subscriptions_of(&caller.account);
     if held >= knobs.max_subscriptions {
-        return Answer::Ok(wrap(
+        return Answer::Refused(wrap(
             RESPONSE,
             &error_message(
                 ELEMENT,
@@ -166,7 +169,7 @@ pub(crate) fn subscribe(
                 &format!("You have exceeded the maximum number of subscriptions ({}) that are allowed for your account (EWSMaxSubscriptions).", knobs.max_subscriptions),
                 "",
             ),
-        ));
+        ), "ErrorExceededSubscriptionCount");
     }
     let id = state.subscriptions.new_subscription_id();
     state.subscriptions.subscriptions.insert(
@@ -223,19 +226,25 @@ pub(crate) fn unsubscribe(
     let expiry = state.knobs.notifications.subscription_expiry;
     state.subscriptions.expire_idle(Instant::now(), expiry);
     let id = request.subscription_id.trim();
+    let refused = |code: &'static str, text: &str| {
+        Answer::Refused(
+            wrap(RESPONSE, &error_message(ELEMENT, code, text, "")),
+            code,
+        )
+    };
     let message = match state.subscriptions.subscriptions.get(id) {
-        None => error_message(
-            ELEMENT,
-            "ErrorSubscriptionNotFound",
-            "The specified subscription was not found.",
-            "",
-        ),
-        Some(s) if s.account != caller.account => error_message(
-            ELEMENT,
-            "ErrorSubscriptionAccessDenied",
-            "Subscriptions can only be used by the account that created them.",
-            "",
-        ),
+        None => {
+            return refused(
+                "ErrorSubscriptionNotFound",
+                "The specified subscription was not found.",
+            )
+        }
+        Some(s) if s.account != caller.account => {
+            return refused(
+                "ErrorSubscriptionAccessDenied",
+                "Subscriptions can only be used by the account that created them.",
+            )
+        }
         Some(s) => {
             let stream = s.stream;
             state.subscriptions.subscriptions.remove(id);
@@ -261,13 +270,11 @@ pub(crate) fn get_streaming_events(
 ) -> Answer {
     const RESPONSE: &str = "GetStreamingEventsResponse";
     const ELEMENT: &str = "GetStreamingEventsResponseMessage";
-    let refuse = |code: &str, text: &str, ids: &[String]| {
-        let extra = if ids.is_empty() {
-            String::new()
-        } else {
-            subscription_ids(ids)
-        };
-        Answer::Ok(wrap(RESPONSE, &error_message(ELEMENT, code, text, &extra)))
+    let refuse = |code: &'static str, text: &str| {
+        Answer::Refused(
+            wrap(RESPONSE, &error_message(ELEMENT, code, text, "")),
+            code,
+        )
     };
     // The schema restricts ConnectionTimeout to 1..=30
     // (StreamingSubscriptionConnectionTimeoutType).
@@ -295,7 +302,6 @@ pub(crate) fn get_streaming_events(
                 knobs.max_subscriptions_per_stream,
                 asked.len()
             ),
-            &[],
         );
     }
     state
@@ -340,14 +346,13 @@ pub(crate) fn get_streaming_events(
                 )
             })
             .collect();
-        return Answer::Ok(wrap(RESPONSE, &messages));
+        return Answer::Refused(wrap(RESPONSE, &messages), errors[0].code);
     }
     let open = state.subscriptions.streams_of(&caller.account);
     if open >= knobs.hanging_connection_limit {
         return refuse(
             "ErrorExceededConnectionCount",
             &format!("You have exceeded the available concurrent connections for your account ({} open streaming connections, HangingConnectionLimit). Try again once your other requests have completed.", open),
-            &[],
         );
     }
     let stream_id = state.subscriptions.new_stream_id();
