@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use ews_calendar_replicator::config::{self, LoadContext};
-use ews_calendar_replicator::replication::{CycleRecord, StateStore, UserRecord};
+use ews_calendar_replicator::replication::{CycleRecord, FeedRecord, StateStore, UserRecord};
 use ews_calendar_replicator::state::SqliteStateStore;
 use serde_json::{json, Value};
 
@@ -45,6 +45,8 @@ struct View {
     /// failed starts.
     last_ran: Option<CycleRecord>,
     users: Vec<UserRecord>,
+    /// Exchange's change notifications as the service last recorded them.
+    feed: Option<FeedRecord>,
 }
 
 impl View {
@@ -91,11 +93,13 @@ fn read(path: &Path, cycles: usize) -> Result<View, String> {
         _ => None,
     };
     let users = state.users().map_err(|e| e.to_string())?;
+    let feed = state.feed_status().map_err(|e| e.to_string())?;
     Ok(View {
         state_path: state_path.display().to_string(),
         recent,
         last_ran,
         users,
+        feed,
     })
 }
 
@@ -127,6 +131,67 @@ fn not_running_line(view: &View) -> Option<String> {
         format!(" (at {})", minute(row.finished_at))
     };
     Some(format!("{since}: {}{tries}", reason_of(row)))
+}
+
+fn second(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Polled mailboxes by reason, most mailboxes first.
+fn polled_by_reason(feed: &FeedRecord) -> Vec<(&str, Vec<&str>)> {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (mailbox, reason) in &feed.feed.polled {
+        groups.entry(reason).or_default().push(mailbox);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    groups
+}
+
+/// The change notification lines: subscribed and polled mailboxes, the
+/// last event, what the push refreshes did.
+fn print_feed(out: &mut dyn Write, feed: Option<&FeedRecord>) -> std::io::Result<()> {
+    let Some(record) = feed else {
+        return writeln!(
+            out,
+            "change notifications: none recorded (exchange.notifications off, or the service has not run with them yet); calendars are read by the cycle"
+        );
+    };
+    let f = &record.feed;
+    writeln!(
+        out,
+        "change notifications (as of {}): {} mailboxes subscribed, {} polled by the cycle only, {} event connections, last event {}",
+        second(record.recorded_at),
+        f.subscribed,
+        record.polled_total,
+        f.connections,
+        f.last_event_at.map(second).unwrap_or_else(|| "none yet".to_owned()),
+    )?;
+    writeln!(
+        out,
+        "  {} change events ({} resyncs), {} push refreshes wrote {} lists, {} subscriptions made again",
+        record.changes, record.resyncs, record.refreshes, record.written, f.resubscribed
+    )?;
+    for (reason, mailboxes) in polled_by_reason(record) {
+        let more = mailboxes.len().saturating_sub(NAMES_PER_GROUP);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let names: Vec<&str> = mailboxes.iter().take(NAMES_PER_GROUP).copied().collect();
+        writeln!(out, "  polled, {} mailboxes: {reason}", mailboxes.len())?;
+        writeln!(out, "      {}{more}", names.join(", "))?;
+    }
+    if record.polled_total > f.polled.len() {
+        writeln!(
+            out,
+            "  ({} polled mailboxes not listed: the state database keeps the first {})",
+            record.polled_total - f.polled.len(),
+            f.polled.len()
+        )?;
+    }
+    Ok(())
 }
 
 fn print_text(out: &mut dyn Write, view: &View) -> std::io::Result<()> {
@@ -181,6 +246,7 @@ fn print_text(out: &mut dyn Write, view: &View) -> std::io::Result<()> {
             note.join("; ")
         )?;
     }
+    print_feed(out, view.feed.as_ref())?;
     writeln!(
         out,
         "{} users known, {} failing at their last attempt",
@@ -241,6 +307,19 @@ fn to_json(view: &View) -> Value {
             "attempts": c.attempts,
             "error": c.error,
         })).collect::<Vec<_>>(),
+        "notifications": view.feed.as_ref().map(|r| json!({
+            "recorded_at": r.recorded_at,
+            "subscribed": r.feed.subscribed,
+            "polled_total": r.polled_total,
+            "polled": r.feed.polled.iter().map(|(mailbox, reason)| json!({"mailbox": mailbox, "reason": reason})).collect::<Vec<_>>(),
+            "connections": r.feed.connections,
+            "last_event_at": r.feed.last_event_at,
+            "resubscribed": r.feed.resubscribed,
+            "changes": r.changes,
+            "resyncs": r.resyncs,
+            "push_refreshes": r.refreshes,
+            "push_written": r.written,
+        })),
         "users_known": view.users.len(),
         "users_failing": failing.iter().map(|u| json!({
             "user": u.user_name,

@@ -1146,6 +1146,7 @@ impl<'a> Builder<'a> {
             private_appointments,
             busy_type_map,
             write_concurrency,
+            push_debounce: defaults.push_debounce,
         })
     }
 

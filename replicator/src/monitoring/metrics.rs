@@ -13,7 +13,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
-use crate::replication::{CycleReport, Server};
+use crate::replication::{CycleReport, FeedStatus, Server};
 
 /// `outcome`: success, partial, failed, abandoned.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,6 +26,12 @@ struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
+}
+
+/// `kind`: changed (an event), resync (events may have been missed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,6 +63,14 @@ pub struct Metrics {
     ucserver_writes: Family<ResultLabel, Counter>,
     server_up: Family<ServerLabel, Gauge>,
     last_success: Gauge<f64, AtomicU64>,
+    push_changes: Family<KindLabel, Counter>,
+    push_refreshes: Family<OutcomeLabel, Counter>,
+    push_users: Family<ResultLabel, Counter>,
+    feed_subscribed: Gauge,
+    feed_polled: Gauge,
+    feed_connections: Gauge,
+    feed_last_event: Gauge<f64, AtomicU64>,
+    feed_resubscribed: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,6 +94,14 @@ impl Metrics {
             ucserver_writes: Family::default(),
             server_up: Family::default(),
             last_success: Gauge::default(),
+            push_changes: Family::default(),
+            push_refreshes: Family::default(),
+            push_users: Family::default(),
+            feed_subscribed: Gauge::default(),
+            feed_polled: Gauge::default(),
+            feed_connections: Gauge::default(),
+            feed_last_event: Gauge::default(),
+            feed_resubscribed: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -147,6 +169,47 @@ impl Metrics {
             Unit::Seconds,
             metrics.last_success.clone(),
         );
+        registry.register(
+            "push_changes",
+            "Change events from Exchange's streaming notifications, by kind: changed (an event for a calendar), resync (events may have been missed; the mailbox is read in full)",
+            metrics.push_changes.clone(),
+        );
+        registry.register(
+            "push_refreshes",
+            "Reads of changed mailboxes between cycles (up to 100 mailboxes each), by outcome: success, partial (some users failed), failed (a server could not be used, left to the next cycle), abandoned",
+            metrics.push_refreshes.clone(),
+        );
+        registry.register(
+            "push_users",
+            "Users handled by push refreshes, by result (written, unchanged, failed)",
+            metrics.push_users.clone(),
+        );
+        registry.register(
+            "feed_subscribed_mailboxes",
+            "Mailboxes with a live streaming subscription (changes arrive within seconds)",
+            metrics.feed_subscribed.clone(),
+        );
+        registry.register(
+            "feed_polled_mailboxes",
+            "Mailboxes read by the periodic cycle only (access denied, subscription limit; see the status page for the reasons)",
+            metrics.feed_polled.clone(),
+        );
+        registry.register(
+            "feed_connections",
+            "Event connections (GetStreamingEvents) held open to Exchange",
+            metrics.feed_connections.clone(),
+        );
+        registry.register_with_unit(
+            "feed_last_event_timestamp",
+            "When the last change event arrived (Unix time; keep-alives do not count); 0 before the first",
+            Unit::Seconds,
+            metrics.feed_last_event.clone(),
+        );
+        registry.register(
+            "feed_resubscribed",
+            "Subscriptions lost and made again since the start (expired, server restart, dropped connection)",
+            metrics.feed_resubscribed.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -212,6 +275,45 @@ impl Metrics {
                 .get_or_create(&ResultLabel { result })
                 .inc_by(count);
         }
+    }
+
+    /// A change event; `resync`: events may have been missed.
+    pub fn push_change(&self, resync: bool) {
+        let kind = if resync { "resync" } else { "changed" };
+        self.push_changes.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// A finished push refresh.
+    pub fn push_refresh(&self, report: &CycleReport) {
+        self.push_refreshes
+            .get_or_create(&OutcomeLabel {
+                outcome: cycle_outcome(report),
+            })
+            .inc();
+        let c = &report.counters;
+        for (result, count) in [
+            ("written", c.written),
+            ("unchanged", c.unchanged),
+            ("failed", c.failed),
+        ] {
+            self.push_users
+                .get_or_create(&ResultLabel { result })
+                .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// The change feed's status now.
+    pub fn feed(&self, feed: &FeedStatus) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.feed_subscribed.set(gauge(feed.subscribed));
+        self.feed_polled.set(gauge(feed.polled.len()));
+        self.feed_connections.set(gauge(feed.connections));
+        self.feed_last_event.set(
+            feed.last_event_at
+                .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0),
+        );
+        self.feed_resubscribed
+            .set(i64::try_from(feed.resubscribed).unwrap_or(i64::MAX));
     }
 
     pub fn successful_cycle(&self, finished_at: DateTime<Utc>) {

@@ -10,6 +10,8 @@ mod server;
 mod settings;
 
 pub use metrics::{cycle_outcome, Metrics};
-pub use monitor::{CycleSummary, FailureGroup, Monitor, ServerState, Snapshot, RECENT_CYCLES};
+pub use monitor::{
+    CycleSummary, FailureGroup, Monitor, PushCounts, ServerState, Snapshot, RECENT_CYCLES,
+};
 pub use server::MonitoringServer;
 pub use settings::MonitoringSettings;

@@ -4,12 +4,14 @@
 //! is reduced to counts, user names and failure reasons as it arrives.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::replication::{CycleObserver, CycleReport, Server, UserOutcome};
+use crate::replication::{
+    ChangeFeed, CycleObserver, CycleReport, FeedStatus, MailboxChange, Server, UserOutcome,
+};
 use ews_toolkit::resilience::RequestObserver;
 
 use super::metrics::{cycle_outcome, Metrics};
@@ -54,6 +56,22 @@ pub struct FailureGroup {
     pub users: Vec<String>,
 }
 
+/// What the push loop did since the start (change events and the
+/// refreshes they caused; see `replication::push`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushCounts {
+    /// Change events received (before de-duplication).
+    pub changes: u64,
+    /// Of these, resyncs (events may have been missed: read in full).
+    pub resyncs: u64,
+    pub refreshes: u64,
+    /// Refreshes that failed as a whole (left to the next cycle).
+    pub failed_refreshes: u64,
+    /// Lists the refreshes wrote.
+    pub written: u64,
+    pub last_refresh_at: Option<DateTime<Utc>>,
+}
+
 /// A copy of the state at one moment, for the page.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -69,6 +87,10 @@ pub struct Snapshot {
     /// Of the last cycle that read the users; largest group first.
     pub failing: Vec<FailureGroup>,
     pub health: Result<String, String>,
+    /// The change feed's status; `None` when the service runs without one
+    /// (notifications off): every calendar is read by the cycle.
+    pub feed: Option<FeedStatus>,
+    pub push: PushCounts,
 }
 
 #[derive(Debug)]
@@ -79,6 +101,7 @@ struct State {
     cycles: VecDeque<CycleSummary>,
     servers: BTreeMap<Server, ServerState>,
     failing: Vec<FailureGroup>,
+    push: PushCounts,
 }
 
 /// The service's monitor: an observer of the engine and of the Exchange
@@ -91,6 +114,7 @@ pub struct Monitor {
     started_at: DateTime<Utc>,
     metrics: Metrics,
     state: Mutex<State>,
+    feed: Mutex<Option<Arc<dyn ChangeFeed>>>,
 }
 
 impl Monitor {
@@ -111,8 +135,23 @@ impl Monitor {
                     .map(|s| (s, ServerState::Unknown))
                     .collect(),
                 failing: Vec::new(),
+                push: PushCounts::default(),
             }),
+            feed: Mutex::new(None),
         }
+    }
+
+    /// The change feed whose status the page and the metrics show (the
+    /// composition root sets it when notifications are on; a feed set
+    /// again replaces the one before).
+    pub fn watch_feed(&self, feed: Arc<dyn ChangeFeed>) {
+        *self.feed.lock().unwrap_or_else(|e| e.into_inner()) = Some(feed);
+    }
+
+    /// The feed's status now; `None` without a feed.
+    pub fn feed_status(&self) -> Option<FeedStatus> {
+        let feed = self.feed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        feed.map(|feed| feed.status())
     }
 
     /// A reloaded configuration's interval: the health check and the
@@ -139,6 +178,11 @@ impl Monitor {
 
     /// `/metrics`.
     pub fn encode_metrics(&self) -> String {
+        // The feed's gauges are read when asked for, not pushed: the feed
+        // changes them from its own tasks.
+        if let Some(feed) = self.feed_status() {
+            self.metrics.feed(&feed);
+        }
         self.metrics.encode()
     }
 
@@ -192,6 +236,7 @@ impl Monitor {
     /// The state for the page.
     pub fn snapshot(&self) -> Snapshot {
         let health = self.health();
+        let feed = self.feed_status();
         let state = self.state();
         Snapshot {
             version: env!("CARGO_PKG_VERSION"),
@@ -207,6 +252,8 @@ impl Monitor {
                 .collect(),
             failing: state.failing.clone(),
             health,
+            feed,
+            push: state.push.clone(),
         }
     }
 
@@ -303,6 +350,27 @@ impl CycleObserver for Monitor {
         state.cycles.push_front(summary);
         state.cycles.truncate(RECENT_CYCLES);
     }
+
+    fn change_received(&self, change: &MailboxChange) {
+        let resync = matches!(change, MailboxChange::Resync { .. });
+        self.metrics.push_change(resync);
+        let mut state = self.state();
+        state.push.changes += 1;
+        if resync {
+            state.push.resyncs += 1;
+        }
+    }
+
+    fn push_refresh_finished(&self, report: &CycleReport) {
+        self.metrics.push_refresh(report);
+        let mut state = self.state();
+        state.push.refreshes += 1;
+        if report.error.is_some() {
+            state.push.failed_refreshes += 1;
+        }
+        state.push.written += report.counters.written as u64;
+        state.push.last_refresh_at = Some(report.finished_at);
+    }
 }
 
 impl RequestObserver for Monitor {
@@ -364,6 +432,73 @@ mod tests {
             },
             appointment_count: None,
             appointments: None,
+        }
+    }
+
+    struct StaticFeed(FeedStatus);
+
+    impl ChangeFeed for StaticFeed {
+        fn watch(&self, _mailboxes: &[String]) {}
+        fn status(&self) -> FeedStatus {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn the_feed_and_the_push_refreshes_reach_the_page_and_the_metrics() {
+        let monitor = Monitor::new(Duration::from_secs(900));
+        let page = super::super::page::render(&monitor.snapshot());
+        assert!(page.contains("Off: every calendar is read by the periodic cycle only"));
+        let last_event = Utc::now();
+        monitor.watch_feed(Arc::new(StaticFeed(FeedStatus {
+            subscribed: 41,
+            polled: vec![
+                ("x@example.com".into(), "access denied <no rights>".into()),
+                ("y@example.com".into(), "access denied <no rights>".into()),
+            ],
+            connections: 3,
+            last_event_at: Some(last_event),
+            resubscribed: 2,
+        })));
+        monitor.change_received(&MailboxChange::Changed {
+            mailbox: "a@example.com".into(),
+        });
+        monitor.change_received(&MailboxChange::Resync {
+            mailbox: "b@example.com".into(),
+        });
+        let mut refreshed = report(Vec::new(), None);
+        refreshed.counters.written = 2;
+        monitor.push_refresh_finished(&refreshed);
+        let snapshot = monitor.snapshot();
+        assert_eq!(snapshot.feed.as_ref().unwrap().subscribed, 41);
+        assert_eq!(
+            snapshot.push,
+            PushCounts {
+                changes: 2,
+                resyncs: 1,
+                refreshes: 1,
+                failed_refreshes: 0,
+                written: 2,
+                last_refresh_at: Some(refreshed.finished_at),
+            }
+        );
+        assert!(snapshot.cycles.is_empty(), "a refresh is not a cycle");
+        let page = super::super::page::render(&snapshot);
+        assert!(page.contains("<th>subscribed mailboxes</th><td class=\"num\">41</td>"));
+        assert!(
+            page.contains("2 polled: access denied &lt;no rights&gt;"),
+            "{page}"
+        );
+        let metrics = monitor.encode_metrics();
+        for line in [
+            "ews_replicator_feed_subscribed_mailboxes 41",
+            "ews_replicator_feed_polled_mailboxes 2",
+            "ews_replicator_feed_connections 3",
+            "ews_replicator_push_changes_total{kind=\"resync\"} 1",
+            "ews_replicator_push_refreshes_total{outcome=\"success\"} 1",
+            "ews_replicator_push_users_total{result=\"written\"} 2",
+        ] {
+            assert!(metrics.contains(line), "{line} in {metrics}");
         }
     }
 

@@ -106,6 +106,8 @@ fn write_page(out: &mut String, s: &Snapshot) -> std::fmt::Result {
     }
     out.push_str("</table></section>");
 
+    write_notifications(out, s)?;
+
     out.push_str("<section id=\"cycles\"><h2>Last cycles</h2>");
     if s.cycles.is_empty() {
         out.push_str("<p>No cycle has finished since the service started.</p>");
@@ -158,6 +160,78 @@ fn write_page(out: &mut String, s: &Snapshot) -> std::fmt::Result {
         out.push_str("</ul>");
     }
     out.push_str("</section></main></body></html>\n");
+    Ok(())
+}
+
+/// Polled mailboxes named per reason on the page.
+const POLLED_NAMES_SHOWN: usize = 10;
+
+/// Exchange's change notifications: how many mailboxes are subscribed or
+/// polled (and why), the event connections, the last event, and what the
+/// push loop did.
+fn write_notifications(out: &mut String, s: &Snapshot) -> std::fmt::Result {
+    out.push_str("<section id=\"notifications\"><h2>Change notifications</h2>");
+    let Some(feed) = &s.feed else {
+        out.push_str(
+            "<p>Off: every calendar is read by the periodic cycle only \
+             (<code>exchange.notifications</code>).</p></section>",
+        );
+        return Ok(());
+    };
+    let p = &s.push;
+    write!(
+        out,
+        "<table><tr><th>subscribed mailboxes</th><td class=\"num\">{}</td></tr>\
+         <tr><th>polled mailboxes (cycle only)</th><td class=\"num\">{}</td></tr>\
+         <tr><th>event connections</th><td class=\"num\">{}</td></tr>\
+         <tr><th>last change event</th><td>{}</td></tr>\
+         <tr><th>subscriptions made again</th><td class=\"num\">{}</td></tr>\
+         <tr><th>change events (resyncs)</th><td class=\"num\">{} ({})</td></tr>\
+         <tr><th>push refreshes (failed)</th><td class=\"num\">{} ({})</td></tr>\
+         <tr><th>lists written by push refreshes</th><td class=\"num\">{}</td></tr>\
+         <tr><th>last push refresh</th><td>{}</td></tr></table>",
+        feed.subscribed,
+        feed.polled.len(),
+        feed.connections,
+        feed.last_event_at
+            .map(time)
+            .unwrap_or_else(|| "none yet".to_owned()),
+        feed.resubscribed,
+        p.changes,
+        p.resyncs,
+        p.refreshes,
+        p.failed_refreshes,
+        p.written,
+        p.last_refresh_at
+            .map(time)
+            .unwrap_or_else(|| "none yet".to_owned()),
+    )?;
+    let mut by_reason: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (mailbox, reason) in &feed.polled {
+        by_reason.entry(reason).or_default().push(mailbox);
+    }
+    let mut by_reason: Vec<_> = by_reason.into_iter().collect();
+    by_reason.sort_by_key(|(_, mailboxes)| std::cmp::Reverse(mailboxes.len()));
+    for (reason, mailboxes) in by_reason {
+        write!(
+            out,
+            "<h3>{} polled: {}</h3><ul>",
+            mailboxes.len(),
+            escape(reason)
+        )?;
+        for mailbox in mailboxes.iter().take(POLLED_NAMES_SHOWN) {
+            write!(out, "<li>{}</li>", escape(mailbox))?;
+        }
+        if mailboxes.len() > POLLED_NAMES_SHOWN {
+            write!(
+                out,
+                "<li>and {} more</li>",
+                mailboxes.len() - POLLED_NAMES_SHOWN
+            )?;
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 //! hash, so the next cycle writes again. Writes are per user and recorded
 //! per user, so a cycle abandoned at shutdown leaves no half-written state.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -184,10 +184,46 @@ where
         &self.state
     }
 
+    pub fn observer(&self) -> &Arc<dyn CycleObserver> {
+        &self.observer
+    }
+
     /// Runs one cycle with the calendar window `[now, now + window_days)`.
     /// Never fails as a whole: a cycle-wide failure is `report.error`.
     /// Unless a dry run, the cycle's summary is recorded in the state store.
     pub async fn run_cycle(&self, now: DateTime<Utc>, options: &CycleOptions) -> CycleReport {
+        self.run(now, options, None).await
+    }
+
+    /// The cycle's own pipeline (the UCServer's users, the directory, one
+    /// calendar read, mapping, privacy, diff, writes of changed lists only)
+    /// for the users of `mailboxes` alone (compared case-insensitively):
+    /// what the push loop runs for mailboxes an event named. Users not
+    /// listed by the UCServer (logged on, with `only_offline_users`) are
+    /// not written, as in the cycle. The report lists only those users and
+    /// is `partial`.
+    ///
+    /// Not recorded in the cycle history: a busy site has thousands of
+    /// these a day, and a row each would push the periodic cycles, which an
+    /// administrator looks for in `status`, out of sight. Their counts go to
+    /// the observer ([`CycleObserver::push_refresh_finished`]) instead; each
+    /// user's outcome is recorded per user as in a cycle.
+    pub async fn refresh_mailboxes(
+        &self,
+        now: DateTime<Utc>,
+        mailboxes: &[String],
+        options: &CycleOptions,
+    ) -> CycleReport {
+        let scope = mailboxes.iter().map(|m| mailbox_key(m)).collect();
+        self.run(now, options, Some(&scope)).await
+    }
+
+    async fn run(
+        &self,
+        now: DateTime<Utc>,
+        options: &CycleOptions,
+        mailboxes: Option<&HashSet<String>>,
+    ) -> CycleReport {
         let clock = Instant::now();
         let window_end = now + ChronoDuration::days(i64::from(self.settings.window_days));
         let mut report = CycleReport {
@@ -196,7 +232,7 @@ where
             window_start: now,
             window_end,
             dry_run: options.dry_run,
-            partial: !options.only_users.is_empty(),
+            partial: !options.only_users.is_empty() || mailboxes.is_some(),
             counters: Default::default(),
             durations: Durations::default(),
             overran: false,
@@ -205,14 +241,22 @@ where
             warnings: Vec::new(),
             users: Vec::new(),
         };
-        if !options.dry_run {
+        let refresh = mailboxes.is_some();
+        if !options.dry_run && !refresh {
             self.observer.cycle_started(report.started_at);
         }
-        if let Err(error) = self.replicate(now, window_end, options, &mut report).await {
-            tracing::error!("replication cycle failed, nothing was written: {error}");
+        if let Err(error) = self
+            .replicate(now, window_end, options, mailboxes, &mut report)
+            .await
+        {
+            if refresh {
+                tracing::error!("push refresh failed, nothing was written: {error}");
+            } else {
+                tracing::error!("replication cycle failed, nothing was written: {error}");
+            }
             report.error = Some(error);
         }
-        self.finish(clock, &mut report);
+        self.finish(clock, &mut report, refresh);
         report
     }
 
@@ -221,10 +265,12 @@ where
         window_start: DateTime<Utc>,
         window_end: DateTime<Utc>,
         options: &CycleOptions,
+        only_mailboxes: Option<&HashSet<String>>,
         report: &mut CycleReport,
     ) -> Result<(), String> {
         if !options.dry_run {
-            // Nothing of this engine is in flight between cycles, so a send
+            // Nothing of this engine is in flight between cycles (nor
+            // between push refreshes: one writer at a time), so a send
             // still recorded got no answer: its list may have been stored,
             // or may be stored late, by the UCServer. Each such user is
             // written this cycle and settled by a later write.
@@ -283,6 +329,17 @@ where
 
         let mut pending = Vec::new();
         for profile in &selected {
+            let matched = match_user(profile, &index);
+            if let Some(scope) = only_mailboxes {
+                // A refresh handles the users of its mailboxes and no other.
+                let mailbox = matched
+                    .as_ref()
+                    .ok()
+                    .and_then(|(d, _)| d.primary_smtp.as_ref());
+                if !mailbox.is_some_and(|m| scope.contains(&mailbox_key(m))) {
+                    continue;
+                }
+            }
             let mut user = UserReport {
                 user_name: profile.user_name.clone(),
                 mailbox: None,
@@ -291,7 +348,7 @@ where
                 appointment_count: None,
                 appointments: None,
             };
-            match match_user(profile, &index) {
+            match matched {
                 Err(reason) => user.outcome = UserOutcome::Skipped { reason },
                 Ok((directory_user, by)) => {
                     user.matched_by = Some(by);
@@ -631,7 +688,7 @@ where
         report.users[slot].outcome = UserOutcome::Failed { reason };
     }
 
-    fn finish(&self, clock: Instant, report: &mut CycleReport) {
+    fn finish(&self, clock: Instant, report: &mut CycleReport, refresh: bool) {
         let elapsed = clock.elapsed();
         // The end is the start plus the time measured on the monotonic
         // clock, not a second wall-clock reading: a wall-clock step during
@@ -642,10 +699,19 @@ where
             .and_then(|d| report.started_at.checked_add_signed(d))
             .unwrap_or(report.started_at);
         report.durations.total_ms = millis(clock);
-        report.overran = elapsed > self.settings.interval;
+        report.overran = !refresh && elapsed > self.settings.interval;
         report.count();
         let c = &report.counters;
-        if report.error.is_none() {
+        if report.error.is_none() && refresh {
+            tracing::info!(
+                users = c.selected,
+                written = c.written,
+                unchanged = c.unchanged,
+                failed = c.failed,
+                ms = report.durations.total_ms,
+                "push refresh finished"
+            );
+        } else if report.error.is_none() {
             tracing::info!(
                 listed = c.listed,
                 written = c.written,
@@ -662,7 +728,9 @@ where
         for warning in &report.warnings {
             tracing::warn!("{warning}");
         }
-        if !report.dry_run {
+        if !report.dry_run && refresh {
+            self.observer.push_refresh_finished(report);
+        } else if !report.dry_run {
             if let Err(e) = self.state.record_cycle(&report.to_record()) {
                 let warning = format!("the state database did not record the cycle ({e})");
                 tracing::warn!("{warning}");

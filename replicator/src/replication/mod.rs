@@ -12,19 +12,21 @@ pub mod mapping;
 pub mod matching;
 pub mod ports;
 pub mod privacy;
+pub mod push;
 pub mod report;
 pub mod scheduler;
 pub mod settings;
 
 pub use cycle::{CycleOptions, Engine};
 pub use ports::{
-    CalendarSource, ChangeFeed, CycleObserver, CycleRecord, FeedStatus, MailboxChange, NoObserver,
-    Server, SourceError, StateError, StateStore, UcServerPort, UserFailure, UserRecord, WatchMode,
-    WriteError,
+    CalendarSource, ChangeFeed, CycleObserver, CycleRecord, FeedRecord, FeedStatus, MailboxChange,
+    NoObserver, Server, SourceError, StateError, StateStore, UcServerPort, UserFailure, UserRecord,
+    WatchMode, WriteError,
 };
+pub use push::{run_push, watched_mailboxes, PushSummary, Refresh, WriterLock};
 pub use report::{
     Counters, CycleReport, Durations, MatchedBy, PlannedAppointment, Progress, ProgressFn,
     UserOutcome, UserReport,
 };
-pub use scheduler::{run_scheduled, ScheduleSummary};
+pub use scheduler::{run_scheduled, run_scheduled_with_feed, ScheduleSummary};
 pub use settings::{BusyTypeMap, PrivateAppointments, ReplicationSettings};

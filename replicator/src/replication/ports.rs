@@ -185,6 +185,16 @@ pub trait StateStore: Send + Sync {
     fn record_cycle(&self, cycle: &CycleRecord) -> Result<(), StateError>;
     /// The newest `limit` cycles, newest first.
     fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError>;
+    /// The change feed's status now (replacing the one recorded before),
+    /// for `status`, which reads the store and not the running service.
+    /// Stores that keep no such thing ignore it.
+    fn record_feed_status(&self, _record: &FeedRecord) -> Result<(), StateError> {
+        Ok(())
+    }
+    /// The change feed's status last recorded; `None` when none was.
+    fn feed_status(&self) -> Result<Option<FeedRecord>, StateError> {
+        Ok(None)
+    }
 }
 
 /// A shared store (the service keeps one and hands it to each engine it
@@ -226,6 +236,12 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
     }
     fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError> {
         (**self).recent_cycles(limit)
+    }
+    fn record_feed_status(&self, record: &FeedRecord) -> Result<(), StateError> {
+        (**self).record_feed_status(record)
+    }
+    fn feed_status(&self) -> Result<Option<FeedRecord>, StateError> {
+        (**self).feed_status()
     }
 }
 
@@ -276,6 +292,11 @@ pub trait CycleObserver: Send + Sync {
     fn ucserver_write(&self, _accepted: bool) {}
     /// A cycle (not a dry run) ended, whatever its outcome.
     fn cycle_finished(&self, _report: &CycleReport) {}
+    /// The push loop received a change event (before de-duplication).
+    fn change_received(&self, _change: &MailboxChange) {}
+    /// A push refresh ([`Engine::refresh_mailboxes`](super::Engine::refresh_mailboxes),
+    /// not a dry run) ended, whatever its outcome.
+    fn push_refresh_finished(&self, _report: &CycleReport) {}
 }
 
 /// The observer of an engine nobody watches.
@@ -328,6 +349,24 @@ pub struct FeedStatus {
     pub last_event_at: Option<DateTime<Utc>>,
     /// Subscriptions lost and made again since the start.
     pub resubscribed: u64,
+}
+
+/// The change feed's status and the push loop's counts at one moment, as
+/// the state store keeps it for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRecord {
+    pub recorded_at: DateTime<Utc>,
+    pub feed: FeedStatus,
+    /// Change events received by the push loop since the service started.
+    pub changes: u64,
+    /// Of these, resyncs (events may have been missed).
+    pub resyncs: u64,
+    /// Push refreshes run, and the lists they wrote.
+    pub refreshes: u64,
+    pub written: u64,
+    /// Mailboxes polled: `feed.polled` may hold only the first of them
+    /// (the state database keeps at most 100).
+    pub polled_total: usize,
 }
 
 /// A source of [`MailboxChange`]s (they arrive on the channel the feed was

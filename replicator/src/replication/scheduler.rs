@@ -18,13 +18,17 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::directory::UserDirectory;
 
 use super::cycle::{CycleOptions, Engine};
-use super::ports::{CalendarSource, StateStore, UcServerPort};
+use super::ports::{
+    CalendarSource, ChangeFeed, FeedStatus, MailboxChange, StateStore, UcServerPort,
+};
+use super::push::{run_push, watched_mailboxes, WriterLock};
 use super::report::CycleReport;
 
 /// What a scheduler run did.
@@ -35,6 +39,8 @@ pub struct ScheduleSummary {
     pub overruns: u64,
     /// The last cycle was stopped by the shutdown.
     pub abandoned: bool,
+    /// Refreshes the push loop ran ([`run_scheduled_with_feed`]).
+    pub push_refreshes: u64,
 }
 
 /// What one turn of the loop did.
@@ -215,11 +221,15 @@ async fn wait_until(
     }
 }
 
-/// An engine scheduled as it is, calling `on_cycle` after each cycle.
+/// An engine scheduled as it is, calling `on_cycle` after each cycle; with
+/// a feed, each cycle holds the writer lock and then tells the feed the
+/// mailboxes it replicated.
 struct EngineTurns<'e, E, F> {
     engine: &'e E,
     options: CycleOptions,
     on_cycle: F,
+    writer: Option<WriterLock>,
+    feed: Option<&'e dyn ChangeFeed>,
 }
 
 impl<U, D, C, S, F> Scheduled for EngineTurns<'_, Engine<U, D, C, S>, F>
@@ -235,7 +245,15 @@ where
     }
 
     async fn turn(&mut self, _shutdown: &watch::Receiver<bool>) -> Turn {
+        let guard = match &self.writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
+        };
         let report = self.engine.run_cycle(Utc::now(), &self.options).await;
+        drop(guard);
+        if let (Some(feed), Some(mailboxes)) = (self.feed, watched_mailboxes(&report)) {
+            feed.watch(&mailboxes);
+        }
         (self.on_cycle)(&report);
         Turn::Ran {
             abandoned: report.abandoned,
@@ -257,16 +275,67 @@ where
     C: CalendarSource,
     S: StateStore,
 {
+    run_scheduled_with_feed::<U, D, C, S, NoFeed>(engine, options, None, shutdown, on_cycle).await
+}
+
+/// A feed type for callers without one.
+pub enum NoFeed {}
+
+impl ChangeFeed for NoFeed {
+    fn watch(&self, _mailboxes: &[String]) {
+        match *self {}
+    }
+    fn status(&self) -> FeedStatus {
+        match *self {}
+    }
+}
+
+/// [`run_scheduled`] with a change feed: the push loop
+/// ([`run_push`]) runs beside the cycles on the changes from `feed`'s
+/// channel, one writer at a time, and after every full cycle the feed is
+/// told the mailboxes it replicated ([`ChangeFeed::watch`]). Both stop at
+/// `shutdown`. Without a feed, exactly [`run_scheduled`].
+pub async fn run_scheduled_with_feed<U, D, C, S, F>(
+    engine: &Engine<U, D, C, S>,
+    options: CycleOptions,
+    feed: Option<(&F, UnboundedReceiver<MailboxChange>)>,
+    shutdown: watch::Receiver<bool>,
+    on_cycle: impl FnMut(&CycleReport),
+) -> ScheduleSummary
+where
+    U: UcServerPort,
+    D: UserDirectory,
+    C: CalendarSource,
+    S: StateStore,
+    F: ChangeFeed,
+{
     let options = CycleOptions {
         shutdown: Some(shutdown.clone()),
         ..options
     };
+    let Some((feed, mut changes)) = feed else {
+        let mut turns = EngineTurns {
+            engine,
+            options,
+            on_cycle,
+            writer: None,
+            feed: None,
+        };
+        return run_turns(&mut turns, shutdown, None, None).await;
+    };
+    let writer = WriterLock::new();
     let mut turns = EngineTurns {
         engine,
         options,
         on_cycle,
+        writer: Some(writer.clone()),
+        feed: Some(feed),
     };
-    run_turns(&mut turns, shutdown, None, None).await
+    let cycles = run_turns(&mut turns, shutdown.clone(), None, None);
+    let push = run_push(engine, Some(feed), &mut changes, &writer, shutdown, |_| {});
+    let (mut summary, push) = tokio::join!(cycles, push);
+    summary.push_refreshes = push.refreshes;
+    summary
 }
 
 #[cfg(test)]

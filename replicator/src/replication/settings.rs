@@ -53,6 +53,11 @@ pub struct ReplicationSettings {
     /// UCServer writes in flight at once (over the one admin connection,
     /// matched by invoke id), so the writes keep up with the reads.
     pub write_concurrency: usize,
+    /// How long the push loop collects change events after the first one
+    /// before it reads the changed mailboxes: a meeting update touches the
+    /// organiser's and every attendee's calendar within a moment, and one
+    /// read of all of them is cheaper than one per event.
+    pub push_debounce: Duration,
 }
 
 impl Default for ReplicationSettings {
@@ -64,6 +69,7 @@ impl Default for ReplicationSettings {
             private_appointments: PrivateAppointments::Skip,
             busy_type_map: BusyTypeMap::default(),
             write_concurrency: 8,
+            push_debounce: Duration::from_millis(250),
         }
     }
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use super::{MemoryStateStore, SqliteStateStore};
-use crate::replication::ports::{CycleRecord, StateStore};
+use crate::replication::ports::{CycleRecord, FeedRecord, FeedStatus, StateStore};
 
 fn at(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 9, minute, 0).unwrap()
@@ -130,6 +130,57 @@ fn recent_cycles_are_newest_first_and_limited(store: &dyn StateStore) {
     assert!(store.recent_cycles(0).unwrap().is_empty());
 }
 
+/// The feed status is one record, replaced whole; a long polled list is
+/// cut to `POLLED_KEPT` entries, its full count kept.
+fn the_feed_status_is_replaced_and_its_polled_list_bounded(store: &dyn StateStore) {
+    assert_eq!(store.feed_status().unwrap(), None);
+    let polled: Vec<(String, String)> = (0..250)
+        .map(|n| (format!("m{n}@example.com"), "access denied".to_owned()))
+        .collect();
+    let record = |minute: u32, polled: Vec<(String, String)>| FeedRecord {
+        recorded_at: at(minute),
+        polled_total: polled.len(),
+        feed: FeedStatus {
+            subscribed: 7,
+            polled,
+            connections: 1,
+            last_event_at: Some(at(minute)),
+            resubscribed: 2,
+        },
+        changes: 11,
+        resyncs: 3,
+        refreshes: 5,
+        written: 4,
+    };
+    store
+        .record_feed_status(&record(1, polled.clone()))
+        .unwrap();
+    let stored = store.feed_status().unwrap().unwrap();
+    assert_eq!(stored.polled_total, 250);
+    assert_eq!(stored.feed.polled, polled[..super::POLLED_KEPT]);
+    assert_eq!(
+        FeedRecord {
+            feed: FeedStatus {
+                polled: Vec::new(),
+                ..stored.feed.clone()
+            },
+            ..stored
+        },
+        record(1, Vec::new()).with_total(250),
+    );
+    store.record_feed_status(&record(2, Vec::new())).unwrap();
+    assert_eq!(store.feed_status().unwrap(), Some(record(2, Vec::new())));
+}
+
+impl FeedRecord {
+    fn with_total(self, polled_total: usize) -> FeedRecord {
+        FeedRecord {
+            polled_total,
+            ..self
+        }
+    }
+}
+
 /// One `#[test]` per contract function for the store `$make` returns
 /// (with whatever must outlive it, such as its directory).
 macro_rules! contract_tests {
@@ -159,6 +210,12 @@ macro_rules! contract_tests {
             fn recent_cycles_are_newest_first_and_limited() {
                 let (_keep, store) = $make;
                 super::recent_cycles_are_newest_first_and_limited(&store);
+            }
+
+            #[test]
+            fn the_feed_status_is_replaced_and_its_polled_list_bounded() {
+                let (_keep, store) = $make;
+                super::the_feed_status_is_replaced_and_its_polled_list_bounded(&store);
             }
         }
     };

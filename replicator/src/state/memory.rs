@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use crate::replication::ports::{CycleRecord, StateError, StateStore, UserRecord};
+use crate::replication::ports::{CycleRecord, FeedRecord, StateError, StateStore, UserRecord};
 
 /// Cycles kept; older ones are dropped (the SQLite store prunes too).
 pub const MEMORY_CYCLES_KEPT: usize = 1000;
@@ -20,6 +20,7 @@ struct Inner {
     users: HashMap<String, UserRecord>,
     /// Newest first.
     cycles: VecDeque<CycleRecord>,
+    feed: Option<FeedRecord>,
 }
 
 /// An in-memory state store.
@@ -155,6 +156,17 @@ impl StateStore for MemoryStateStore {
 
     fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError> {
         Ok(self.lock().cycles.iter().take(limit).cloned().collect())
+    }
+
+    fn record_feed_status(&self, record: &FeedRecord) -> Result<(), StateError> {
+        let mut record = record.clone();
+        record.feed.polled.truncate(super::POLLED_KEPT);
+        self.lock().feed = Some(record);
+        Ok(())
+    }
+
+    fn feed_status(&self) -> Result<Option<FeedRecord>, StateError> {
+        Ok(self.lock().feed.clone())
     }
 }
 

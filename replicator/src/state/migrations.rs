@@ -41,6 +41,23 @@ const STEPS: &[&str] = &[
     ALTER TABLE cycles ADD COLUMN could_not_run INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE cycles ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
     UPDATE cycles SET could_not_run = 1 WHERE error IS NOT NULL AND error NOT LIKE 'abandoned at shutdown%';",
+    // 4: the change feed's status and the push loop's counts (one row,
+    // replaced as it changes) for `status`. `polled` is a JSON array of
+    // [mailbox, reason] pairs, at most `POLLED_KEPT` of `polled_count`.
+    "CREATE TABLE feed_status (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        recorded_at TEXT NOT NULL,
+        subscribed INTEGER NOT NULL,
+        polled_count INTEGER NOT NULL,
+        polled TEXT NOT NULL,
+        connections INTEGER NOT NULL,
+        last_event_at TEXT,
+        resubscribed INTEGER NOT NULL,
+        changes INTEGER NOT NULL,
+        resyncs INTEGER NOT NULL,
+        refreshes INTEGER NOT NULL,
+        written INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this program writes.

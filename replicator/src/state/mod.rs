@@ -24,7 +24,9 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension as _};
 
-use crate::replication::ports::{CycleRecord, StateError, StateStore, UserFailure, UserRecord};
+use crate::replication::ports::{
+    CycleRecord, FeedRecord, FeedStatus, StateError, StateStore, UserFailure, UserRecord,
+};
 
 /// File name of the database inside the state directory.
 pub const STATE_FILE_NAME: &str = "state.sqlite";
@@ -32,6 +34,12 @@ pub const STATE_FILE_NAME: &str = "state.sqlite";
 /// Cycle summaries kept; older ones are deleted as new ones are recorded
 /// (at 15 minutes per cycle, about ten weeks).
 pub const CYCLES_KEPT: u64 = 7000;
+
+/// Polled mailboxes (with their reasons) kept in the recorded feed status:
+/// enough for `status` to show what is wrong, without rewriting thousands
+/// of rows every minute when a whole site is polled. The count is kept in
+/// full.
+pub const POLLED_KEPT: usize = 100;
 
 /// [`StateStore`] on a SQLite file.
 pub struct SqliteStateStore {
@@ -388,6 +396,77 @@ impl StateStore for SqliteStateStore {
     fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StateError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.cycles_where("1", limit)
+    }
+
+    fn record_feed_status(&self, record: &FeedRecord) -> Result<(), StateError> {
+        let feed = &record.feed;
+        let kept = &feed.polled[..feed.polled.len().min(POLLED_KEPT)];
+        let polled = serde_json::to_string(kept).map_err(|e| StateError {
+            path: self.path.display().to_string(),
+            message: format!("the polled mailboxes could not be encoded: {e}"),
+        })?;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.lock()
+            .execute(
+                "INSERT OR REPLACE INTO feed_status (id, recorded_at, subscribed, polled_count, polled, connections, last_event_at, resubscribed, changes, resyncs, refreshes, written)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    timestamp(record.recorded_at),
+                    count(feed.subscribed as u64),
+                    count(record.polled_total as u64),
+                    polled,
+                    count(feed.connections as u64),
+                    feed.last_event_at.map(timestamp),
+                    count(feed.resubscribed),
+                    count(record.changes),
+                    count(record.resyncs),
+                    count(record.refreshes),
+                    count(record.written),
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.describe(e))
+    }
+
+    fn feed_status(&self) -> Result<Option<FeedRecord>, StateError> {
+        let connection = self.lock();
+        connection
+            .query_row(
+                "SELECT recorded_at, subscribed, polled_count, polled, connections, last_event_at, resubscribed, changes, resyncs, refreshes, written FROM feed_status WHERE id = 1",
+                [],
+                |row| {
+                    let polled_json: String = row.get(3)?;
+                    let polled: Vec<(String, String)> = serde_json::from_str(&polled_json)
+                        .map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                3,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?;
+                    let count = |i: usize| -> rusqlite::Result<u64> {
+                        Ok(u64::try_from(row.get::<_, i64>(i)?).unwrap_or(0))
+                    };
+                    Ok(FeedRecord {
+                            recorded_at: parse_timestamp(0, row.get(0)?)?
+                                .unwrap_or_default(),
+                            feed: FeedStatus {
+                                subscribed: count(1)? as usize,
+                                polled,
+                                connections: count(4)? as usize,
+                                last_event_at: parse_timestamp(5, row.get(5)?)?,
+                                resubscribed: count(6)?,
+                            },
+                            changes: count(7)?,
+                            resyncs: count(8)?,
+                            refreshes: count(9)?,
+                            written: count(10)?,
+                            polled_total: count(2)? as usize,
+                        })
+                },
+            )
+            .optional()
+            .map_err(|e| self.describe(e))
     }
 }
 

@@ -18,5 +18,6 @@ mod ews_autodiscover;
 mod hostile_server_text;
 mod hostile_servers;
 mod monitoring;
+mod push;
 mod replication_engine;
 mod secrets;
