@@ -4,7 +4,9 @@
 //! handler that gets the authenticated user and the whole request body.
 //!
 //! A handler may break its own response for fault-injection tests by putting
-//! a [`ResponseFault`] into the response's extensions.
+//! a [`ResponseFault`] into the response's extensions, and may stream its
+//! response (chunked, frame by frame, for as long as it likes) by putting a
+//! [`ResponseStream`] there.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -130,7 +132,8 @@ async fn serve_connection<H, F>(
             stats.requests.fetch_add(1, Ordering::Relaxed);
             let mut response = handle(request, auth, connection_auth, handler).await;
             let fault = response.extensions_mut().remove::<ResponseFault>();
-            SimBody::for_response(response, fault)
+            let stream = response.extensions_mut().remove::<ResponseStream>();
+            SimBody::for_response(response, fault, stream)
         }
     });
     let builder = hyper::server::conn::http1::Builder::new();
@@ -216,7 +219,35 @@ pub enum ResponseFault {
     SlowBody { chunk: usize, delay: Duration },
 }
 
-/// The response body the server sends: whole, cut short or trickled.
+/// One piece of a streamed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFrame {
+    /// Bytes to send as they are (one HTTP/1.1 chunk).
+    Data(Bytes),
+    /// Abort the response here: the connection is closed without the final
+    /// chunk, as when a server or a load balancer in between drops it.
+    Cut,
+}
+
+/// A streamed response body: a handler puts one into its response's
+/// extensions, and the server sends the response's own body first, then
+/// every [`StreamFrame`] as it arrives, with `Transfer-Encoding: chunked`.
+/// The response ends (with the final chunk) when every sender is dropped.
+/// When the client goes away the receiver is dropped, which the handler's
+/// sender sees (`UnboundedSender::closed`).
+#[derive(Debug)]
+pub struct ResponseStream(pub tokio::sync::mpsc::UnboundedReceiver<StreamFrame>);
+
+impl Clone for ResponseStream {
+    /// Extensions must be `Clone`; a receiver cannot be shared, so the clone
+    /// is an already-ended stream (the server never clones responses).
+    fn clone(&self) -> Self {
+        ResponseStream(tokio::sync::mpsc::unbounded_channel().1)
+    }
+}
+
+/// The response body the server sends: whole, cut short, trickled or
+/// streamed.
 struct SimBody {
     data: Bytes,
     sent: usize,
@@ -226,12 +257,15 @@ struct SimBody {
     chunk: usize,
     delay: Duration,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Frames sent after `data`, until the senders are gone.
+    stream: Option<tokio::sync::mpsc::UnboundedReceiver<StreamFrame>>,
 }
 
 impl SimBody {
     fn for_response(
         response: http::Response<Bytes>,
         fault: Option<ResponseFault>,
+        stream: Option<ResponseStream>,
     ) -> Result<http::Response<SimBody>, std::io::Error> {
         let (parts, data) = response.into_parts();
         let len = data.len();
@@ -243,6 +277,7 @@ impl SimBody {
             chunk: len.max(1),
             delay: Duration::ZERO,
             pause: None,
+            stream: None,
         };
         match fault {
             None => {}
@@ -261,6 +296,11 @@ impl SimBody {
                 body.chunk = chunk.max(1);
                 body.delay = delay;
             }
+        }
+        // A broken response is not streamed: dropping the receiver tells the
+        // handler its client is gone.
+        if !body.truncated {
+            body.stream = stream.map(|s| s.0);
         }
         Ok(http::Response::from_parts(parts, body))
     }
@@ -282,6 +322,27 @@ impl Body for SimBody {
             this.pause = None;
         }
         if this.sent >= this.limit {
+            if let Some(stream) = this.stream.as_mut() {
+                return match stream.poll_recv(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(StreamFrame::Data(bytes))) => {
+                        Poll::Ready(Some(Ok(Frame::data(bytes))))
+                    }
+                    // An error from the body makes hyper close the connection
+                    // without the final chunk.
+                    Poll::Ready(Some(StreamFrame::Cut)) => {
+                        this.stream = None;
+                        this.truncated = true;
+                        Poll::Ready(Some(Err(std::io::Error::other(
+                            "stream cut by the simulator",
+                        ))))
+                    }
+                    Poll::Ready(None) => {
+                        this.stream = None;
+                        Poll::Ready(None)
+                    }
+                };
+            }
             if this.truncated {
                 // Failing the body makes hyper abort the connection short of
                 // the announced length.
@@ -301,11 +362,16 @@ impl Body for SimBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        !self.truncated && self.sent >= self.limit
+        !self.truncated && self.stream.is_none() && self.sent >= self.limit
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
+        if self.stream.is_some() {
+            // No exact length: hyper sends HTTP/1.1 chunked.
+            SizeHint::default()
+        } else {
+            SizeHint::with_exact(self.data.len() as u64)
+        }
     }
 }
 

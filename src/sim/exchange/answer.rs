@@ -1,6 +1,8 @@
-//! What an operation handler (`availability`, `items`) is given and gives
-//! back to `service`, in a module of its own so that the handlers need not
-//! import the service that calls them.
+//! What an operation handler (`availability`, `items`, `notifications`) is
+//! given and gives back to `service`, in a module of its own so that the
+//! handlers need not import the service that calls them.
+
+use bytes::Bytes;
 
 use super::soap::Fault;
 
@@ -9,6 +11,21 @@ use super::soap::Fault;
 pub(crate) struct Caller {
     /// The mailbox the request acts as (impersonated, or the account's own).
     pub acting_as: Option<String>,
+    /// The authenticated account (`DOMAIN\user`, lower case), which owns the
+    /// subscriptions it creates.
+    pub account: String,
+}
+
+/// The affinity headers of a request ("Maintain affinity between a group of
+/// subscriptions and the Mailbox server in Exchange").
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AffinityHeaders {
+    /// `X-AnchorMailbox`.
+    pub anchor_mailbox: Option<String>,
+    /// `X-PreferServerAffinity: true`.
+    pub prefer_server_affinity: bool,
+    /// The `X-BackEndOverrideCookie` value sent back in `Cookie:`.
+    pub backend_cookie: Option<String>,
 }
 
 /// What an operation produced.
@@ -16,4 +33,6 @@ pub(crate) enum Answer {
     /// HTTP 200 with this body element (inside the envelope).
     Ok(String),
     Fault(Fault),
+    /// A whole response of the operation's own making (headers, a stream).
+    Http(http::Response<Bytes>),
 }

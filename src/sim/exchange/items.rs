@@ -9,7 +9,7 @@ use crate::types;
 
 use super::answer::{Answer, Caller};
 use super::availability::effective_permission;
-use super::mailbox::{Permission, SimMailbox};
+use super::mailbox::{calendar_folder_id, Permission, SimMailbox};
 use super::soap::{body_start, esc};
 use super::state::State;
 
@@ -18,7 +18,7 @@ type MessageError = (&'static str, String);
 
 /// The calendar a request names: a `calendar` distinguished folder of a
 /// mailbox (or of the caller).
-fn calendar_of<'a>(
+pub(crate) fn calendar_of<'a>(
     state: &'a State,
     caller: &Caller,
     folders: &types::NonEmptyArrayOfBaseFolderIdsType,
@@ -183,7 +183,7 @@ pub(crate) fn get_folder(state: &State, caller: &Caller, request: &types::GetFol
             )
         }
     };
-    let folder_id = format!("AAMkADSIMCAL{}", esc(&mailbox.smtp.to_ascii_uppercase()));
+    let folder_id = esc(&calendar_folder_id(&mailbox.smtp)).into_owned();
     wrap(
         "GetFolderResponse",
         format!(

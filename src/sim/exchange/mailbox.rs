@@ -191,6 +191,12 @@ impl SimMailbox {
     }
 }
 
+/// The id of `smtp`'s calendar folder (GetFolder's `FolderId`, the
+/// `ParentFolderId` of its items' notification events).
+pub(crate) fn calendar_folder_id(smtp: &str) -> String {
+    format!("AAMkADSIMCAL{}", smtp.to_ascii_uppercase())
+}
+
 /// The file format: `{ "mailboxes": [ ... ] }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,16 +18,20 @@
 //! ```
 
 // Imports go one way: `mod.rs` (the handle) and `service` (the handler) on
-// top, the operations (`availability`, `items`) below them, and `answer`,
-// `state`, `settings`, `mailbox`, `soap`, `zone` below those.
+// top, the operations (`availability`, `items`, `notifications`) and the
+// `churn` below them, and `answer`, `state`, `subscriptions`, `settings`,
+// `mailbox`, `soap`, `zone` below those.
 mod answer;
 mod availability;
+mod churn;
 mod items;
 pub mod mailbox;
+mod notifications;
 mod service;
 mod settings;
 pub mod soap;
 mod state;
+mod subscriptions;
 mod zone;
 
 use std::collections::{HashMap, VecDeque};
@@ -38,15 +42,17 @@ use std::time::Duration;
 use chrono::Utc;
 use url::Url;
 
+pub use churn::{ChurnChange, ChurnHandle, ChurnKind, MAX_CHURN_LOG};
 pub use mailbox::is_valid_smtp;
 pub use mailbox::{
     generate, GenerateSpec, MailboxFile, MailboxFileError, Occurrence, Permission, Recurrence,
     SimBusyType, SimEvent, SimMailbox,
 };
-pub use settings::{BusyMode, InjectedFault, Knobs, SimAccount, EWS_PATH};
+pub use settings::{BusyMode, InjectedFault, Knobs, NotificationKnobs, SimAccount, EWS_PATH};
 pub use soap::ServerVersionInfo;
 pub use state::{ExchangeCounters, RequestRecord, MAX_RECORDS};
 use state::{Shared, State};
+pub use subscriptions::NotificationCounters;
 
 use super::auth::{AuthPolicy, Authenticator};
 use super::autodiscover::{AutodiscoverAnswer, AutodiscoverResponder};
@@ -158,6 +164,7 @@ impl ExchangeSim {
             records: Vec::new(),
             mailbox_errors: HashMap::new(),
             mailbox_latency: HashMap::new(),
+            subscriptions: Default::default(),
         };
         state.reindex();
         let shared = Arc::new(Shared {
@@ -255,7 +262,16 @@ impl ExchangeSim {
     }
 
     pub fn counters(&self) -> ExchangeCounters {
-        let mut counters = self.shared.lock().counters.clone();
+        let mut counters = {
+            let mut state = self.shared.lock();
+            let expiry = state.knobs.notifications.subscription_expiry;
+            state
+                .subscriptions
+                .expire_idle(std::time::Instant::now(), expiry);
+            let mut counters = state.counters.clone();
+            counters.notifications = state.subscriptions.counters();
+            counters
+        };
         counters.connections = self.server.connections();
         counters.auth = self.authenticator.counters();
         counters
@@ -349,6 +365,12 @@ impl ExchangeSim {
 
     /// Changes one mailbox in place (events, permission, name); `None` when
     /// there is no such mailbox. Its address must stay the same.
+    ///
+    /// Like every calendar change here ([`set_calendar`](Self::set_calendar),
+    /// [`upsert_mailbox`](Self::upsert_mailbox),
+    /// [`remove_mailbox`](Self::remove_mailbox), the churn), the events that
+    /// differ (by [`SimEvent::id`]) become Created/Modified/Deleted events on
+    /// the mailbox's streaming subscriptions.
     pub fn mailbox_mut<T>(
         &self,
         smtp: &str,
@@ -356,36 +378,71 @@ impl ExchangeSim {
     ) -> Option<T> {
         let mut state = self.shared.lock();
         let index = *state.index.get(&smtp.to_ascii_lowercase())?;
-        let result = change(&mut state.mailboxes[index]);
-        state.reindex();
-        Some(result)
+        Some(state.change_mailbox(index, change))
     }
 
     /// Adds a mailbox, or replaces the one with the same address.
     pub fn upsert_mailbox(&self, mailbox: SimMailbox) {
-        let mut state = self.shared.lock();
-        match state.index.get(&mailbox.smtp.to_ascii_lowercase()) {
-            Some(&i) => state.mailboxes[i] = mailbox,
-            None => state.mailboxes.push(mailbox),
-        }
-        state.reindex();
+        self.shared.lock().upsert_mailbox(mailbox);
     }
 
-    /// Removes a mailbox (it becomes unknown: `ErrorMailRecipientNotFound`).
+    /// Removes a mailbox (it becomes unknown: `ErrorMailRecipientNotFound`);
+    /// its items' Deleted events go to its subscriptions.
     pub fn remove_mailbox(&self, smtp: &str) -> bool {
-        let mut state = self.shared.lock();
-        let before = state.mailboxes.len();
-        state
-            .mailboxes
-            .retain(|m| !m.smtp.eq_ignore_ascii_case(smtp));
-        state.reindex();
-        state.mailboxes.len() != before
+        self.shared.lock().remove_mailbox(smtp)
     }
 
     /// Forgets authenticated connections: the next request on each needs a
     /// new handshake (an app pool recycle).
     pub fn forget_connections(&self) {
         self.authenticator.forget_connections();
+    }
+
+    /// The streaming notification counters alone (subscriptions expired by
+    /// now are counted as expired first).
+    pub fn notification_counters(&self) -> NotificationCounters {
+        self.counters().notifications
+    }
+
+    /// Cuts every open GetStreamingEvents response mid-stream: the
+    /// connection closes without the final chunk, as when a load balancer
+    /// or the network drops it. The subscriptions stay (and expire if not
+    /// read again within `subscription_expiry`).
+    pub fn drop_event_streams(&self) {
+        self.shared
+            .lock()
+            .subscriptions
+            .cut_streams(std::time::Instant::now());
+    }
+
+    /// A server restart (an IIS reset, a failover): every subscription is
+    /// gone (`ErrorSubscriptionNotFound` for the old ids), open streams are
+    /// cut and authenticated connections forgotten. Mailboxes, knobs and
+    /// counters stay.
+    pub fn restart(&self) {
+        self.shared
+            .lock()
+            .subscriptions
+            .clear(std::time::Instant::now());
+        self.authenticator.forget_connections();
+    }
+
+    /// Every subscription expires now, as if unread for longer than
+    /// `subscription_expiry`: later requests naming them get
+    /// `ErrorSubscriptionNotFound`, and an open stream reading them reports
+    /// that error with their ids at once (then `Closed` if it reads nothing
+    /// else).
+    pub fn expire_subscriptions(&self) {
+        self.shared.lock().subscriptions.expire_all();
+    }
+
+    /// Starts changing calendars: `per_minute` random changes a minute on
+    /// average (created, moved, re-typed and deleted appointments in the
+    /// next hours of random mailboxes), at random times from `seed`, each
+    /// reaching the mailbox's subscriptions as an event. Stops when the
+    /// handle is dropped; its log says what changed when.
+    pub fn start_churn(&self, per_minute: u32, seed: u64) -> ChurnHandle {
+        churn::start(self.shared.clone(), per_minute, seed)
     }
 
     /// Stops accepting connections.

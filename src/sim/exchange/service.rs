@@ -10,12 +10,15 @@ use http::{Method, StatusCode};
 
 use crate::envelope::{deserialize, read_envelope_body, HeaderCopies, MESSAGES_NS};
 use crate::filter::FILTER_SCHEMA;
-use crate::operation::{FindItem, GetFolder, GetUserAvailability, Operation, ResolveNames};
+use crate::operation::{
+    FindItem, GetFolder, GetStreamingEvents, GetUserAvailability, Operation, ResolveNames,
+    Subscribe, Unsubscribe,
+};
 use crate::response_message::wire;
 use crate::sim::http::{plain_response, ResponseFault, ServerRequest};
 use crate::types;
 
-use super::answer::{Answer, Caller};
+use super::answer::{AffinityHeaders, Answer, Caller};
 use super::settings::{BusyMode, InjectedFault, SimAccount, EWS_PATH};
 use super::soap::{self, Fault, VERSION_ORDER};
 use super::state::{RequestRecord, Shared, MAX_RECORDS};
@@ -86,6 +89,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
     };
     let _in_flight = InFlight(shared.clone());
 
+    let affinity = affinity_headers(&parts.headers);
     let mut record = RequestRecord {
         arrived,
         operation: "-".into(),
@@ -93,6 +97,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
         window: None,
         account: user.clone(),
         outcome: "ok".into(),
+        anchor_mailbox: affinity.anchor_mailbox.clone(),
+        backend_cookie: affinity.backend_cookie.clone(),
     };
     let parsed = parse(&shared, &body, soap_action.as_deref(), user.as_deref());
     if let Ok(request) = &parsed {
@@ -149,10 +155,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
             Err(fault) => Answer::Fault(fault),
             Ok(request) => {
                 due += extra_latency(&shared, &request);
-                execute(&shared, request)
+                execute(&shared, request, &affinity)
             }
         };
         let mut response = match answer {
+            Answer::Http(response) => response,
             Answer::Ok(body) => soap::xml_response(StatusCode::OK, soap::envelope(&version, &body)),
             Answer::Fault(fault) => {
                 record.outcome = fault.code.to_owned();
@@ -182,6 +189,29 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
         state.records.push(record);
     }
     response
+}
+
+/// The affinity headers ("Maintain affinity between a group of
+/// subscriptions and the Mailbox server in Exchange"), read on every request
+/// (Exchange's front end routes every request by them).
+fn affinity_headers(headers: &http::HeaderMap) -> AffinityHeaders {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    AffinityHeaders {
+        anchor_mailbox: text("x-anchormailbox"),
+        prefer_server_affinity: text("x-preferserveraffinity")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        backend_cookie: headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(super::notifications::cookie_value),
+    }
 }
 
 /// Breaks a finished response as `fault` says.
@@ -308,6 +338,9 @@ pub(crate) enum EwsRequest {
     FindItem(Box<types::FindItemType>, Caller),
     GetFolder(Box<types::GetFolderType>, Caller),
     ResolveNames(Box<types::ResolveNamesType>),
+    Subscribe(Box<types::SubscribeType>, Caller),
+    GetStreamingEvents(Box<types::GetStreamingEventsType>, Caller),
+    Unsubscribe(Box<types::UnsubscribeType>, Caller),
 }
 
 impl EwsRequest {
@@ -317,11 +350,27 @@ impl EwsRequest {
             EwsRequest::FindItem(..) => FindItem::NAME,
             EwsRequest::GetFolder(..) => GetFolder::NAME,
             EwsRequest::ResolveNames(_) => ResolveNames::NAME,
+            EwsRequest::Subscribe(..) => Subscribe::NAME,
+            EwsRequest::GetStreamingEvents(..) => GetStreamingEvents::NAME,
+            EwsRequest::Unsubscribe(..) => Unsubscribe::NAME,
         }
     }
 }
 
-fn execute(shared: &Shared, request: EwsRequest) -> Answer {
+fn execute(shared: &Arc<Shared>, request: EwsRequest, affinity: &AffinityHeaders) -> Answer {
+    use super::notifications;
+    let request = match request {
+        EwsRequest::Subscribe(r, caller) => {
+            return notifications::subscribe(shared, &caller, affinity, &r)
+        }
+        EwsRequest::GetStreamingEvents(r, caller) => {
+            return notifications::get_streaming_events(shared, &caller, &r)
+        }
+        EwsRequest::Unsubscribe(r, caller) => {
+            return notifications::unsubscribe(shared, &caller, &r)
+        }
+        other => other,
+    };
     let state = shared.lock();
     match request {
         EwsRequest::GetUserAvailability(r, caller) => {
@@ -330,6 +379,9 @@ fn execute(shared: &Shared, request: EwsRequest) -> Answer {
         EwsRequest::FindItem(r, caller) => super::items::find_item(&state, &caller, &r),
         EwsRequest::GetFolder(r, caller) => super::items::get_folder(&state, &caller, &r),
         EwsRequest::ResolveNames(r) => super::items::resolve_names(&state, &r),
+        EwsRequest::Subscribe(..)
+        | EwsRequest::GetStreamingEvents(..)
+        | EwsRequest::Unsubscribe(..) => unreachable!("answered above"),
     }
 }
 
@@ -360,11 +412,17 @@ fn parse(
             ResolveNames::REQUEST_ELEMENT.local,
             ResolveNames::SOAP_ACTION,
         ),
+        (Subscribe::REQUEST_ELEMENT.local, Subscribe::SOAP_ACTION),
+        (
+            GetStreamingEvents::REQUEST_ELEMENT.local,
+            GetStreamingEvents::SOAP_ACTION,
+        ),
+        (Unsubscribe::REQUEST_ELEMENT.local, Unsubscribe::SOAP_ACTION),
     ];
     let Some(&(_, action)) = known.iter().find(|(element, _)| *element == local) else {
         return Err(Fault::new(
             "ErrorInvalidRequest",
-            format!("The request '{local}' is not served by this simulator (GetUserAvailability, FindItem, GetFolder, ResolveNames are)."),
+            format!("The request '{local}' is not served by this simulator (GetUserAvailability, FindItem, GetFolder, ResolveNames, Subscribe, GetStreamingEvents, Unsubscribe are)."),
         ));
     };
     if let Some(sent) = soap_action {
@@ -386,7 +444,7 @@ fn parse(
                 body,
             )
             .map_err(|e| Fault::schema_validation(e.to_string(), 0))?;
-            let caller = check_headers::<$op>(shared, &headers, account)?;
+            let caller = check_headers::<$op>(shared, &headers, account, user)?;
             (Box::new(request), caller)
         }};
     }
@@ -402,6 +460,18 @@ fn parse(
         "GetFolder" => {
             let (request, caller) = read!(GetFolder);
             EwsRequest::GetFolder(request, caller)
+        }
+        "Subscribe" => {
+            let (request, caller) = read!(Subscribe);
+            EwsRequest::Subscribe(request, caller)
+        }
+        "GetStreamingEvents" => {
+            let (request, caller) = read!(GetStreamingEvents);
+            EwsRequest::GetStreamingEvents(request, caller)
+        }
+        "Unsubscribe" => {
+            let (request, caller) = read!(Unsubscribe);
+            EwsRequest::Unsubscribe(request, caller)
         }
         _ => EwsRequest::ResolveNames(read!(ResolveNames).0),
     })
@@ -420,7 +490,14 @@ fn check_headers<Op: Operation>(
     shared: &Shared,
     headers: &HeaderCopies,
     account: Option<&SimAccount>,
+    user: Option<&str>,
 ) -> Result<Caller, Fault> {
+    // One name per account however it authenticated (NTLM, Basic, UPN).
+    let account_name = match account {
+        Some(a) => format!("{}\\{}", a.domain, a.user),
+        None => user.unwrap_or_default().to_owned(),
+    }
+    .to_ascii_lowercase();
     let mut version = None;
     let mut impersonate = None;
     for (local, copy) in headers {
@@ -474,7 +551,10 @@ fn check_headers<Op: Operation>(
     }
     let own = account.and_then(|a| a.smtp.clone());
     let Some(sid) = impersonate else {
-        return Ok(Caller { acting_as: own });
+        return Ok(Caller {
+            acting_as: own,
+            account: account_name,
+        });
     };
     if !account.is_some_and(|a| a.impersonation) {
         return Err(Fault::new(
@@ -501,5 +581,6 @@ fn check_headers<Op: Operation>(
     }
     Ok(Caller {
         acting_as: Some(target),
+        account: account_name,
     })
 }

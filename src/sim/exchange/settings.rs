@@ -119,6 +119,65 @@ pub struct Knobs {
     /// `ErrorMailboxDataArrayTooBig` (Exchange's own limit is 100; a lower
     /// value tests a client that halves its chunks).
     pub max_mailboxes_per_request: usize,
+    /// Streaming notifications (Subscribe, GetStreamingEvents).
+    pub notifications: NotificationKnobs,
+}
+
+/// How the simulator's streaming notifications behave. The defaults are
+/// Exchange on-premises' where Microsoft documents them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationKnobs {
+    /// GetStreamingEvents connections one account may hold open; beyond it
+    /// `ErrorExceededConnectionCount`. "Handling notification-related
+    /// errors in EWS in Exchange": on-premises `HangingConnectionLimit`
+    /// (EWS web.config) defaults to 3 (Exchange Online: 10).
+    pub hanging_connection_limit: usize,
+    /// Subscriptions one account may hold; beyond it
+    /// `ErrorExceededSubscriptionCount`. The throttling policy's
+    /// `EWSMaxSubscriptions`, on-premises default 5000.
+    pub max_subscriptions: usize,
+    /// Subscription ids one GetStreamingEvents may name. "Maintain affinity
+    /// between a group of subscriptions and the Mailbox server": at most
+    /// 200 per group; Exchange's enforcement is not documented, so above it
+    /// the simulator answers `ErrorInvalidArgument` to catch a client that
+    /// overfills a group.
+    pub max_subscriptions_per_stream: usize,
+    /// Time between keep-alive messages (`ConnectionStatus` `OK`) on an
+    /// open stream. Exchange's interval is not documented; the EWS Managed
+    /// API gives up on a connection after 45 s without data, so it must be
+    /// shorter: 30 s.
+    pub keep_alive: Duration,
+    /// Time from a calendar change to its event on the stream (Exchange's
+    /// own delay is not documented; it is short).
+    pub notification_delay: Duration,
+    /// How long a subscription outlives the last connection that read it
+    /// before it expires (`ErrorSubscriptionNotFound` from then on).
+    /// Microsoft documents that unread streaming subscriptions expire, not
+    /// after how long: 30 minutes, Exchange's maximum `ConnectionTimeout`.
+    pub subscription_expiry: Duration,
+    /// The length of one minute of GetStreamingEvents' `ConnectionTimeout`
+    /// (given in minutes, 1 to 30). A real minute by default; tests shorten
+    /// it (e.g. 200 ms) to see `Closed` without waiting minutes.
+    pub connection_timeout_minute: Duration,
+    /// Events queued for one subscription while nobody reads it; beyond it
+    /// the subscription fails with `ErrorMissedNotificationEvents` (Exchange
+    /// keeps a bounded queue too; its size is not documented).
+    pub max_queued_events: usize,
+}
+
+impl Default for NotificationKnobs {
+    fn default() -> Self {
+        NotificationKnobs {
+            hanging_connection_limit: 3,
+            max_subscriptions: 5000,
+            max_subscriptions_per_stream: 200,
+            keep_alive: Duration::from_secs(30),
+            notification_delay: Duration::ZERO,
+            subscription_expiry: Duration::from_secs(30 * 60),
+            connection_timeout_minute: Duration::from_secs(60),
+            max_queued_events: 1000,
+        }
+    }
 }
 
 impl Default for Knobs {
@@ -129,6 +188,7 @@ impl Default for Knobs {
             max_concurrent_requests: None,
             busy_mode: BusyMode::SoapFault { back_off_ms: 5000 },
             max_mailboxes_per_request: EXCHANGE_MAX_MAILBOXES,
+            notifications: NotificationKnobs::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use super::mailbox::SimMailbox;
 use super::settings::{InjectedFault, Knobs, SimAccount};
 use super::soap::ServerVersionInfo;
+use super::subscriptions::{calendar_changes, NotificationCounters, Subscriptions};
 use crate::sim::auth::AuthCounters;
 use crate::sim::autodiscover::AutodiscoverResponder;
 
@@ -33,6 +34,11 @@ pub struct RequestRecord {
     /// What it got: `ok`, a response code (`ErrorServerBusy`), an injected
     /// fault (`fault:ConnectionReset`), `http:503`.
     pub outcome: String,
+    /// The `X-AnchorMailbox` HTTP header, when sent.
+    pub anchor_mailbox: Option<String>,
+    /// The `X-BackEndOverrideCookie` the request carried (`Cookie:`), when
+    /// it did.
+    pub backend_cookie: Option<String>,
 }
 
 /// Counters a test or benchmark reads.
@@ -52,6 +58,8 @@ pub struct ExchangeCounters {
     /// TCP connections accepted.
     pub connections: u64,
     pub auth: AuthCounters,
+    /// Streaming notifications.
+    pub notifications: NotificationCounters,
 }
 
 pub(super) struct State {
@@ -68,6 +76,7 @@ pub(super) struct State {
     /// Lower-case SMTP -> latency added when a GetUserAvailability asks for
     /// that mailbox (a slow mailbox server).
     pub(super) mailbox_latency: HashMap<String, Duration>,
+    pub(super) subscriptions: Subscriptions,
 }
 
 impl State {
@@ -78,6 +87,55 @@ impl State {
             .enumerate()
             .map(|(i, m)| (m.smtp.to_ascii_lowercase(), i))
             .collect();
+    }
+
+    /// Changes the mailbox at `index` and queues the events the change
+    /// makes on its subscriptions.
+    pub(super) fn change_mailbox<T>(
+        &mut self,
+        index: usize,
+        change: impl FnOnce(&mut SimMailbox) -> T,
+    ) -> T {
+        let before = self.mailboxes[index].events.clone();
+        let result = change(&mut self.mailboxes[index]);
+        let mailbox = &self.mailboxes[index];
+        let changes = calendar_changes(&mailbox.smtp, &before, &mailbox.events);
+        let smtp = mailbox.smtp.clone();
+        self.reindex();
+        self.queue_events(&smtp, &changes);
+        result
+    }
+
+    /// Adds a mailbox or replaces the one with its address: a replaced
+    /// calendar's differences are events.
+    pub(super) fn upsert_mailbox(&mut self, mailbox: SimMailbox) {
+        match self.index.get(&mailbox.smtp.to_ascii_lowercase()) {
+            Some(&i) => self.change_mailbox(i, |m| *m = mailbox),
+            None => {
+                self.mailboxes.push(mailbox);
+                self.reindex();
+            }
+        }
+    }
+
+    /// Removes a mailbox: its items are deleted (events on subscriptions to
+    /// it, which stay until they expire or are ended).
+    pub(super) fn remove_mailbox(&mut self, smtp: &str) -> bool {
+        let Some(&index) = self.index.get(&smtp.to_ascii_lowercase()) else {
+            return false;
+        };
+        let removed = self.mailboxes.remove(index);
+        self.reindex();
+        let changes = calendar_changes(&removed.smtp, &removed.events, &[]);
+        self.queue_events(&removed.smtp, &changes);
+        true
+    }
+
+    fn queue_events(&mut self, smtp: &str, changes: &[(super::subscriptions::EventKind, String)]) {
+        let knobs = &self.knobs.notifications;
+        let due = std::time::Instant::now() + knobs.notification_delay;
+        let max_queued = knobs.max_queued_events;
+        self.subscriptions.record(smtp, changes, due, max_queued);
     }
 
     pub(super) fn mailbox(&self, smtp: &str) -> Option<&SimMailbox> {
