@@ -31,7 +31,12 @@ use super::resilience::{
     Attempts, NoRequestObserver, RequestObserver, RequestStats, Resilience, ResilienceConfig,
 };
 use super::response_message::OperationError;
-use super::transport::{HttpTransport, TransportError};
+use super::transport::{
+    HttpRequest, HttpResponse, HttpTransport, StreamingResponse, TransportError,
+};
+
+/// The most read of a stream's error answer (a SOAP fault or an HTML page).
+const FAILED_ANSWER_LIMIT: usize = 256 * 1024;
 use super::version::ExchangeVersion;
 
 /// Routes a request to the impersonated mailbox's server (Exchange 2013+
@@ -386,39 +391,160 @@ impl EwsClient {
         envelope: Bytes,
         headers: HeaderMap,
     ) -> Result<Bytes, EwsError> {
+        Ok(self
+            .send_once_with_head::<Op>(envelope, headers)
+            .await?
+            .body)
+    }
+
+    /// [`send_once`](Self::send_once) with the answer's headers.
+    async fn send_once_with_head<Op: Operation>(
+        &self,
+        envelope: Bytes,
+        headers: HeaderMap,
+    ) -> Result<HttpResponse, EwsError> {
         let response = self
             .transport
             .post_soap(&self.url, Op::SOAP_ACTION, envelope, headers)
             .await?;
-        let server = self.server().to_owned();
         if response.status.is_success() {
-            return Ok(response.body);
+            return Ok(response);
         }
-        let fault = find_fault(&response.body);
-        if response.status == StatusCode::SERVICE_UNAVAILABLE {
-            let retry_after = retry_after(&response.headers, Utc::now())
+        Err(self.failed_answer(response.status, &response.headers, &response.body))
+    }
+
+    /// The error a non-success HTTP answer means: busy (503), a SOAP
+    /// fault, or the status with an excerpt of the body.
+    fn failed_answer(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> EwsError {
+        let server = self.server().to_owned();
+        let fault = find_fault(body);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry_after = retry_after(headers, Utc::now())
                 .or_else(|| fault.as_ref().and_then(SoapFault::back_off));
-            return Err(EwsError::ServiceUnavailable {
+            return EwsError::ServiceUnavailable {
                 server,
                 retry_after,
-            });
+            };
         }
         if let Some(fault) = fault {
-            return Err(EwsError::Fault {
+            return EwsError::Fault {
                 server,
                 fault: Box::new(fault),
-            });
+            };
         }
-        Err(EwsError::Http {
+        EwsError::Http {
             server,
-            status: response.status,
+            status,
             body_excerpt: crate::server_text::sanitized(
-                &String::from_utf8_lossy(&response.body)
+                &String::from_utf8_lossy(body)
                     .chars()
                     .take(300)
                     .collect::<String>(),
             ),
-        })
+        }
+    }
+
+    /// Sends an envelope of `Op` with `headers` (affinity: `X-AnchorMailbox`,
+    /// `Cookie`, ...), paced and retried as every request; `read` turns the
+    /// successful answer (headers and body) into the result, and its errors
+    /// are classified for retrying like the HTTP exchange's (a response
+    /// message saying `ErrorServerBusy` pauses and retries as a fault does).
+    pub(crate) async fn send_reading<Op: Operation, T>(
+        &self,
+        envelope: Vec<u8>,
+        headers: HeaderMap,
+        read: impl Fn(&HttpResponse) -> Result<T, EwsError>,
+    ) -> Result<T, EwsError> {
+        let envelope = Bytes::from(envelope);
+        let (envelope, headers, read) = (&envelope, &headers, &read);
+        let result = self
+            .resilience
+            .send(
+                &mut Attempts::default(),
+                true,
+                self.server(),
+                Op::NAME,
+                move || async move {
+                    let response = self
+                        .send_once_with_head::<Op>(envelope.clone(), headers.clone())
+                        .await?;
+                    read(&response)
+                },
+            )
+            .await?;
+        self.resilience.answered_calmly();
+        Ok(result)
+    }
+
+    /// Opens a streamed answer (GetStreamingEvents) for an envelope of `Op`
+    /// with `headers`, on a connection outside the pool's permits and
+    /// without a concurrency slot (Exchange counts these against its
+    /// `HangingConnectionLimit`, not the request concurrency). `first`
+    /// reads the opened answer up to what decides whether the request was
+    /// refused (the first message). Waits out the server-wide pause and
+    /// retries busy and transient failures as every request, except
+    /// `ErrorExceededConnectionCount`: for a stream it means too many held
+    /// connections, which only the caller can fix (by holding fewer).
+    pub(crate) async fn open_stream<Op, T, F, Fut>(
+        &self,
+        envelope: Vec<u8>,
+        headers: HeaderMap,
+        first: F,
+    ) -> Result<T, EwsError>
+    where
+        Op: Operation,
+        F: Fn(StreamingResponse) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EwsError>>,
+    {
+        let envelope = Bytes::from(envelope);
+        let (envelope, headers, first) = (&envelope, &headers, &first);
+        let opened = self
+            .resilience
+            .send(
+                &mut Attempts::default(),
+                false,
+                self.server(),
+                Op::NAME,
+                move || {
+                    async move {
+                        let result = self
+                            .open_stream_once::<Op>(envelope.clone(), headers.clone())
+                            .await;
+                        let result = match result {
+                            Ok(response) => first(response).await,
+                            Err(e) => Err(e),
+                        };
+                        match result {
+                            // Not retried here: handed out as a success of the
+                            // retry loop, an error again below.
+                            Err(e) if e.fault_code() == Some("ErrorExceededConnectionCount") => {
+                                Ok(Err(e))
+                            }
+                            other => other.map(Ok),
+                        }
+                    }
+                },
+            )
+            .await??;
+        Ok(opened)
+    }
+
+    async fn open_stream_once<Op: Operation>(
+        &self,
+        envelope: Bytes,
+        headers: HeaderMap,
+    ) -> Result<StreamingResponse, EwsError> {
+        let mut request = HttpRequest::soap(self.url.clone(), Op::SOAP_ACTION, envelope)?;
+        request.headers.extend(headers);
+        let response = self.transport.send_streaming(request).await?;
+        if response.status.is_success() {
+            return Ok(response);
+        }
+        let status = response.status;
+        let headers = response.headers.clone();
+        // An error answer is small and complete: read it for its fault.
+        let body = response.into_body(FAILED_ANSWER_LIMIT).await?;
+        Err(self.failed_answer(status, &headers, &body))
     }
 
     /// Turns an envelope-layer failure into an [`EwsError`] (a fault inside a

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::client::EwsError;
@@ -243,17 +242,17 @@ impl Resilience {
     /// `take_slot` is false, and waits out a pause first. A success is not
     /// counted as calm here: the caller knows whether the answer was
     /// (see [`Self::answered_calmly`]).
-    pub(crate) async fn send<F, Fut>(
+    pub(crate) async fn send<T, F, Fut>(
         &self,
         attempts: &mut Attempts,
         take_slot: bool,
         server: &str,
         operation: &str,
         mut send_once: F,
-    ) -> Result<Bytes, EwsError>
+    ) -> Result<T, EwsError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Bytes, EwsError>>,
+        Fut: Future<Output = Result<T, EwsError>>,
     {
         loop {
             let sent = {

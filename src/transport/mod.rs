@@ -11,6 +11,7 @@ mod connection;
 mod credentials;
 mod error;
 mod ntlm;
+mod streaming;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,8 +31,10 @@ use url::Url;
 pub use channel_binding::{certificate_hash, tls_server_end_point, TLS_SERVER_END_POINT_PREFIX};
 pub use credentials::{AuthScheme, Credentials, CredentialsError};
 pub use error::TransportError;
+pub use streaming::StreamingResponse;
 
 use connection::{read_body, Connection};
+use hyper::body::Incoming;
 use ntlm::NtlmHandshake;
 
 /// How the transport connects; every field has a sensible default.
@@ -321,6 +324,53 @@ impl HttpTransport {
             })?
     }
 
+    /// Sends `request` on a connection of its own and returns once the
+    /// response head is here, its body to be read piece by piece as it
+    /// arrives (GetStreamingEvents). The connection is outside the per-host
+    /// pool and its permits: a stream holds it for up to half an hour and
+    /// must not starve the other requests. Authenticated as every request
+    /// (NTLM/Negotiate on this connection, channel binding, Basic); the
+    /// request timeout bounds connecting and authenticating up to the head,
+    /// the caller bounds the body's reading. Dropping the response closes
+    /// the connection.
+    pub async fn send_streaming(
+        &self,
+        request: HttpRequest,
+    ) -> Result<StreamingResponse, TransportError> {
+        let origin = Origin::of(&request.url)?;
+        self.check_allowed(&origin, &request)?;
+        let timeout = self.inner.config.request_timeout;
+        let opened = async {
+            let mut connection = Connection::open(
+                &origin,
+                self.resolved(&origin),
+                &self.inner.tls,
+                self.inner.config.connect_timeout,
+            )
+            .await?;
+            self.inner
+                .connections_opened
+                .fetch_add(1, Ordering::Relaxed);
+            let (head, body) = self
+                .exchange_head(&mut connection, &origin, &request)
+                .await?;
+            Ok::<_, TransportError>(StreamingResponse::new(
+                origin.host.clone(),
+                head,
+                body,
+                connection,
+            ))
+        };
+        tokio::time::timeout(timeout, opened)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                host: origin.host.clone(),
+                what: "opening the stream",
+                setting: "request timeout",
+                after: timeout,
+            })?
+    }
+
     fn check_allowed(&self, origin: &Origin, request: &HttpRequest) -> Result<(), TransportError> {
         let config = &self.inner.config;
         if !origin.tls && !config.allow_plain_http {
@@ -428,8 +478,22 @@ impl HttpTransport {
         origin: &Origin,
         request: &HttpRequest,
     ) -> Result<(HttpResponse, bool), TransportError> {
+        let head = self.exchange_head(connection, origin, request).await?;
+        self.read_whole(head, origin).await
+    }
+
+    /// [`exchange`](Self::exchange) up to the final response's head: its
+    /// body is left unread (a stream's body never ends on its own).
+    async fn exchange_head(
+        &self,
+        connection: &mut Connection,
+        origin: &Origin,
+        request: &HttpRequest,
+    ) -> Result<(http::response::Parts, Incoming), TransportError> {
         let Some(credentials) = self.credentials_for(request) else {
-            return self.round_trip(connection, origin, request, None).await;
+            return self
+                .round_trip_head(connection, origin, request, None)
+                .await;
         };
         match credentials.scheme() {
             AuthScheme::Basic => {
@@ -439,26 +503,29 @@ impl HttpTransport {
                     credentials.password().expose()
                 ));
                 let authorization = format!("Basic {token}");
-                let (response, keep_alive) = self
-                    .round_trip(connection, origin, request, Some(&authorization))
+                let (head, body) = self
+                    .round_trip_head(connection, origin, request, Some(&authorization))
                     .await?;
-                if response.status == StatusCode::UNAUTHORIZED {
+                if head.status == StatusCode::UNAUTHORIZED {
                     return Err(auth_error(
                         origin,
-                        &response,
+                        &head.headers,
                         AuthScheme::Basic,
                         "check the user name and password",
                     ));
                 }
-                Ok((response, keep_alive))
+                Ok((head, body))
             }
             scheme @ (AuthScheme::Ntlm | AuthScheme::Negotiate) => {
                 if connection.authenticated {
-                    let (response, keep_alive) =
-                        self.round_trip(connection, origin, request, None).await?;
-                    if response.status != StatusCode::UNAUTHORIZED {
-                        return Ok((response, keep_alive));
+                    let head = self
+                        .round_trip_head(connection, origin, request, None)
+                        .await?;
+                    if head.0.status != StatusCode::UNAUTHORIZED {
+                        return Ok(head);
                     }
+                    // Read the 401's body so the connection can carry the handshake.
+                    let (_, keep_alive) = self.read_whole(head, origin).await?;
                     // The server forgot this connection's authentication
                     // (e.g. it restarted the session): authenticate again.
                     connection.authenticated = false;
@@ -482,7 +549,7 @@ impl HttpTransport {
         request: &HttpRequest,
         credentials: &Credentials,
         scheme: AuthScheme,
-    ) -> Result<(HttpResponse, bool), TransportError> {
+    ) -> Result<(http::response::Parts, Incoming), TransportError> {
         let binding = if self.inner.config.channel_binding {
             connection
                 .leaf_certificate
@@ -512,12 +579,14 @@ impl HttpTransport {
             .await?;
         if challenge_response.status != StatusCode::UNAUTHORIZED {
             // No authentication required after all: send the real request.
-            return self.round_trip(connection, origin, request, None).await;
+            return self
+                .round_trip_head(connection, origin, request, None)
+                .await;
         }
         let Some(challenge) = find_challenge(&challenge_response.headers, scheme) else {
             return Err(auth_error(
                 origin,
-                &challenge_response,
+                &challenge_response.headers,
                 scheme,
                 &format!("the server sent no {scheme} challenge; configure a scheme it offers"),
             ));
@@ -530,20 +599,20 @@ impl HttpTransport {
         }
         let authenticate = handshake.authenticate(&challenge).map_err(ntlm_failure)?;
         let authorization = format!("{} {}", scheme.header_name(), base64_encode(&authenticate));
-        let (response, keep_alive) = self
-            .round_trip(connection, origin, request, Some(&authorization))
+        let (head, body) = self
+            .round_trip_head(connection, origin, request, Some(&authorization))
             .await?;
         self.inner.ntlm_handshakes.fetch_add(1, Ordering::Relaxed);
-        if response.status == StatusCode::UNAUTHORIZED {
+        if head.status == StatusCode::UNAUTHORIZED {
             let hint = if binding.is_none() && origin.tls {
                 "check the user name and password; if the server has Extended Protection on, enable channel binding"
             } else {
                 "check the user name and password (and that the account may use this service)"
             };
-            return Err(auth_error(origin, &response, scheme, hint));
+            return Err(auth_error(origin, &head.headers, scheme, hint));
         }
         connection.authenticated = true;
-        Ok((response, keep_alive))
+        Ok((head, body))
     }
 
     /// Sends the request (with `authorization`, when given) and reads the
@@ -555,6 +624,52 @@ impl HttpTransport {
         request: &HttpRequest,
         authorization: Option<&str>,
     ) -> Result<(HttpResponse, bool), TransportError> {
+        let head = self
+            .round_trip_head(connection, origin, request, authorization)
+            .await?;
+        self.read_whole(head, origin).await
+    }
+
+    /// Reads the body of a response whose head is here, within the size
+    /// limit; the response and whether the connection may be reused.
+    async fn read_whole(
+        &self,
+        (parts, body): (http::response::Parts, Incoming),
+        origin: &Origin,
+    ) -> Result<(HttpResponse, bool), TransportError> {
+        let keep_alive = !connection_close(&parts.headers);
+        let content_length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let body = read_body(
+            body,
+            content_length,
+            self.inner.config.max_response_bytes,
+            &origin.host,
+        )
+        .await?;
+        Ok((
+            HttpResponse {
+                host: origin.host.clone(),
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            },
+            keep_alive,
+        ))
+    }
+
+    /// Sends the request (with `authorization`, when given) and returns the
+    /// response head with the body unread.
+    async fn round_trip_head(
+        &self,
+        connection: &mut Connection,
+        origin: &Origin,
+        request: &HttpRequest,
+        authorization: Option<&str>,
+    ) -> Result<(http::response::Parts, Incoming), TransportError> {
         let path = match request.url.query() {
             Some(query) => format!("{}?{query}", request.url.path()),
             None => request.url.path().to_owned(),
@@ -593,29 +708,7 @@ impl HttpTransport {
             TransportError::Config(format!("invalid request to {}: {e}", request.url))
         })?;
         let response = connection.send(http_request, &origin.host).await?;
-        let (parts, body) = response.into_parts();
-        let keep_alive = !connection_close(&parts.headers);
-        let content_length = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let body = read_body(
-            body,
-            content_length,
-            self.inner.config.max_response_bytes,
-            &origin.host,
-        )
-        .await?;
-        Ok((
-            HttpResponse {
-                host: origin.host.clone(),
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            },
-            keep_alive,
-        ))
+        Ok(response.into_parts())
     }
 }
 
@@ -688,13 +781,13 @@ fn find_challenge(headers: &HeaderMap, scheme: AuthScheme) -> Option<Vec<u8>> {
 
 fn auth_error(
     origin: &Origin,
-    response: &HttpResponse,
+    headers: &HeaderMap,
     tried: AuthScheme,
     hint: &str,
 ) -> TransportError {
     TransportError::Auth {
         host: origin.host.clone(),
-        offered: offered_schemes(&response.headers),
+        offered: offered_schemes(headers),
         tried,
         hint: hint.to_owned(),
     }

@@ -411,7 +411,10 @@ fn operation_request_envelopes() {
     let end = utc("2026-02-17T00:00:00Z");
     let mut tz = headers();
     tz.time_zone_id = Some("W. Europe Standard Time".into());
-    let requests: [(&str, Vec<u8>); 6] = [
+    let mut as_alice = headers();
+    as_alice.impersonate = Some("alice@corp.example.com".into());
+    let ids: Vec<String> = (1..=3).map(|i| format!("sub-{i}")).collect();
+    let requests: [(&str, Vec<u8>); 9] = [
         (
             "ews_request_find_item_calendar_view",
             calendar_view::request(&tz, Some("alice@corp.example.com"), start, end, Some(500))
@@ -425,9 +428,15 @@ fn operation_request_envelopes() {
             "ews_request_resolve_names",
             resolve_names::request(&headers(), "alice@corp.example.com").unwrap(),
         ),
+        // Folder rights: the account itself, the calendar with <Mailbox>.
         (
             "ews_request_subscribe_streaming",
             notifications::subscribe_request(&headers(), Some("alice@corp.example.com")).unwrap(),
+        ),
+        // Impersonation: as the mailbox, the calendar without <Mailbox>.
+        (
+            "ews_request_subscribe_streaming_impersonated",
+            notifications::subscribe_request(&as_alice, None).unwrap(),
         ),
         (
             "ews_request_get_streaming_events",
@@ -435,8 +444,16 @@ fn operation_request_envelopes() {
                 .unwrap(),
         ),
         (
+            "ews_request_get_streaming_events_impersonated",
+            notifications::get_events_request(&as_alice, &ids, 1).unwrap(),
+        ),
+        (
             "ews_request_unsubscribe",
             notifications::unsubscribe_request(&headers(), "sub-1").unwrap(),
+        ),
+        (
+            "ews_request_unsubscribe_impersonated",
+            notifications::unsubscribe_request(&as_alice, "sub-1").unwrap(),
         ),
     ];
     for (name, xml) in requests {
@@ -533,7 +550,9 @@ fn streaming_subscription_events_and_unsubscribe() {
     let id = notifications::parse_subscribe_response(&fixture("subscribe_streaming.xml")).unwrap();
     assert!(id.starts_with("GABleG1ieDAx"));
     let events = notifications::parse_events_response(&fixture("getstreamingevents.xml")).unwrap();
-    assert_eq!(events.connection_status.as_deref(), Some("OK"));
+    use notifications::ConnectionStatus;
+    assert_eq!(events.connection_status, Some(ConnectionStatus::Ok));
+    assert!(events.failed_subscriptions.is_empty());
     assert_eq!(events.notifications.len(), 1);
     let kinds: Vec<_> = events.notifications[0]
         .events
@@ -550,10 +569,48 @@ fn streaming_subscription_events_and_unsubscribe() {
     );
     let closed =
         notifications::parse_events_response(&fixture("getstreamingevents_closed.xml")).unwrap();
-    assert_eq!(closed.connection_status.as_deref(), Some("Closed"));
+    assert_eq!(closed.connection_status, Some(ConnectionStatus::Closed));
     assert!(closed.notifications.is_empty());
     let heartbeat =
         notifications::parse_events_response(&fixture("getstreamingevents_heartbeat.xml")).unwrap();
-    assert_eq!(heartbeat.connection_status.as_deref(), Some("OK"));
+    assert_eq!(heartbeat.connection_status, Some(ConnectionStatus::Ok));
     notifications::parse_unsubscribe_response(&fixture("unsubscribe.xml")).unwrap();
+}
+
+/// A GetStreamingEvents message as "Handling notification-related errors in
+/// EWS in Exchange" describes one: an error for some subscriptions
+/// (`ErrorSubscriptionIds`) next to notifications for others, with a moved
+/// appointment among them.
+const STREAMING_EVENTS_WITH_ERRORS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
+<m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+<m:ResponseMessages>
+<m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>
+<m:Notifications><t:Notification><t:SubscriptionId>sub-1</t:SubscriptionId>
+<t:MovedEvent><t:TimeStamp>2026-02-10T07:42:13Z</t:TimeStamp><t:ItemId Id="new-item" ChangeKey="ck"/><t:ParentFolderId Id="calendar" ChangeKey="f"/>
+<t:OldItemId Id="old-item" ChangeKey="ck0"/><t:OldParentFolderId Id="drafts" ChangeKey="f0"/></t:MovedEvent>
+</t:Notification></m:Notifications></m:GetStreamingEventsResponseMessage>
+<m:GetStreamingEventsResponseMessage ResponseClass="Error"><m:MessageText>The subscription was not found.</m:MessageText>
+<m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>
+<m:ErrorSubscriptionIds><t:SubscriptionId>sub-2</t:SubscriptionId><t:SubscriptionId>sub-3</t:SubscriptionId></m:ErrorSubscriptionIds>
+</m:GetStreamingEventsResponseMessage>
+</m:ResponseMessages></m:GetStreamingEventsResponse></soap:Body></soap:Envelope>"#;
+
+#[test]
+fn streaming_errors_for_some_subscriptions_are_data() {
+    let events = notifications::parse_events_response(STREAMING_EVENTS_WITH_ERRORS.as_bytes())
+        .expect("an error for some subscriptions does not fail the message");
+    assert_eq!(events.notifications.len(), 1);
+    let moved = &events.notifications[0].events[0];
+    assert_eq!(moved.kind, notifications::ChangeKind::Moved);
+    assert_eq!(moved.item_id.as_deref(), Some("new-item"));
+    assert_eq!(moved.parent_folder_id, "calendar");
+    assert_eq!(
+        events.failed_subscriptions,
+        [notifications::SubscriptionFailure {
+            code: "ErrorSubscriptionNotFound".into(),
+            message: "The subscription was not found.".into(),
+            subscription_ids: vec!["sub-2".into(), "sub-3".into()],
+        }]
+    );
 }

@@ -5,6 +5,7 @@
 //! own).
 
 mod availability;
+mod notifications;
 mod ntlm_acceptor;
 mod resilience;
 mod resolve;
