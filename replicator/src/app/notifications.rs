@@ -36,8 +36,14 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::{NotificationMode, NotificationSettings};
+use crate::config::{ExchangeSettings, NotificationMode, NotificationSettings};
 use crate::replication::{ChangeFeed, FeedStatus, MailboxChange, WatchMode};
+use ews_toolkit::client::{EwsClient, EwsError};
+use ews_toolkit::notifications::{
+    self, Affinity, ConnectionStatus, EventStream, MailboxAccess, StreamLimits,
+};
+
+use super::{DirectoryScp, ExchangeCalendars};
 
 /// A failed notification call: Exchange's response code where it gave one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +341,15 @@ struct Group<F> {
     last_error: Option<String>,
 }
 
+impl<F> Drop for Group<F> {
+    fn drop(&mut self) {
+        // A stopped feed (or a group given up) holds no connection.
+        if let Some(task) = self.connection.take() {
+            task.abort();
+        }
+    }
+}
+
 /// A mailbox wanted but not subscribed: why, and when to try again.
 struct Pending {
     reason: String,
@@ -377,11 +392,6 @@ impl<A: NotificationApi> Manager<A> {
                 },
                 Some(event) = events.recv() => self.on_connection_event(event),
                 _ = sleep_until(wake) => {}
-            }
-        }
-        for group in &mut self.groups {
-            if let Some(task) = group.connection.take() {
-                task.abort();
             }
         }
     }
@@ -474,13 +484,7 @@ impl<A: NotificationApi> Manager<A> {
     async fn reconcile(&mut self) {
         let now = Instant::now();
         // An emptied group frees its connection for a new group.
-        self.groups.retain(|g| {
-            let keep = !g.members.is_empty();
-            if let (false, Some(task)) = (keep, &g.connection) {
-                task.abort();
-            }
-            keep
-        });
+        self.groups.retain(|g| !g.members.is_empty());
         if self.subscribe_retry_at.is_none_or(|at| at <= now) {
             self.subscribe_retry_at = None;
             self.subscribe_due(now).await;
@@ -841,3 +845,167 @@ async fn sleep_until(at: Option<Instant>) {
 
 #[cfg(test)]
 mod tests;
+
+// ---------------------------------------------------------------- over EWS
+
+/// [`NotificationApi`] over the EWS toolkit: one client for the account
+/// (created on the first call: the configured URL, or autodiscover for the
+/// first mailbox), impersonating each mailbox or using folder rights.
+pub struct EwsNotifications {
+    settings: ExchangeSettings,
+    scp: DirectoryScp,
+    client: tokio::sync::OnceCell<EwsClient>,
+}
+
+impl EwsNotifications {
+    pub fn new(settings: ExchangeSettings, scp: DirectoryScp) -> EwsNotifications {
+        EwsNotifications {
+            settings,
+            scp,
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn access(&self) -> MailboxAccess {
+        if self.settings.impersonation {
+            MailboxAccess::Impersonation
+        } else {
+            MailboxAccess::FolderRights
+        }
+    }
+
+    async fn client(&self, mailbox: &str) -> Result<&EwsClient, NotificationError> {
+        let failed = |message: String| NotificationError {
+            code: None,
+            message,
+        };
+        self.client
+            .get_or_try_init(|| async {
+                let url = match &self.settings.url {
+                    Some(url) => url.clone(),
+                    None => {
+                        super::autodiscover::discover(&self.settings, &self.scp, mailbox)
+                            .await
+                            .map_err(|e| failed(e.to_string()))?
+                            .ews_url
+                    }
+                };
+                let transport =
+                    super::exchange_transport(&self.settings).map_err(|e| failed(e.to_string()))?;
+                EwsClient::new(Arc::new(transport), url)
+                    .with_version(self.settings.version)
+                    .with_resilience(super::resilience_config(&self.settings))
+                    .map_err(|e| failed(e.to_string()))
+            })
+            .await
+    }
+}
+
+fn ews_error(error: EwsError) -> NotificationError {
+    NotificationError {
+        code: error.fault_code().map(str::to_owned),
+        message: error.to_string(),
+    }
+}
+
+/// An open GetStreamingEvents answer of the toolkit.
+pub struct EwsEventSource(EventStream);
+
+impl EventSource for EwsEventSource {
+    async fn next_message(&mut self) -> Option<Result<StreamMessage, NotificationError>> {
+        let message = match self.0.next_message().await? {
+            Ok(message) => message,
+            Err(error) => return Some(Err(ews_error(error))),
+        };
+        Some(Ok(StreamMessage {
+            changed: message
+                .notifications
+                .into_iter()
+                .filter(|n| !n.events.is_empty())
+                .map(|n| n.subscription_id)
+                .collect(),
+            closed: message.connection_status == Some(ConnectionStatus::Closed),
+            failed: message
+                .failed_subscriptions
+                .into_iter()
+                .map(|f| (f.code, f.subscription_ids))
+                .collect(),
+        }))
+    }
+}
+
+impl NotificationApi for EwsNotifications {
+    type Affinity = Affinity;
+    type Stream = EwsEventSource;
+
+    fn affinity(&self, anchor_mailbox: &str) -> Affinity {
+        Affinity::new(anchor_mailbox)
+    }
+
+    async fn subscribe(
+        &self,
+        mailbox: &str,
+        affinity: &Affinity,
+    ) -> Result<String, NotificationError> {
+        let client = self.client(mailbox).await?;
+        notifications::subscribe(client, mailbox, self.access(), affinity)
+            .await
+            .map_err(ews_error)
+    }
+
+    async fn open_stream(
+        &self,
+        subscription_ids: &[String],
+        affinity: &Affinity,
+    ) -> Result<EwsEventSource, NotificationError> {
+        let anchor = affinity.anchor_mailbox();
+        let client = self.client(anchor).await?;
+        // With impersonation the group's requests act as its anchor mailbox,
+        // the one X-AnchorMailbox names ("Maintain affinity between a group
+        // of subscriptions and the Mailbox server in Exchange").
+        let impersonate = self.settings.impersonation.then_some(anchor);
+        notifications::open_event_stream(
+            client,
+            subscription_ids,
+            self.settings.notifications.connection_timeout_minutes,
+            affinity,
+            impersonate,
+            StreamLimits::default(),
+        )
+        .await
+        .map(EwsEventSource)
+        .map_err(ews_error)
+    }
+
+    async fn unsubscribe(
+        &self,
+        subscription_id: &str,
+        mailbox: &str,
+        affinity: &Affinity,
+    ) -> Result<(), NotificationError> {
+        let client = self.client(mailbox).await?;
+        let impersonate = self.settings.impersonation.then_some(mailbox);
+        notifications::unsubscribe(client, subscription_id, impersonate, affinity)
+            .await
+            .map_err(ews_error)
+    }
+}
+
+/// The service's change feed for `settings`: streaming notifications
+/// through Exchange's EWS, or every mailbox polled when they are off.
+pub fn feed_for(
+    settings: &ExchangeSettings,
+    calendars: &ExchangeCalendars,
+    changes: UnboundedSender<MailboxChange>,
+) -> Arc<dyn ChangeFeed> {
+    if let Some(reason) = off_reason(settings.notifications.mode) {
+        return Arc::new(PolledOnly::new(reason));
+    }
+    Arc::new(StreamingFeed::start(
+        EwsNotifications::new(settings.clone(), calendars.scp()),
+        settings.notifications.clone(),
+        settings.impersonation,
+        FeedTiming::default(),
+        changes,
+    ))
+}
