@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::support::lab::{run_binary, text, write_private, EWS_PASSWORD, UC_PASSWORD};
 
-const MAILBOX: &str = "alice@example.org";
+pub(crate) const MAILBOX: &str = "alice@example.org";
 
 fn sim_user(name: &str, admin: bool) -> SimUser {
     SimUser {
@@ -44,15 +44,15 @@ fn sim_user(name: &str, admin: bool) -> SimUser {
 
 /// The Exchange and UCServer simulators, a static directory and a
 /// configuration whose `[exchange] url` and `[ucserver] url` a test sets.
-struct Lab {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    ucserver: UcServerSim,
-    exchange: ExchangeSim,
+pub(crate) struct Lab {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: PathBuf,
+    pub(crate) ucserver: UcServerSim,
+    pub(crate) exchange: ExchangeSim,
 }
 
 impl Lab {
-    async fn start() -> Lab {
+    pub(crate) async fn start() -> Lab {
         let ucserver = UcServerSim::start(
             UcServerSimConfig::new(UserDatabase {
                 users: vec![sim_user("ucadmin", true), sim_user("alice", false)],
