@@ -92,3 +92,35 @@ async fn the_service_writes_a_calendar_change_within_seconds_and_status_shows_th
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The demo's push phase: churn in the simulated Exchange, and changes
+/// written to the UCServer by the push loop within seconds.
+#[tokio::test]
+async fn the_demo_pushes_churned_calendar_changes_to_the_ucserver() {
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(BIN)
+            .args(["demo", "--users", "30", "--show-users", "0"])
+            .args(["--push-seconds", "3", "--churn-per-minute", "600"])
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the demo finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(stdout.contains("Streaming notifications: "), "{stdout}");
+    let summary = stdout
+        .lines()
+        .find(|l| l.contains("pushed to the UCServer (median"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let pushed: usize = summary
+        .split(", ")
+        .nth(1)
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(pushed > 0, "{stdout}");
+    assert!(stdout.contains("-> written to the UCServer"), "{stdout}");
+}
