@@ -158,6 +158,10 @@ fn refused_reason(error: &NotificationError, mode_impersonation: bool) -> String
     }
 }
 
+/// A connection closed sooner than this after it opened is opened again
+/// only after the first back-off.
+const MIN_CONNECTION_LIFETIME: Duration = Duration::from_millis(100);
+
 /// Pauses of the feed; the defaults suit the service, tests shorten them.
 #[derive(Debug, Clone)]
 pub struct FeedTiming {
@@ -332,6 +336,9 @@ struct Group<F> {
     /// Messages of older connections are ignored.
     generation: u64,
     open: bool,
+    /// When the connection was opened (a `Closed` soon after is no
+    /// reason to open the next one at once).
+    opened_at: Option<Instant>,
     /// The connection must be opened again (members changed, it ended).
     reopen_at: Option<Instant>,
     backoff: Option<Duration>,
@@ -472,6 +479,7 @@ impl<A: NotificationApi> Manager<A> {
             connection: None,
             generation: 0,
             open: false,
+            opened_at: None,
             reopen_at: None,
             backoff: None,
             resync_on_open: false,
@@ -684,6 +692,7 @@ impl<A: NotificationApi> Manager<A> {
             ConnectionEvent::Opened { .. } => {
                 let group = &mut self.groups[index];
                 group.open = true;
+                group.opened_at = Some(Instant::now());
                 group.backoff = None;
                 group.last_error = None;
                 if std::mem::take(&mut group.resync_on_open) {
@@ -712,10 +721,18 @@ impl<A: NotificationApi> Manager<A> {
             }
             ConnectionEvent::Ended { error: None, .. } => {
                 // Closed at the connection timeout: open again at once; the
-                // subscriptions kept their events meanwhile.
+                // subscriptions kept their events meanwhile. A server that
+                // closes at once is not asked again in a tight loop.
+                let first_backoff = self.timing.first_backoff;
                 let group = &mut self.groups[index];
                 group.connection = None;
                 group.open = false;
+                if group
+                    .opened_at
+                    .is_none_or(|at| at.elapsed() < MIN_CONNECTION_LIFETIME)
+                {
+                    group.reopen_at = Some(Instant::now() + first_backoff);
+                }
             }
             ConnectionEvent::Ended {
                 error: Some(error), ..

@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, NotificationMode};
 use crate::monitoring::Monitor;
 use crate::replication::{
     watched_mailboxes, ChangeFeed, Counters, CycleObserver as _, CycleOptions, CycleReport,
@@ -250,6 +250,9 @@ impl<S: StateStore + Clone> ServiceEngine<S> {
                         engine.calendars(),
                         self.changes.clone(),
                     );
+                    if self.config.exchange.notifications.mode != NotificationMode::Off {
+                        self.monitor.watch_feed(feed.clone());
+                    }
                     self.push.set(Some(engine.clone()), Some(feed));
                     self.engine = Some(engine);
                     self.retry_delay = FIRST_RETRY;
