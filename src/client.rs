@@ -63,8 +63,10 @@ pub enum EwsError {
     /// Connecting, TLS, authentication or HTTP failed.
     #[error(transparent)]
     Transport(Arc<TransportError>),
-    /// Exchange refused the whole request with a SOAP fault.
-    #[error("{server} answered with a SOAP fault: {fault}{}", fault_hint(.fault))]
+    /// Exchange refused the whole request with a SOAP fault, or (the
+    /// notification operations) with a response message of class `Error`,
+    /// whose `ResponseCode` is then the fault's code.
+    #[error("{server} refused the request: {fault}{}", fault_hint(.fault))]
     Fault {
         server: String,
         fault: Box<SoapFault>,
@@ -106,6 +108,12 @@ fn fault_hint(fault: &SoapFault) -> &'static str {
         "ErrorServerBusy" => "; the server is throttling this account",
         "ErrorExceededConnectionCount" => "; lower the number of concurrent requests",
         "ErrorMailboxDataArrayTooBig" => "; lower the number of mailboxes per request",
+        "ErrorExceededSubscriptionCount" => {
+            "; the account holds as many notification subscriptions as its throttling policy allows (EWSMaxSubscriptions, 5000 on-premises by default): subscribe fewer mailboxes or raise the limit"
+        }
+        "ErrorAccessDenied" => {
+            "; the account may not read this mailbox's calendar: grant it the ApplicationImpersonation role (with impersonation) or at least Reviewer on the calendar"
+        }
         _ => "",
     }
 }

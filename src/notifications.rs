@@ -284,6 +284,7 @@ pub async fn open_event_stream(
                 splitter: EnvelopeSplitter::new(limits.max_message_bytes),
                 limits,
                 first: None,
+                lifetime,
                 ends_by: Instant::now() + lifetime,
                 finished: false,
             };
@@ -323,7 +324,9 @@ pub struct EventStream {
     limits: StreamLimits,
     /// The first message, read when opening, handed out first.
     first: Option<StreamingEvents>,
-    /// Past this the server should have closed the stream long ago.
+    /// The server closes the stream at its ConnectionTimeout; past that
+    /// and a grace (`ends_by`), the reader gives up on it.
+    lifetime: Duration,
     ends_by: Instant,
     finished: bool,
 }
@@ -371,9 +374,9 @@ impl EventStream {
             let now = Instant::now();
             if now >= self.ends_by {
                 return Some(Err(self.timeout(
-                    "the event stream (the server did not close it at its connection timeout)",
+                    "the event stream, which the server did not close at its ConnectionTimeout,",
                     "connection timeout",
-                    self.limits.heartbeat_timeout,
+                    self.lifetime,
                 )));
             }
             let wait = self.limits.heartbeat_timeout.min(self.ends_by - now);

@@ -60,6 +60,9 @@ enum Step {
     WaitFor(Arc<Notify>),
     /// Ends the connection without finishing the chunked body.
     Cut,
+    /// Sends keep-alives until the client is gone (the connection closed),
+    /// then tells `gone`.
+    KeepAliveUntilGone(Arc<Notify>),
 }
 
 enum Reply {
@@ -131,6 +134,19 @@ fn stream_body(steps: Vec<Step>) -> ChannelBody {
                 Step::Cut => {
                     let cut = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "cut");
                     let _ = tx.send(Err(cut)).await;
+                    return;
+                }
+                Step::KeepAliveUntilGone(gone) => {
+                    // hyper drops the body once writing to the closed
+                    // connection fails.
+                    while tx
+                        .send(Ok(Frame::data(Bytes::from(keep_alive()))))
+                        .await
+                        .is_ok()
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    gone.notify_one();
                     return;
                 }
             }
@@ -728,7 +744,7 @@ async fn a_group_keeps_affinity_and_streams_leave_the_pool_to_other_requests() {
     for _ in 0..3 {
         let mut stream = notifications::open_event_stream(
             &client,
-            &[id.clone()],
+            std::slice::from_ref(&id),
             30,
             &affinity,
             Some("carol@corp.example.com"),
@@ -863,4 +879,59 @@ async fn a_stream_authenticates_its_own_connection_with_ntlm_and_channel_binding
     // Each stream on a connection of its own, each authenticated.
     assert_eq!(transport.stats().connections_opened, 2);
     assert_eq!(transport.stats().ntlm_handshakes, 2);
+}
+
+#[tokio::test]
+async fn dropping_a_stream_closes_its_connection() {
+    // Exchange counts held connections against HangingConnectionLimit: a
+    // stream given up must not hold one.
+    let gone = Arc::new(Notify::new());
+    let server_gone = gone.clone();
+    let server = start(None, move |_, _| {
+        stream(vec![Step::KeepAliveUntilGone(server_gone.clone())])
+    })
+    .await;
+    let client = plain_client(&server, |_| {});
+    let mut stream = notifications::open_event_stream(
+        &client,
+        &ids(1),
+        30,
+        &Affinity::new("alice@corp.example.com"),
+        None,
+        StreamLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert!(next(&mut stream).await.unwrap().is_ok());
+    drop(stream);
+    tokio::time::timeout(GENEROUS, gone.notified())
+        .await
+        .expect("the server sees the connection closed");
+}
+
+#[tokio::test]
+async fn a_busy_subscribe_answer_is_waited_out_and_sent_again() {
+    // Inside a 200 answer, as a response message: paced and retried as the
+    // SOAP fault is, under the client's shared pause.
+    let server = start(None, |_, index| Reply::Full {
+        status: 200,
+        headers: Vec::new(),
+        body: match index {
+            0 => subscribe_refused("ErrorServerBusy"),
+            _ => subscribed("sub-7"),
+        },
+    })
+    .await;
+    let client = plain_client(&server, |_| {});
+    let id = notifications::subscribe(
+        &client,
+        "alice@corp.example.com",
+        MailboxAccess::FolderRights,
+        &Affinity::new("alice@corp.example.com"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(id, "sub-7");
+    assert_eq!(server.seen().len(), 2);
+    assert_eq!(client.stats().busy_answers, 1);
 }
