@@ -96,6 +96,12 @@ pub struct ExchangeArgs {
     /// Mailboxes per GetUserAvailability (at most Exchange's 100).
     #[arg(long, default_value_t = 100)]
     max_mailboxes: usize,
+    /// Change calendars while running: PER_MINUTE random changes a minute
+    /// on average (appointments created, moved or deleted in the next hours
+    /// of random mailboxes, from --seed), each sent as an event to the
+    /// mailbox's streaming subscriptions. 0: calendars stay as they are.
+    #[arg(long, value_name = "PER_MINUTE", default_value_t = 0)]
+    churn: u32,
 }
 
 #[derive(Args)]
@@ -299,6 +305,10 @@ pub async fn sim_exchange(args: ExchangeArgs) -> Result<(), String> {
             "off"
         }
     );
+    let churn = (args.churn > 0).then(|| sim.start_churn(args.churn, args.seed));
+    if churn.is_some() {
+        println!("changing about {} calendars a minute (--churn)", args.churn);
+    }
     println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c()
         .await
@@ -308,5 +318,13 @@ pub async fn sim_exchange(args: ExchangeArgs) -> Result<(), String> {
         "stopped after {} EWS requests ({} mailboxes asked for)",
         counters.requests, counters.mailboxes_requested
     );
+    if let Some(churn) = churn {
+        println!(
+            "{} calendar changes, {} events sent to {} subscriptions",
+            churn.count(),
+            counters.notifications.events_sent,
+            counters.notifications.active_subscriptions
+        );
+    }
     Ok(())
 }

@@ -32,6 +32,9 @@ pub(crate) struct AffinityHeaders {
 pub(crate) enum Answer {
     /// HTTP 200 with this body element (inside the envelope).
     Ok(String),
+    /// HTTP 200 with this body element, whose one response message is the
+    /// error `code` (recorded as the request's outcome).
+    Refused(String, &'static str),
     Fault(Fault),
     /// A whole response of the operation's own making (headers, a stream).
     Http(http::Response<Bytes>),

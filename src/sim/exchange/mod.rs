@@ -52,7 +52,7 @@ pub use settings::{BusyMode, InjectedFault, Knobs, NotificationKnobs, SimAccount
 pub use soap::ServerVersionInfo;
 pub use state::{ExchangeCounters, RequestRecord, MAX_RECORDS};
 use state::{Shared, State};
-pub use subscriptions::NotificationCounters;
+pub use subscriptions::{NotificationCounters, SubscriptionInfo};
 
 use super::auth::{AuthPolicy, Authenticator};
 use super::autodiscover::{AutodiscoverAnswer, AutodiscoverResponder};
@@ -404,6 +404,16 @@ impl ExchangeSim {
         self.counters().notifications
     }
 
+    /// The live subscriptions (expired ones dropped first), by mailbox.
+    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        let mut state = self.shared.lock();
+        let expiry = state.knobs.notifications.subscription_expiry;
+        state
+            .subscriptions
+            .expire_idle(std::time::Instant::now(), expiry);
+        state.subscriptions.list()
+    }
+
     /// Cuts every open GetStreamingEvents response mid-stream: the
     /// connection closes without the final chunk, as when a load balancer
     /// or the network drops it. The subscriptions stay (and expire if not
@@ -448,6 +458,16 @@ impl ExchangeSim {
     /// Stops accepting connections.
     pub fn shutdown(self) {
         drop(self);
+    }
+}
+
+impl Drop for ExchangeSim {
+    /// A stopped server's streams end with it (their tasks would otherwise
+    /// run on until their connection timeout).
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.subscriptions.cut_streams(std::time::Instant::now());
+        }
     }
 }
 

@@ -43,7 +43,9 @@ use super::answer::{AffinityHeaders, Answer, Caller};
 use super::mailbox::calendar_folder_id;
 use super::soap::{self, body_start, esc, Fault};
 use super::state::Shared;
-use super::subscriptions::{EventKind, StreamEntry, StreamError, Subscription};
+use super::subscriptions::{
+    deleted_items_folder_id, EventKind, StreamEntry, StreamError, Subscription,
+};
 
 /// The name of the affinity cookie.
 pub(crate) const BACKEND_COOKIE: &str = "X-BackEndOverrideCookie";
@@ -105,9 +107,11 @@ pub(crate) fn subscribe(
             "CreatedEvent" => wanted.push(EventKind::Created),
             "ModifiedEvent" => wanted.push(EventKind::Modified),
             "DeletedEvent" => wanted.push(EventKind::Deleted),
+            // Deletions that are moves to Deleted Items, with the knob.
+            "MovedEvent" => wanted.push(EventKind::Moved),
             // Valid, but calendar changes in the simulator are creates,
-            // modifications and deletions only: these never fire.
-            "MovedEvent" | "CopiedEvent" | "NewMailEvent" | "FreeBusyChangedEvent" => {}
+            // modifications, deletions and moves only: these never fire.
+            "CopiedEvent" | "NewMailEvent" | "FreeBusyChangedEvent" => {}
             other => {
                 return Answer::Fault(Fault::schema_validation(
                     format!("The 'EventType' element is invalid - The value '{other}' is invalid according to its datatype 'http://schemas.microsoft.com/exchange/services/2006/types:NotificationEventTypeType' - The Enumeration constraint failed."),
@@ -149,12 +153,15 @@ pub(crate) fn subscribe(
     let mailbox = match mailbox {
         Ok(mailbox) => mailbox,
         Err((code, text)) => {
-            return Answer::Ok(wrap(RESPONSE, &error_message(ELEMENT, code, &text, "")))
+            return Answer::Refused(
+                wrap(RESPONSE, &error_message(ELEMENT, code, &text, "")),
+                code,
+            )
         }
     };
     let held = state.subscriptions.subscriptions_of(&caller.account);
     if held >= knobs.max_subscriptions {
-        return Answer::Ok(wrap(
+        return Answer::Refused(wrap(
             RESPONSE,
             &error_message(
                 ELEMENT,
@@ -162,7 +169,7 @@ pub(crate) fn subscribe(
                 &format!("You have exceeded the maximum number of subscriptions ({}) that are allowed for your account (EWSMaxSubscriptions).", knobs.max_subscriptions),
                 "",
             ),
-        ));
+        ), "ErrorExceededSubscriptionCount");
     }
     let id = state.subscriptions.new_subscription_id();
     state.subscriptions.subscriptions.insert(
@@ -219,19 +226,25 @@ pub(crate) fn unsubscribe(
     let expiry = state.knobs.notifications.subscription_expiry;
     state.subscriptions.expire_idle(Instant::now(), expiry);
     let id = request.subscription_id.trim();
+    let refused = |code: &'static str, text: &str| {
+        Answer::Refused(
+            wrap(RESPONSE, &error_message(ELEMENT, code, text, "")),
+            code,
+        )
+    };
     let message = match state.subscriptions.subscriptions.get(id) {
-        None => error_message(
-            ELEMENT,
-            "ErrorSubscriptionNotFound",
-            "The specified subscription was not found.",
-            "",
-        ),
-        Some(s) if s.account != caller.account => error_message(
-            ELEMENT,
-            "ErrorSubscriptionAccessDenied",
-            "Subscriptions can only be used by the account that created them.",
-            "",
-        ),
+        None => {
+            return refused(
+                "ErrorSubscriptionNotFound",
+                "The specified subscription was not found.",
+            )
+        }
+        Some(s) if s.account != caller.account => {
+            return refused(
+                "ErrorSubscriptionAccessDenied",
+                "Subscriptions can only be used by the account that created them.",
+            )
+        }
         Some(s) => {
             let stream = s.stream;
             state.subscriptions.subscriptions.remove(id);
@@ -257,13 +270,11 @@ pub(crate) fn get_streaming_events(
 ) -> Answer {
     const RESPONSE: &str = "GetStreamingEventsResponse";
     const ELEMENT: &str = "GetStreamingEventsResponseMessage";
-    let refuse = |code: &str, text: &str, ids: &[String]| {
-        let extra = if ids.is_empty() {
-            String::new()
-        } else {
-            subscription_ids(ids)
-        };
-        Answer::Ok(wrap(RESPONSE, &error_message(ELEMENT, code, text, &extra)))
+    let refuse = |code: &'static str, text: &str| {
+        Answer::Refused(
+            wrap(RESPONSE, &error_message(ELEMENT, code, text, "")),
+            code,
+        )
     };
     // The schema restricts ConnectionTimeout to 1..=30
     // (StreamingSubscriptionConnectionTimeoutType).
@@ -291,7 +302,6 @@ pub(crate) fn get_streaming_events(
                 knobs.max_subscriptions_per_stream,
                 asked.len()
             ),
-            &[],
         );
     }
     state
@@ -336,14 +346,13 @@ pub(crate) fn get_streaming_events(
                 )
             })
             .collect();
-        return Answer::Ok(wrap(RESPONSE, &messages));
+        return Answer::Refused(wrap(RESPONSE, &messages), errors[0].code);
     }
     let open = state.subscriptions.streams_of(&caller.account);
     if open >= knobs.hanging_connection_limit {
         return refuse(
             "ErrorExceededConnectionCount",
             &format!("You have exceeded the available concurrent connections for your account ({} open streaming connections, HangingConnectionLimit). Try again once your other requests have completed.", open),
-            &[],
         );
     }
     let stream_id = state.subscriptions.new_stream_id();
@@ -464,14 +473,27 @@ fn take_turn(shared: &Shared, id: u64, now: Instant) -> Option<Turn> {
         ));
         for (n, event) in subscription.queue.drain(..due).enumerate() {
             let element = event.kind.element();
-            notifications.push_str(&format!(
-                r#"<t:{element}><t:Watermark>{}</t:Watermark><t:TimeStamp>{}</t:TimeStamp><t:ItemId Id="{}" ChangeKey="DwAAABYAAAA{:08X}"/><t:ParentFolderId Id="{}" ChangeKey="AQAAAA=="/></t:{element}>"#,
-                watermark(last + n as u64 + 1),
+            let mark = last + n as u64 + 1;
+            let head = format!(
+                "<t:Watermark>{}</t:Watermark><t:TimeStamp>{}</t:TimeStamp>",
+                watermark(mark),
                 event.time_stamp.to_rfc3339_opts(SecondsFormat::Secs, true),
-                esc(&event.item_id),
-                last + n as u64 + 1,
-                esc(&folder),
-            ));
+            );
+            let item = esc(&event.item_id);
+            let folder = esc(&folder);
+            notifications.push_str(&if event.kind == EventKind::Moved {
+                // MovedCopiedEventType: the item's new id and folder, then
+                // its old ones (a moved item gets a new id in Exchange).
+                let trash = deleted_items_folder_id(&subscription.mailbox);
+                format!(
+                    r#"<t:{element}>{head}<t:ItemId Id="{item}MV" ChangeKey="DwAAABYAAAA{mark:08X}"/><t:ParentFolderId Id="{}" ChangeKey="AQAAAA=="/><t:OldItemId Id="{item}" ChangeKey="DwAAABYAAAA{mark:08X}"/><t:OldParentFolderId Id="{folder}" ChangeKey="AQAAAA=="/></t:{element}>"#,
+                    esc(&trash)
+                )
+            } else {
+                format!(
+                    r#"<t:{element}>{head}<t:ItemId Id="{item}" ChangeKey="DwAAABYAAAA{mark:08X}"/><t:ParentFolderId Id="{folder}" ChangeKey="AQAAAA=="/></t:{element}>"#
+                )
+            });
             sent += 1;
         }
         notifications.push_str("</t:Notification>");
@@ -533,10 +555,8 @@ async fn run_stream(
     let count = |f: fn(&mut super::subscriptions::NotificationCounters)| {
         f(&mut shared.lock().subscriptions.counters);
     };
-    // A keep-alive at once: the client sees the stream is open.
-    let _ = sender.send(frame(&shared, &status_message("OK")));
-    count(|c| c.keep_alives_sent += 1);
     let mut last_sent = Instant::now();
+    let mut opened = false;
     loop {
         let now = Instant::now();
         let Some(turn) = take_turn(&shared, id, now) else {
@@ -547,6 +567,16 @@ async fn run_stream(
             if sender.send(frame(&shared, message)).is_err() {
                 return;
             }
+            last_sent = now;
+        }
+        if !opened {
+            // A keep-alive at once (after the errors about the ids asked
+            // for, if any): the client sees the stream is open.
+            opened = true;
+            if sender.send(frame(&shared, &status_message("OK"))).is_err() {
+                return;
+            }
+            count(|c| c.keep_alives_sent += 1);
             last_sent = now;
         }
         if now >= ends || turn.live == 0 {

@@ -161,6 +161,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: ServerRequest) -> http:
         let mut response = match answer {
             Answer::Http(response) => response,
             Answer::Ok(body) => soap::xml_response(StatusCode::OK, soap::envelope(&version, &body)),
+            Answer::Refused(body, code) => {
+                record.outcome = code.to_owned();
+                soap::xml_response(StatusCode::OK, soap::envelope(&version, &body))
+            }
             Answer::Fault(fault) => {
                 record.outcome = fault.code.to_owned();
                 soap::xml_response(StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml(&version))

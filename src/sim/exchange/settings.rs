@@ -163,6 +163,12 @@ pub struct NotificationKnobs {
     /// the subscription fails with `ErrorMissedNotificationEvents` (Exchange
     /// keeps a bounded queue too; its size is not documented).
     pub max_queued_events: usize,
+    /// Deleting an item moves it to Deleted Items, as Outlook and OWA do:
+    /// the subscription gets a `MovedEvent` (the old item id, the calendar
+    /// as old parent, `deleteditems` as the new one) instead of a
+    /// `DeletedEvent`, and only when it asked for `MovedEvent`. Off: hard
+    /// deletes.
+    pub deletes_as_moves: bool,
 }
 
 impl Default for NotificationKnobs {
@@ -176,6 +182,7 @@ impl Default for NotificationKnobs {
             subscription_expiry: Duration::from_secs(30 * 60),
             connection_timeout_minute: Duration::from_secs(60),
             max_queued_events: 1000,
+            deletes_as_moves: false,
         }
     }
 }

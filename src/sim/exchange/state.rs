@@ -135,7 +135,9 @@ impl State {
         let knobs = &self.knobs.notifications;
         let due = std::time::Instant::now() + knobs.notification_delay;
         let max_queued = knobs.max_queued_events;
-        self.subscriptions.record(smtp, changes, due, max_queued);
+        let moves = knobs.deletes_as_moves;
+        self.subscriptions
+            .record(smtp, changes, due, max_queued, moves);
     }
 
     pub(super) fn mailbox(&self, smtp: &str) -> Option<&SimMailbox> {

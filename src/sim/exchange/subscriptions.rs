@@ -22,6 +22,8 @@ pub(crate) enum EventKind {
     Created,
     Modified,
     Deleted,
+    /// Moved to Deleted Items (see `NotificationKnobs::deletes_as_moves`).
+    Moved,
 }
 
 impl EventKind {
@@ -31,6 +33,7 @@ impl EventKind {
             EventKind::Created => "CreatedEvent",
             EventKind::Modified => "ModifiedEvent",
             EventKind::Deleted => "DeletedEvent",
+            EventKind::Moved => "MovedEvent",
         }
     }
 }
@@ -111,6 +114,26 @@ pub struct NotificationCounters {
     pub streams_cut: u64,
 }
 
+/// One subscription as a test sees it ([`ExchangeSim::subscriptions`](super::ExchangeSim::subscriptions)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    pub id: String,
+    /// The mailbox's primary SMTP address.
+    pub mailbox: String,
+    /// The account that created it (`domain\user`, lower case).
+    pub account: String,
+    /// A stream reads it now.
+    pub streamed: bool,
+    /// Events waiting to be sent.
+    pub queued: usize,
+}
+
+/// The id of `smtp`'s Deleted Items folder (where Outlook moves deleted
+/// appointments).
+pub(crate) fn deleted_items_folder_id(smtp: &str) -> String {
+    format!("AAMkADSIMDEL{}", smtp.to_ascii_uppercase())
+}
+
 /// The subscription and stream tables.
 #[derive(Debug, Default)]
 pub(crate) struct Subscriptions {
@@ -155,6 +178,7 @@ impl Subscriptions {
         changes: &[(EventKind, String)],
         due: Instant,
         max_queued: usize,
+        deletes_as_moves: bool,
     ) {
         if changes.is_empty() {
             return;
@@ -165,6 +189,10 @@ impl Subscriptions {
                 continue;
             }
             for (kind, item_id) in changes {
+                let kind = match kind {
+                    EventKind::Deleted if deletes_as_moves => &EventKind::Moved,
+                    other => other,
+                };
                 if !subscription.wanted.contains(kind) {
                     continue;
                 }
@@ -265,6 +293,23 @@ impl Subscriptions {
             .count()
     }
 
+    /// Every subscription, by mailbox and id.
+    pub(crate) fn list(&self) -> Vec<SubscriptionInfo> {
+        let mut all: Vec<SubscriptionInfo> = self
+            .subscriptions
+            .iter()
+            .map(|(id, s)| SubscriptionInfo {
+                id: id.clone(),
+                mailbox: s.mailbox.clone(),
+                account: s.account.clone(),
+                streamed: s.stream.is_some(),
+                queued: s.queue.len(),
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.mailbox, &a.id).cmp(&(&b.mailbox, &b.id)));
+        all
+    }
+
     pub(crate) fn counters(&self) -> NotificationCounters {
         NotificationCounters {
             active_subscriptions: self.subscriptions.len(),
@@ -345,6 +390,11 @@ mod tests {
             kinds,
             [EventKind::Modified, EventKind::Created, EventKind::Deleted]
         );
-        assert!(calendar_changes("x@contoso.test", &[a.clone()], &[a]).is_empty());
+        assert!(calendar_changes(
+            "x@contoso.test",
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&a)
+        )
+        .is_empty());
     }
 }
