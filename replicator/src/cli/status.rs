@@ -334,3 +334,78 @@ fn to_json(view: &View) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+    use ews_calendar_replicator::replication::FeedStatus;
+
+    fn view(feed: Option<FeedRecord>) -> View {
+        View {
+            state_path: "/var/lib/x/state.sqlite".into(),
+            recent: Vec::new(),
+            last_ran: None,
+            users: Vec::new(),
+            feed,
+        }
+    }
+
+    fn text(view: &View) -> String {
+        let mut out = Vec::new();
+        print_text(&mut out, view).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_recorded_feed_status_is_printed_with_the_polled_mailboxes_by_reason() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
+        let polled: Vec<(String, String)> = (0..7)
+            .map(|n| (format!("m{n}@example.com"), "access denied".to_owned()))
+            .chain([("x@example.com".to_owned(), "subscription limit".to_owned())])
+            .collect();
+        let record = FeedRecord {
+            recorded_at: at,
+            feed: FeedStatus {
+                subscribed: 990,
+                polled,
+                connections: 5,
+                last_event_at: Some(at),
+                resubscribed: 3,
+            },
+            changes: 120,
+            resyncs: 2,
+            refreshes: 40,
+            written: 38,
+            polled_total: 10,
+        };
+        let printed = text(&view(Some(record.clone())));
+        assert!(printed.contains(
+            "change notifications (as of 2026-12-05 12:00:00 UTC): 990 mailboxes subscribed, 10 polled by the cycle only, 5 event connections, last event 2026-12-05 12:00:00 UTC"
+        ), "{printed}");
+        assert!(printed.contains(
+            "120 change events (2 resyncs), 40 push refreshes wrote 38 lists, 3 subscriptions made again"
+        ), "{printed}");
+        assert!(
+            printed.contains("polled, 7 mailboxes: access denied"),
+            "{printed}"
+        );
+        assert!(printed.contains("and 2 more"), "{printed}");
+        assert!(
+            printed.contains("(2 polled mailboxes not listed"),
+            "{printed}"
+        );
+        let json = to_json(&view(Some(record)));
+        assert_eq!(json["notifications"]["subscribed"], 990);
+        assert_eq!(json["notifications"]["polled_total"], 10);
+        assert_eq!(json["notifications"]["push_written"], 38);
+        assert_eq!(
+            json["notifications"]["polled"][7]["reason"],
+            "subscription limit"
+        );
+
+        let off = text(&view(None));
+        assert!(off.contains("change notifications: none recorded"), "{off}");
+        assert!(to_json(&view(None))["notifications"].is_null());
+    }
+}

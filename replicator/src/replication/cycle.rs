@@ -128,6 +128,8 @@ pub struct Engine<U, D, C, S> {
     state: S,
     settings: ReplicationSettings,
     observer: Arc<dyn CycleObserver>,
+    /// The directory as the last full read found it, for push refreshes.
+    directory_index: std::sync::Mutex<Option<Arc<UserIndex>>>,
 }
 
 fn millis(since: Instant) -> u64 {
@@ -155,6 +157,7 @@ where
             state,
             settings,
             observer: Arc::new(NoObserver),
+            directory_index: std::sync::Mutex::new(None),
         }
     }
 
@@ -197,7 +200,9 @@ where
 
     /// The cycle's own pipeline (the UCServer's users, the directory, one
     /// calendar read, mapping, privacy, diff, writes of changed lists only)
-    /// for the users of `mailboxes` alone (compared case-insensitively):
+    /// for the users of `mailboxes` alone (compared case-insensitively).
+    /// The directory is read by the first refresh and then kept from the
+    /// last full read (each cycle's) instead of read again per refresh:
     /// what the push loop runs for mailboxes an event named. Users not
     /// listed by the UCServer (logged on, with `only_offline_users`) are
     /// not written, as in the cycle. The report lists only those users and
@@ -208,6 +213,10 @@ where
     /// administrator looks for in `status`, out of sight. Their counts go to
     /// the observer ([`CycleObserver::push_refresh_finished`]) instead; each
     /// user's outcome is recorded per user as in a cycle.
+    ///
+    /// Like a cycle it takes nothing of this engine to be in flight when it
+    /// starts: never run it beside a cycle or another refresh (the push
+    /// loop and the scheduler share a [`WriterLock`](super::WriterLock)).
     pub async fn refresh_mailboxes(
         &self,
         now: DateTime<Utc>,
@@ -320,11 +329,35 @@ where
 
         // 2. Their directory users and mailboxes.
         let step = Instant::now();
-        let directory_users = self.directory.users().await;
-        let directory_users = self
-            .observe_server(Server::Directory, directory_users, options)
-            .map_err(|e| format!("the directory could not be read: {e}"))?;
-        let index = UserIndex::new(directory_users);
+        let kept = self
+            .directory_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let index = match (only_mailboxes, kept) {
+            // A push refresh matches with the index of the last full read:
+            // reading the whole directory (tens of thousands of LDAP
+            // entries) for every few changed mailboxes would cost more than
+            // the refresh itself. A directory change reaches refreshes with
+            // the next cycle, as it reaches the watched mailboxes.
+            (Some(_), Some(index)) => index,
+            (_, kept) => {
+                let directory_users = self.directory.users().await;
+                let directory_users = self
+                    .observe_server(Server::Directory, directory_users, options)
+                    .map_err(|e| format!("the directory could not be read: {e}"))?;
+                let index = Arc::new(UserIndex::new(directory_users));
+                // Kept only once push refreshes run: an engine without them
+                // does not hold the directory between cycles.
+                if only_mailboxes.is_some() || kept.is_some() {
+                    *self
+                        .directory_index
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(index.clone());
+                }
+                index
+            }
+        };
         report.durations.directory_ms = millis(step);
 
         let mut pending = Vec::new();

@@ -220,11 +220,22 @@ pub async fn run_push<R: Refresh + ?Sized>(
                 break;
             }
         }
-        // Wait for a running cycle to finish; events meanwhile join the batch.
-        let guard = tokio::select! {
-            guard = writer.lock() => guard,
-            () = stopped(&mut shutdown) => break,
+        // Wait for a running cycle to finish; events meanwhile join the
+        // batch (taken from the channel as they come, so a long cycle
+        // leaves one entry per mailbox behind, not one per event).
+        let lock = writer.lock();
+        tokio::pin!(lock);
+        let guard = loop {
+            tokio::select! {
+                guard = &mut lock => break Some(guard),
+                change = changes.recv(), if open => match change {
+                    Some(change) => receive(change, &mut dirty, &mut summary),
+                    None => open = false,
+                },
+                () = stopped(&mut shutdown) => break None,
+            }
         };
+        let Some(guard) = guard else { break };
         while let Ok(change) = changes.try_recv() {
             receive(change, &mut dirty, &mut summary);
         }

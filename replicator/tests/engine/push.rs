@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::replication::*;
+use chrono::{Duration as ChronoDuration, DurationRound as _, Utc};
 use ews_calendar_replicator::directory::StaticDirectory;
 use ews_calendar_replicator::replication::{
     run_push, run_scheduled_with_feed, ChangeFeed, CycleObserver, CycleReport, Engine, FeedStatus,
@@ -18,6 +19,7 @@ use ews_calendar_replicator::sim::ucserver::{UcServerSimConfig, UserDatabase};
 use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::ucserver::asn::{AsnRequestError, ADMIN_GET_USER_PROFILES};
 use ews_calendar_replicator::ucserver::UcServerClient;
+use ews_toolkit::availability::CalendarEvent;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::watch;
 
@@ -74,6 +76,28 @@ async fn setup_counting(replication: ReplicationSettings) -> (Setup, Arc<Countin
     (Setup { sim, engine, _dir }, counting)
 }
 
+/// A meeting `days` days from now: refreshes read the window from the
+/// real now, as the service does.
+fn upcoming(id: &str, days: i64, subject: &str) -> CalendarEvent {
+    let start =
+        Utc::now().duration_trunc(ChronoDuration::hours(1)).unwrap() + ChronoDuration::days(days);
+    CalendarEvent {
+        start,
+        end: start + ChronoDuration::hours(1),
+        ..meeting(id, 2, 9, subject)
+    }
+}
+
+/// alice and carol with upcoming meetings, then a cycle at the real now.
+async fn first_cycle(s: &Setup) {
+    let calendars = s.engine.calendars();
+    calendars.set("alice@example.com", vec![upcoming("a1", 1, "Planning")]);
+    calendars.set("carol@example.com", vec![upcoming("c1", 2, "Workshop")]);
+    let report = s.engine.run_cycle(Utc::now(), &Default::default()).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(report.counters.written, 2);
+}
+
 fn changed(mailbox: &str) -> MailboxChange {
     MailboxChange::Changed {
         mailbox: mailbox.to_owned(),
@@ -126,11 +150,11 @@ fn users_of(report: &CycleReport) -> Vec<(&str, &UserOutcome)> {
 #[tokio::test]
 async fn a_change_becomes_one_refresh_of_that_mailbox() {
     let s = setup().await;
-    assert!(cycle(&s).await.succeeded());
+    first_cycle(&s).await;
     let reads = s.engine.calendars().requests.lock().unwrap().len();
     s.engine.calendars().set(
         "alice@example.com",
-        vec![meeting("a3", 4, 9, "Moved in Outlook")],
+        vec![upcoming("a3", 3, "Moved in Outlook")],
     );
     let (tx, rx) = unbounded_channel();
     // Several events for one change (Exchange sends created and modified,
@@ -155,6 +179,40 @@ async fn a_change_becomes_one_refresh_of_that_mailbox() {
     assert_eq!(s.sim.write_count("carol"), 1, "carol untouched");
     // Refreshes stay out of the cycle history (one row: the cycle).
     assert_eq!(s.engine.state().recent_cycles(10).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn refreshes_match_users_with_the_directory_as_last_read_instead_of_reading_it_again() {
+    let s = setup().await;
+    first_cycle(&s).await;
+    let refresh = |mailbox: &'static str| {
+        let (tx, rx) = unbounded_channel();
+        tx.send(changed(mailbox)).unwrap();
+        drop(tx);
+        push_until_closed(&s.engine, rx)
+    };
+    s.engine
+        .calendars()
+        .set("alice@example.com", vec![upcoming("a4", 2, "First change")]);
+    let first = refresh("alice@example.com").await;
+    assert_eq!(users_of(&first[0]), [("alice", &UserOutcome::Written)]);
+    // The user list breaks: a directory read would fail the refresh.
+    std::fs::write(
+        s._dir.path().join("users.toml"),
+        "[[user]]\nsmtp = \"x@example.com\"\n",
+    )
+    .unwrap();
+    s.engine.calendars().set(
+        "alice@example.com",
+        vec![upcoming("a5", 2, "Second change")],
+    );
+    let second = refresh("alice@example.com").await;
+    assert!(second[0].error.is_none(), "{second:#?}");
+    assert_eq!(users_of(&second[0]), [("alice", &UserOutcome::Written)]);
+    assert_eq!(stored_subjects(&s.sim, "alice"), ["Second change"]);
+    // The next cycle reads the directory again, and says it is broken.
+    let cycle = s.engine.run_cycle(Utc::now(), &Default::default()).await;
+    assert!(cycle.error.unwrap().contains("directory"));
 }
 
 #[tokio::test]
@@ -216,7 +274,7 @@ async fn setup_many(n: usize) -> (Setup, Vec<String>) {
     std::fs::write(&list, text).unwrap();
     let calendars = ScriptedCalendars::default();
     for (i, mailbox) in mailboxes.iter().enumerate() {
-        calendars.set(mailbox, vec![meeting(&format!("m{i}"), 2, 9, "Standup")]);
+        calendars.set(mailbox, vec![upcoming(&format!("m{i}"), 1, "Standup")]);
     }
     let engine = Engine::new(
         UcServerClient::connect(settings(&sim)).await.unwrap(),
@@ -263,12 +321,12 @@ async fn a_burst_for_250_mailboxes_is_read_in_refreshes_of_at_most_100() {
 #[tokio::test]
 async fn a_change_for_a_user_logged_on_in_procall_writes_nothing() {
     let s = setup().await;
-    assert!(cycle(&s).await.succeeded());
+    first_cycle(&s).await;
     let writes = s.sim.total_writes();
     // bob is online: his client sets his presence, the service must not.
     s.engine
         .calendars()
-        .set("bob@example.com", vec![meeting("b2", 3, 9, "Bob moved")]);
+        .set("bob@example.com", vec![upcoming("b2", 3, "Bob moved")]);
     let (tx, rx) = unbounded_channel();
     tx.send(changed("bob@example.com")).unwrap();
     drop(tx);
@@ -282,7 +340,7 @@ async fn a_change_for_a_user_logged_on_in_procall_writes_nothing() {
 #[tokio::test]
 async fn a_change_that_leaves_the_list_as_it_was_writes_nothing() {
     let s = setup().await;
-    assert!(cycle(&s).await.succeeded());
+    first_cycle(&s).await;
     let writes = s.sim.total_writes();
     // E.g. an appointment's body edited: nothing the UCServer shows changed.
     let (tx, rx) = unbounded_channel();
@@ -307,9 +365,11 @@ async fn a_refresh_never_runs_while_a_cycle_writes() {
     let (tx, rx) = unbounded_channel();
     let (stop, shutdown) = watch::channel(false);
     let (cycle_tx, mut cycles) = unbounded_channel();
-    // The first cycle's writes are held by the UCServer: the cycle is
-    // writing while the event arrives.
-    s.sim.hold_writes(true);
+    // The first cycle gets alice's calendar and writes it; carol's answer
+    // waits for the test: the cycle is in its writing phase (reads and
+    // writes overlap) while the event arrives.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *s.engine.calendars().stream_gate.lock().unwrap() = Some(gate.clone());
     let runner = {
         let (s, feed) = (s.clone(), feed.clone());
         tokio::spawn(async move {
@@ -323,14 +383,13 @@ async fn a_refresh_never_runs_while_a_cycle_writes() {
             .await
         })
     };
-    wait_for("the cycle's writes to reach the UCServer", || {
-        s.sim.held_writes() > 0
+    wait_for("the cycle's first write", || {
+        s.sim.write_count("alice") == 1
     })
     .await;
-    s.engine.calendars().set(
-        "alice@example.com",
-        vec![meeting("a9", 5, 9, "Late change")],
-    );
+    s.engine
+        .calendars()
+        .set("alice@example.com", vec![upcoming("a9", 5, "Late change")]);
     tx.send(changed("alice@example.com")).unwrap();
     // A refresh running now would read Exchange: wait for that read (it
     // must not come), or long enough for it to have come.
@@ -345,8 +404,7 @@ async fn a_refresh_never_runs_while_a_cycle_writes() {
         1,
         "a refresh read Exchange while the cycle was writing"
     );
-    s.sim.hold_writes(false);
-    s.sim.release_held_writes();
+    gate.add_permits(100);
     let first = tokio::time::timeout(PATIENCE, cycles.recv())
         .await
         .unwrap()
@@ -502,4 +560,51 @@ async fn shutdown_ends_cycles_and_push_loop_together() {
     .expect("the shutdown ends the hour's wait and the push loop");
     assert_eq!(summary.cycles, 1);
     assert_eq!(summary.push_refreshes, 0);
+}
+
+#[tokio::test]
+async fn the_feed_status_and_the_push_counts_are_recorded_for_status() {
+    let s = setup().await;
+    first_cycle(&s).await;
+    let feed = FakeFeed::default();
+    *feed.status.lock().unwrap() = FeedStatus {
+        subscribed: 2,
+        polled: vec![("bob@example.com".into(), "access denied".into())],
+        connections: 1,
+        last_event_at: Some(Utc::now()),
+        resubscribed: 0,
+    };
+    s.engine.calendars().set(
+        "carol@example.com",
+        vec![upcoming("c7", 1, "Carol's change")],
+    );
+    let (tx, mut rx) = unbounded_channel();
+    tx.send(changed("carol@example.com")).unwrap();
+    drop(tx);
+    let (_stop, shutdown) = watch::channel(false);
+    let summary = tokio::time::timeout(
+        PATIENCE,
+        run_push(
+            &s.engine,
+            Some(&feed),
+            &mut rx,
+            &WriterLock::new(),
+            shutdown,
+            |_| {},
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!((summary.refreshes, summary.written), (1, 1));
+    let recorded = s.engine.state().feed_status().unwrap().expect("recorded");
+    assert_eq!(recorded.feed, feed.status());
+    assert_eq!(
+        (
+            recorded.changes,
+            recorded.refreshes,
+            recorded.written,
+            recorded.polled_total
+        ),
+        (1, 1, 1, 1)
+    );
 }
