@@ -312,11 +312,12 @@ enum ConnectionEvent {
     Opened {
         generation: u64,
     },
-    /// Exchange reports these subscriptions failed (`code`); empty: all.
+    /// Exchange reports subscriptions failed: (code, ids; no ids: all),
+    /// every failure of one message together (the connection is replaced
+    /// after the first, and a later event of it would go unheard).
     Lost {
         generation: u64,
-        code: String,
-        subscription_ids: Vec<String>,
+        failures: Vec<(String, Vec<String>)>,
     },
     /// The response ended: `None` at `Closed` or the end of the response,
     /// else the error (dropped, refused, stalled).
@@ -660,11 +661,10 @@ impl<A: NotificationApi> Manager<A> {
                                 });
                             }
                         }
-                        for (code, subscription_ids) in message.failed {
+                        if !message.failed.is_empty() {
                             let _ = events.send(ConnectionEvent::Lost {
                                 generation,
-                                code,
-                                subscription_ids,
+                                failures: message.failed,
                             });
                         }
                         if message.closed {
@@ -703,20 +703,18 @@ impl<A: NotificationApi> Manager<A> {
                     }
                 }
             }
-            ConnectionEvent::Lost {
-                code,
-                subscription_ids,
-                ..
-            } => {
-                tracing::info!(
-                    "Exchange lost {} subscription(s) ({code}); subscribing again",
-                    if subscription_ids.is_empty() {
-                        "all".to_owned()
-                    } else {
-                        subscription_ids.len().to_string()
-                    }
-                );
-                self.lose_subscriptions(index, &subscription_ids, &code);
+            ConnectionEvent::Lost { failures, .. } => {
+                for (code, subscription_ids) in failures {
+                    tracing::info!(
+                        "Exchange lost {} subscription(s) ({code}); subscribing again",
+                        if subscription_ids.is_empty() {
+                            "all".to_owned()
+                        } else {
+                            subscription_ids.len().to_string()
+                        }
+                    );
+                    self.lose_subscriptions(index, &subscription_ids, &code);
+                }
                 self.restart(index, false);
             }
             ConnectionEvent::Ended { error: None, .. } => {

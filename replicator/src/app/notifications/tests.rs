@@ -469,3 +469,30 @@ async fn a_mailbox_no_longer_watched_is_unsubscribed() {
     assert!(!fake.state().opens[1].0.contains(&dropped));
     assert!(feed.status().polled.is_empty());
 }
+
+#[tokio::test]
+async fn every_failure_of_one_message_is_made_again() {
+    let fake = Fake::default();
+    let (feed, mut rx) = start(&fake, NotificationSettings::default());
+    let all = mailboxes(3);
+    feed.watch(&all);
+    until("subscribed", || feed.status().subscribed == 3).await;
+    let (a, b) = (fake.id_of(&all[0]).unwrap(), fake.id_of(&all[2]).unwrap());
+    fake.send(Ok(StreamMessage {
+        failed: vec![
+            ("ErrorSubscriptionNotFound".to_owned(), vec![a]),
+            ("ErrorMissedNotificationEvents".to_owned(), vec![b]),
+        ],
+        ..StreamMessage::default()
+    }));
+    let mut resynced = BTreeSet::new();
+    while resynced.len() < 2 {
+        match next_change(&mut rx).await {
+            MailboxChange::Resync { mailbox } => resynced.insert(mailbox),
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(resynced, BTreeSet::from([all[0].clone(), all[2].clone()]));
+    until("all subscribed again", || feed.status().subscribed == 3).await;
+    assert_eq!(fake.subscribe_count(&all[1]), 1);
+}
