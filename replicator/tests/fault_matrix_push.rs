@@ -55,6 +55,12 @@ impl PushSite {
     }
 
     async fn start_with(tune: impl FnOnce(&mut ExchangeSimConfig)) -> PushSite {
+        PushSite::start_as(false, tune).await
+    }
+
+    /// `impersonation`: the account has the impersonation right and the
+    /// configuration uses it (`exchange.impersonation = true`).
+    async fn start_as(impersonation: bool, tune: impl FnOnce(&mut ExchangeSimConfig)) -> PushSite {
         let dir = tempfile::tempdir().unwrap();
         let people = UserDatabase::generate(12, 0.75, 19, ADMIN, ADMIN_PASSWORD);
         let ucserver = UcServerSim::start(UcServerSimConfig::new(people), None)
@@ -91,7 +97,12 @@ impl PushSite {
             });
         }
         let mut config = ExchangeSimConfig::new(mailboxes);
-        config.accounts = vec![SimAccount::new("CORP", "svc-push", EWS_PASSWORD)];
+        let account = SimAccount::new("CORP", "svc-push", EWS_PASSWORD);
+        config.accounts = vec![if impersonation {
+            account.with_impersonation()
+        } else {
+            account
+        }];
         tune(&mut config);
         let exchange = ExchangeSim::start(config).await.unwrap();
         let ca_file = dir.path().join("exchange-ca.pem");
@@ -108,7 +119,8 @@ impl PushSite {
             max_concurrency: 4,
             private_appointments: PrivateAppointments::Skip,
         };
-        let config = site.configure(dir.path()).unwrap();
+        let mut config = site.configure(dir.path()).unwrap();
+        config.exchange.impersonation = impersonation;
         let engine = assemble(&config, MemoryStateStore::new()).await.unwrap();
 
         let (changes_tx, changes) = mpsc::unbounded_channel();
@@ -119,7 +131,7 @@ impl PushSite {
         let feed = Arc::new(StreamingFeed::start(
             EwsNotifications::new(config.exchange.clone(), engine.calendars().scp()),
             settings,
-            false,
+            impersonation,
             FeedTiming {
                 first_backoff: Duration::from_millis(200),
                 max_backoff: Duration::from_secs(2),
@@ -152,14 +164,15 @@ impl PushSite {
             task,
             _dir: dir,
         };
-        site.first_cycle_done().await;
+        site.first_cycle_done(impersonation).await;
         site
     }
 
     /// The first cycle wrote every offline user once, and the feed
     /// subscribed every mailbox it may.
-    async fn first_cycle_done(&self) {
-        let subscribable = self.subscribable.len();
+    async fn first_cycle_done(&self, impersonation: bool) {
+        // Impersonated, the account needs no folder rights.
+        let subscribable = self.subscribable.len() + usize::from(impersonation);
         wait_until("the first cycle's writes and the subscriptions", || {
             self.subscribable
                 .iter()
@@ -368,5 +381,22 @@ async fn row_connection_closed_at_its_timeout_is_opened_again_seamlessly() {
         site.subscribable.len() as u64,
         "no subscription made again: {counters:?}"
     );
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn with_impersonation_every_mailbox_is_subscribed_as_itself_and_changes_are_pushed() {
+    let site = PushSite::start_as(true, |_| {}).await;
+    // Folder rights do not matter when subscribing as the mailbox.
+    assert_eq!(
+        site.feed.mode(&site.free_busy_only.email),
+        Some(WatchMode::Subscribed)
+    );
+    assert!(site.feed.status().polled.is_empty());
+    let before = site.writes();
+    let user = site.subscribable[0].clone();
+    site.change(&user, "impersonated");
+    site.assert_pushed_once(&user, "impersonated", &before)
+        .await;
     site.stop().await;
 }
