@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
-use crate::config::{Config, NotificationMode};
+use crate::config::Config;
 use crate::monitoring::Monitor;
 use crate::replication::{
     watched_mailboxes, ChangeFeed, Counters, CycleObserver as _, CycleOptions, CycleReport,
@@ -226,6 +226,10 @@ impl<S: StateStore + Clone> ServiceEngine<S> {
         // The old feed's connections close; its subscriptions expire at
         // Exchange on their own.
         self.push.set(None, None);
+        self.monitor
+            .watch_feed(Arc::new(super::notifications::PolledOnly::new(
+                "the configuration was reloaded; notifications resume with the next cycle",
+            )));
         self.retry_delay = FIRST_RETRY;
     }
 
@@ -250,9 +254,10 @@ impl<S: StateStore + Clone> ServiceEngine<S> {
                         engine.calendars(),
                         self.changes.clone(),
                     );
-                    if self.config.exchange.notifications.mode != NotificationMode::Off {
-                        self.monitor.watch_feed(feed.clone());
-                    }
+                    // Always replaced: the monitor must not keep an older
+                    // feed (and its connections) alive after a reload. With
+                    // notifications off it shows every mailbox polled, and why.
+                    self.monitor.watch_feed(feed.clone());
                     self.push.set(Some(engine.clone()), Some(feed));
                     self.engine = Some(engine);
                     self.retry_delay = FIRST_RETRY;
