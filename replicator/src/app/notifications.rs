@@ -747,6 +747,7 @@ impl<A: NotificationApi> Manager<A> {
                 }
                 let now = Instant::now();
                 let timing = self.timing.clone();
+                let max_connections = self.settings.max_connections;
                 let group = &mut self.groups[index];
                 let pause = next_backoff(group.backoff, &timing);
                 tracing::warn!(
@@ -759,7 +760,16 @@ impl<A: NotificationApi> Manager<A> {
                 group.reopen_at = Some(now + pause);
                 // Events of the gap may be lost with the connection.
                 group.resync_on_open = true;
-                group.last_error = Some(error.to_string());
+                group.last_error = Some(
+                    if error.code.as_deref() == Some("ErrorExceededConnectionCount") {
+                        format!(
+                            "{error}; exchange.notification_connections ({}) is above what the account may hold (Exchange's HangingConnectionLimit): lower it or raise the limit",
+                            max_connections
+                        )
+                    } else {
+                        error.to_string()
+                    },
+                );
             }
         }
     }

@@ -21,6 +21,8 @@ struct FakeState {
     /// The sending end of each opened stream, in order.
     streams: Vec<UnboundedSender<Result<StreamMessage, NotificationError>>>,
     unsubscribed: Vec<String>,
+    /// Connections the account may hold (Exchange's HangingConnectionLimit).
+    max_streams: Option<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -115,6 +117,10 @@ impl NotificationApi for Fake {
             .all(|id| !state.subscriptions.contains_key(id))
         {
             return Err(code("ErrorSubscriptionNotFound"));
+        }
+        let open = state.streams.iter().filter(|s| !s.is_closed()).count();
+        if state.max_streams.is_some_and(|max| open >= max) {
+            return Err(code("ErrorExceededConnectionCount"));
         }
         state
             .opens
@@ -495,4 +501,34 @@ async fn every_failure_of_one_message_is_made_again() {
     assert_eq!(resynced, BTreeSet::from([all[0].clone(), all[2].clone()]));
     until("all subscribed again", || feed.status().subscribed == 3).await;
     assert_eq!(fake.subscribe_count(&all[1]), 1);
+}
+
+#[tokio::test]
+async fn a_connection_beyond_the_accounts_limit_leaves_its_mailboxes_polled_with_the_fix() {
+    let fake = Fake::default();
+    fake.state().max_streams = Some(1);
+    let settings = NotificationSettings {
+        max_connections: 2,
+        subscriptions_per_connection: 2,
+        ..NotificationSettings::default()
+    };
+    let (feed, _rx) = start(&fake, settings);
+    let all = mailboxes(4);
+    feed.watch(&all);
+    until("one group open, the other refused", || {
+        let s = feed.status();
+        s.subscribed == 2
+            && s.polled.len() == 2
+            && s.polled
+                .iter()
+                .all(|(_, r)| r.contains("ErrorExceededConnectionCount"))
+    })
+    .await;
+    let (_, reason) = &feed.status().polled[0];
+    assert!(
+        reason.contains("exchange.notification_connections (2)"),
+        "{reason}"
+    );
+    assert!(reason.contains("HangingConnectionLimit"), "{reason}");
+    assert_eq!(feed.status().connections, 1);
 }
