@@ -120,6 +120,11 @@ pub trait NotificationApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), NotificationError>> + Send;
 }
 
+/// Subscribe requests sent together (the client's own concurrency limit
+/// paces them further); one after the other, 1,000 mailboxes would take
+/// 1,000 round trips.
+const SUBSCRIBES_IN_FLIGHT: usize = 16;
+
 /// Codes after which the mailbox cannot be subscribed until something
 /// changes at the server (rights, the mailbox itself).
 const REFUSED_CODES: &[&str] = &[
@@ -460,15 +465,14 @@ impl<A: NotificationApi> Manager<A> {
         self.groups.iter().map(|g| g.members.len()).sum()
     }
 
-    /// The group a new subscription joins: the first with room, or a new
-    /// one while connections are left.
-    fn group_with_room(&mut self, mailbox: &str) -> Option<usize> {
+    /// The group a new subscription joins: the first with room (`taken`:
+    /// places already promised per group), or a new one while connections
+    /// are left.
+    fn group_with_room(&mut self, mailbox: &str, taken: &BTreeMap<usize, usize>) -> Option<usize> {
         let per_connection = self.settings.subscriptions_per_connection;
-        if let Some(index) = self
-            .groups
-            .iter()
-            .position(|g| g.members.len() < per_connection)
-        {
+        if let Some(index) = self.groups.iter().enumerate().position(|(i, g)| {
+            g.members.len() + taken.get(&i).copied().unwrap_or(0) < per_connection
+        }) {
             return Some(index);
         }
         if self.groups.len() >= self.settings.max_connections {
@@ -500,90 +504,113 @@ impl<A: NotificationApi> Manager<A> {
         }
         for index in 0..self.groups.len() {
             let group = &self.groups[index];
-            if group.connection.is_none() && group.reopen_at.is_none_or(|at| at <= now) {
+            // A group made for a round whose Subscribes all failed is empty
+            // until the next round (or dropped at the next reconcile).
+            if !group.members.is_empty()
+                && group.connection.is_none()
+                && group.reopen_at.is_none_or(|at| at <= now)
+            {
                 self.open_connection(index);
             }
         }
     }
 
     async fn subscribe_due(&mut self, now: Instant) {
-        let due: Vec<String> = self
+        let mut due = self
             .pending
             .iter()
             .filter(|(_, p)| p.retry_at.is_none_or(|at| at <= now))
             .map(|(m, _)| m.clone())
-            .collect();
+            .collect::<Vec<String>>()
+            .into_iter();
         let capacity = self.settings.capacity();
-        for mailbox in due {
-            if self.subscribed_count() >= self.settings.max_subscriptions {
-                self.set_pending_reason(&mailbox, format!(
-                    "the account's subscription limit is reached ({} subscriptions, exchange.notification_subscriptions; Exchange's EWSMaxSubscriptions)",
-                    self.settings.max_subscriptions
-                ));
-                continue;
-            }
-            let Some(index) = self.group_with_room(&mailbox) else {
-                self.set_pending_reason(&mailbox, format!(
-                    "all {} streaming connections carry {} subscriptions each ({capacity} mailboxes); raise exchange.notification_connections together with Exchange's HangingConnectionLimit",
-                    self.settings.max_connections, self.settings.subscriptions_per_connection
-                ));
-                continue;
-            };
-            let affinity = self.groups[index].affinity.clone();
-            match self.api.subscribe(&mailbox, &affinity).await {
-                Ok(id) => {
-                    self.subscribe_backoff = None;
-                    let resync = self.pending.remove(&mailbox).is_some_and(|p| p.resync);
-                    self.groups[index].members.insert(mailbox.clone(), id);
-                    self.restart(index, false);
-                    if resync {
-                        // Events from now on queue on the new subscription:
-                        // a full read now misses nothing.
-                        let _ = self.changes.send(MailboxChange::Resync { mailbox });
-                    }
-                }
-                Err(error) if is_refused(&error) => {
-                    tracing::info!("{mailbox}: stays on the periodic cycle: {error}");
-                    let reason = refused_reason(&error, self.impersonation);
-                    if let Some(p) = self.pending.get_mut(&mailbox) {
-                        p.reason = reason;
-                        p.retry_at = Some(now + self.timing.refused_retry);
-                    }
-                }
-                Err(error) if error.code.as_deref() == Some("ErrorExceededSubscriptionCount") => {
-                    let pause = self.backoff_subscribe(now);
+        loop {
+            // A round of Subscribes in flight together, each with its group
+            // decided first (the places taken by the round counted).
+            let mut round: Vec<(String, usize)> = Vec::new();
+            let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+            let mut exhausted = true;
+            for mailbox in due.by_ref() {
+                if self.subscribed_count() + round.len() >= self.settings.max_subscriptions {
                     self.set_pending_reason(&mailbox, format!(
-                        "Exchange refused more subscriptions for the account (ErrorExceededSubscriptionCount): its EWSMaxSubscriptions is below exchange.notification_subscriptions ({}); lower that setting or raise the throttling policy; trying again in {} s",
-                        self.settings.max_subscriptions, pause.as_secs()
+                        "the account's subscription limit is reached ({} subscriptions, exchange.notification_subscriptions; Exchange's EWSMaxSubscriptions)",
+                        self.settings.max_subscriptions
                     ));
-                    self.drop_empty_group(index);
-                    break;
+                    continue;
                 }
-                Err(error) => {
-                    // Throttled (ErrorServerBusy) or Exchange unreachable:
-                    // the next ones would fare no better.
-                    let pause = self.backoff_subscribe(now);
-                    tracing::warn!(
-                        "Subscribe failed ({error}); trying again in {} s",
-                        pause.as_secs()
-                    );
-                    self.set_pending_reason(
-                        &mailbox,
-                        format!(
-                            "Subscribe failed ({error}); trying again in {} s",
-                            pause.as_secs()
-                        ),
-                    );
-                    self.drop_empty_group(index);
+                let Some(index) = self.group_with_room(&mailbox, &taken) else {
+                    self.set_pending_reason(&mailbox, format!(
+                        "all {} streaming connections carry {} subscriptions each ({capacity} mailboxes); raise exchange.notification_connections together with Exchange's HangingConnectionLimit",
+                        self.settings.max_connections, self.settings.subscriptions_per_connection
+                    ));
+                    continue;
+                };
+                *taken.entry(index).or_default() += 1;
+                round.push((mailbox, index));
+                if round.len() == SUBSCRIBES_IN_FLIGHT {
+                    exhausted = false;
                     break;
                 }
             }
-        }
-    }
-
-    fn drop_empty_group(&mut self, index: usize) {
-        if self.groups[index].members.is_empty() && self.groups[index].connection.is_none() {
-            self.groups.remove(index);
+            if round.is_empty() {
+                return;
+            }
+            let api = &self.api;
+            let groups = &self.groups;
+            let answers = futures_util::future::join_all(round.iter().map(|(mailbox, index)| {
+                let affinity = groups[*index].affinity.clone();
+                async move { api.subscribe(mailbox, &affinity).await }
+            }))
+            .await;
+            let mut pause = None;
+            for ((mailbox, index), answer) in round.into_iter().zip(answers) {
+                match answer {
+                    Ok(id) => {
+                        self.subscribe_backoff = None;
+                        let resync = self.pending.remove(&mailbox).is_some_and(|p| p.resync);
+                        self.groups[index].members.insert(mailbox.clone(), id);
+                        self.restart(index, false);
+                        if resync {
+                            // Events from now on queue on the new
+                            // subscription: a full read now misses nothing.
+                            let _ = self.changes.send(MailboxChange::Resync { mailbox });
+                        }
+                    }
+                    Err(error) if is_refused(&error) => {
+                        tracing::info!("{mailbox}: stays on the periodic cycle: {error}");
+                        let reason = refused_reason(&error, self.impersonation);
+                        if let Some(p) = self.pending.get_mut(&mailbox) {
+                            p.reason = reason;
+                            p.retry_at = Some(now + self.timing.refused_retry);
+                        }
+                    }
+                    Err(error) => {
+                        // Throttled (ErrorServerBusy), over the account's
+                        // subscriptions, or Exchange unreachable: the next
+                        // ones would fare no better; one pause for the round.
+                        let pause = *pause.get_or_insert_with(|| self.backoff_subscribe(now));
+                        let reason = if error.code.as_deref()
+                            == Some("ErrorExceededSubscriptionCount")
+                        {
+                            format!(
+                                "Exchange refused more subscriptions for the account (ErrorExceededSubscriptionCount): its EWSMaxSubscriptions is below exchange.notification_subscriptions ({}); lower that setting or raise the throttling policy; trying again in {} s",
+                                self.settings.max_subscriptions,
+                                pause.as_secs()
+                            )
+                        } else {
+                            format!(
+                                "Subscribe failed ({error}); trying again in {} s",
+                                pause.as_secs()
+                            )
+                        };
+                        tracing::warn!("{mailbox}: {reason}");
+                        self.set_pending_reason(&mailbox, reason);
+                    }
+                }
+            }
+            if pause.is_some() || exhausted {
+                return;
+            }
         }
     }
 
@@ -749,12 +776,23 @@ impl<A: NotificationApi> Manager<A> {
                 let timing = self.timing.clone();
                 let max_connections = self.settings.max_connections;
                 let group = &mut self.groups[index];
-                let pause = next_backoff(group.backoff, &timing);
+                // A connection that had been working is opened again at
+                // once; one that failed to open or dropped at once waits,
+                // longer each time.
+                let healthy = group.open
+                    && group
+                        .opened_at
+                        .is_some_and(|at| at.elapsed() >= MIN_CONNECTION_LIFETIME);
+                let pause = if healthy {
+                    Duration::ZERO
+                } else {
+                    next_backoff(group.backoff, &timing)
+                };
                 tracing::warn!(
-                    "a notification connection ended ({error}); opening it again in {} s",
-                    pause.as_secs()
+                    "a notification connection ended ({error}); opening it again in {} ms",
+                    pause.as_millis()
                 );
-                group.backoff = Some(pause);
+                group.backoff = (!healthy).then_some(pause);
                 group.connection = None;
                 group.open = false;
                 group.reopen_at = Some(now + pause);

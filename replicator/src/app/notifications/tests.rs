@@ -454,8 +454,9 @@ async fn a_throttled_subscribe_backs_off_and_tries_again() {
         feed.status().subscribed == 2
     })
     .await;
-    // Each refusal stopped the round: one call per pause, not one per mailbox.
-    assert_eq!(fake.state().subscribe_calls.len(), 3 + 2);
+    // A refusal ends the round: the pending mailboxes are asked again only
+    // after the pause (2 + 2 + 1 calls), not again and again.
+    assert_eq!(fake.state().subscribe_calls.len(), 5);
 }
 
 #[tokio::test]
