@@ -157,18 +157,23 @@ async fn run(n: usize, changes: usize, seconds: u64, idle_seconds: u64) {
 
     // The floor: one refresh of one mailbox (one GetUserAvailability, one
     // write), after one change so that it writes; plus the event's delay.
+    // The second of two: the first also pays for the connections'
+    // handshakes and the first directory and UCServer reads.
     let floor_user = &users[0];
-    add_meeting(&exchange, &floor_user.email, "floor");
-    let started = Instant::now();
-    let report = engine
-        .refresh_mailboxes(
-            Utc::now(),
-            std::slice::from_ref(&floor_user.email),
-            &CycleOptions::default(),
-        )
-        .await;
-    assert_eq!(report.counters.written, 1, "the floor's refresh writes");
-    let floor_ms = started.elapsed().as_millis() as u64 + NOTIFICATION_DELAY_MS;
+    let mut floor_ms = 0;
+    for _ in 0..2 {
+        add_meeting(&exchange, &floor_user.email, "floor");
+        let started = Instant::now();
+        let report = engine
+            .refresh_mailboxes(
+                Utc::now(),
+                std::slice::from_ref(&floor_user.email),
+                &CycleOptions::default(),
+            )
+            .await;
+        assert_eq!(report.counters.written, 1, "the floor's refresh writes");
+        floor_ms = started.elapsed().as_millis() as u64 + NOTIFICATION_DELAY_MS;
+    }
 
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
     let feed = Arc::new(StreamingFeed::start(
