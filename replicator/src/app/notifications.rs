@@ -125,6 +125,10 @@ pub trait NotificationApi: Send + Sync + 'static {
 /// 1,000 round trips.
 const SUBSCRIBES_IN_FLIGHT: usize = 16;
 
+/// Requests in flight on the feed's own client (Subscribe, Unsubscribe;
+/// the streams are held outside this limit).
+const SUBSCRIBE_CONCURRENCY: usize = 8;
+
 /// Codes after which the mailbox cannot be subscribed until something
 /// changes at the server (rights, the mailbox itself).
 const REFUSED_CODES: &[&str] = &[
@@ -953,11 +957,20 @@ impl EwsNotifications {
                             .ews_url
                     }
                 };
+                // Its own connections and pace, beside the availability
+                // reader's: after a restart every mailbox is subscribed
+                // again, and each Subscribe is a round trip. Together they
+                // stay below Exchange 2013+'s EWSMaxConcurrency (27).
+                let mut settings = self.settings.clone();
+                settings.transport.max_connections_per_host = SUBSCRIBE_CONCURRENCY;
                 let transport =
-                    super::exchange_transport(&self.settings).map_err(|e| failed(e.to_string()))?;
+                    super::exchange_transport(&settings).map_err(|e| failed(e.to_string()))?;
                 EwsClient::new(Arc::new(transport), url)
                     .with_version(self.settings.version)
-                    .with_resilience(super::resilience_config(&self.settings))
+                    .with_resilience(ews_toolkit::resilience::ResilienceConfig {
+                        concurrency: SUBSCRIBE_CONCURRENCY,
+                        ..super::resilience_config(&self.settings)
+                    })
                     .map_err(|e| failed(e.to_string()))
             })
             .await
