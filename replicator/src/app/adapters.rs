@@ -107,6 +107,12 @@ impl ExchangeCalendars {
         &self.settings
     }
 
+    /// Where autodiscover looks in the directory (for the change feed's own
+    /// client).
+    pub fn scp(&self) -> DirectoryScp {
+        self.scp.clone()
+    }
+
     /// What autodiscover found, when it ran.
     pub fn discovery(&self) -> Option<Discovery> {
         self.discovery.lock().expect("discovery lock").clone()

@@ -17,7 +17,7 @@ use super::{
     autodiscover_mailbox, reader_config, resilience_config, AnyDirectory, DirectoryScp,
     DiscoverError, ExchangeCalendars,
 };
-use crate::config::{Config, DirectoryConfig};
+use crate::config::{Config, DirectoryConfig, NotificationMode};
 use crate::directory::{DirectoryError, DirectoryUser, UserDirectory, UserIndex};
 use crate::logging;
 use crate::replication::matching::match_user;
@@ -26,6 +26,7 @@ use ews_toolkit::autodiscover::{AutodiscoverStep, StepOutcome, TRUSTED_HOSTS_KEY
 use ews_toolkit::availability::{AvailabilityView, MailboxAvailability};
 use ews_toolkit::availability_reader::REQUEST_FAILED;
 use ews_toolkit::client::{EwsClient, EwsError};
+use ews_toolkit::notifications::{self, Affinity, MailboxAccess};
 use ews_toolkit::resilience::ResilienceConfig;
 use ews_toolkit::transport::{TransportConfig, TransportError};
 
@@ -570,6 +571,93 @@ async fn check_exchange(
             format!("{asked}: the answer held no result for the mailbox"),
             "the server at `exchange.url` answered, but not for the mailbox asked: check that the URL names Exchange's EWS endpoint",
         ),
+    }
+    check_notifications(config, &client, address, report).await;
+}
+
+/// Tries one streaming subscription to `mailbox`'s calendar (and ends it):
+/// which mode the account gets, and why.
+async fn check_notifications(
+    config: &Config,
+    client: &EwsClient,
+    mailbox: &str,
+    report: &mut CheckReport,
+) {
+    const AREA: &str = "exchange";
+    const STEP: &str = "notifications";
+    let settings = &config.exchange.notifications;
+    let minutes = config.replication.interval.as_secs() / 60;
+    if settings.mode == NotificationMode::Off {
+        report.pass(
+            AREA,
+            STEP,
+            format!("off (exchange.notifications): changes are read by the cycle, every {minutes} minutes"),
+        );
+        return;
+    }
+    let (access, how, rights_fix) = if config.exchange.impersonation {
+        (
+            MailboxAccess::Impersonation,
+            "through impersonation",
+            "give the account the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation)",
+        )
+    } else {
+        (
+            MailboxAccess::FolderRights,
+            "with the account's folder rights",
+            "give the account at least Reviewer on the mailboxes' calendar folders (Add-MailboxFolderPermission -Identity user:\\Calendar -User <account> -AccessRights Reviewer), or use exchange.impersonation with the ApplicationImpersonation role",
+        )
+    };
+    let affinity = Affinity::new(mailbox);
+    match notifications::subscribe(client, mailbox, access, &affinity).await {
+        Ok(id) => {
+            // The probe's subscription is not needed; unread, it would
+            // expire at Exchange anyway.
+            let _ = notifications::unsubscribe(
+                client,
+                &id,
+                config.exchange.impersonation.then_some(mailbox),
+                &affinity,
+            )
+            .await;
+            report.pass(
+                AREA,
+                STEP,
+                format!(
+                    "{} ({}): {mailbox}'s calendar can be subscribed {how}: changes are written within seconds; up to {} mailboxes on {} connections, the rest read by the cycle",
+                    settings.mode.as_str(),
+                    "streaming notifications",
+                    settings.capacity(),
+                    settings.max_connections,
+                ),
+            );
+        }
+        Err(error) => {
+            let code = error.fault_code().unwrap_or("").to_owned();
+            let refused = matches!(
+                code.as_str(),
+                "ErrorAccessDenied"
+                    | "ErrorImpersonateUserDenied"
+                    | "ErrorImpersonationDenied"
+                    | "ErrorImpersonationFailed"
+                    | "ErrorFolderNotFound"
+            );
+            let detail = format!(
+                "Subscribe to {mailbox}'s calendar {how} failed ({error}): mailboxes like it are read by the cycle only, every {minutes} minutes"
+            );
+            let fix = if refused {
+                rights_fix.to_owned()
+            } else {
+                "Exchange did not take the subscription; check that EWS notifications are enabled, or set exchange.notifications = \"off\"".to_owned()
+            };
+            let outcome = match settings.mode {
+                NotificationMode::Streaming => Outcome::Fail,
+                _ => Outcome::Warn,
+            };
+            let step = report.push(AREA, STEP, outcome);
+            step.detail = detail;
+            step.with_fix(fix);
+        }
     }
 }
 

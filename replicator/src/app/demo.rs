@@ -13,7 +13,14 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Utc};
 
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::notifications::{EwsNotifications, FeedTiming, StreamingFeed};
 use super::{assemble, SimulatedSite};
+use crate::replication::{run_push, watched_mailboxes, ChangeFeed as _, WriterLock};
+
 use crate::directory::{DirectoryUser, ObjectGuid};
 use crate::replication::{Counters, CycleOptions, CycleReport, PrivateAppointments, UserOutcome};
 use crate::sim::ucserver::{UcServerSim, UcServerSimConfig, UserDatabase};
@@ -42,6 +49,11 @@ pub struct DemoOptions {
     pub private_appointments: PrivateAppointments,
     /// Users shown in the final table (all with `usize::MAX`).
     pub show_users: usize,
+    /// After the cycles: seconds of calendar churn whose changes the push
+    /// loop writes as streaming notifications report them (0: none).
+    pub push_seconds: u64,
+    /// Churn rate (changes per minute).
+    pub churn_per_minute: u32,
 }
 
 impl Default for DemoOptions {
@@ -54,6 +66,8 @@ impl Default for DemoOptions {
             changed: 5,
             private_appointments: PrivateAppointments::Skip,
             show_users: 15,
+            push_seconds: 0,
+            churn_per_minute: 60,
         }
     }
 }
@@ -68,6 +82,11 @@ pub struct DemoOutcome {
     pub written_in_third: Vec<String>,
     /// UCServer writes per cycle as the simulator counted them.
     pub ucserver_writes: Vec<usize>,
+    /// During the churn: (user, milliseconds from the calendar change to
+    /// the UCServer write) of each push write seen.
+    pub pushed: Vec<(String, u64)>,
+    /// Calendar changes the churn made.
+    pub churned: usize,
 }
 
 /// A temporary directory for the test CA, removed on drop.
@@ -199,7 +218,10 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutco
         changed_users: Vec::new(),
         written_in_third: Vec::new(),
         ucserver_writes: Vec::new(),
+        pushed: Vec::new(),
+        churned: 0,
     };
+    let mut last_report = None;
     let options_cycle = CycleOptions::default();
     for cycle in 1..=3 {
         if cycle == 3 {
@@ -229,9 +251,161 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoOutco
         }
         outcome.cycles.push(report.counters);
         outcome.ucserver_writes.push(writes);
+        last_report = Some(report);
+    }
+    if options.push_seconds > 0 {
+        let watched = last_report
+            .as_ref()
+            .and_then(watched_mailboxes)
+            .unwrap_or_default();
+        push_phase(
+            out,
+            options,
+            &config,
+            &engine,
+            &exchange,
+            &ucserver,
+            &watched,
+            &mut outcome,
+        )
+        .await?;
     }
     print_table(out, &ucserver, &sim_users, options.show_users).map_err(io)?;
     Ok(outcome)
+}
+
+/// The push phase: streaming subscriptions for the mailboxes the cycles
+/// replicated, churn in Exchange, and each change written by the push loop
+/// within seconds (the latency measured from the change to the write, as
+/// polled every 20 ms).
+#[allow(clippy::too_many_arguments)]
+async fn push_phase<S: crate::replication::StateStore>(
+    out: &mut dyn Write,
+    options: &DemoOptions,
+    config: &crate::config::Config,
+    engine: &super::ConfiguredEngine<S>,
+    exchange: &ExchangeSim,
+    ucserver: &UcServerSim,
+    watched: &[String],
+    outcome: &mut DemoOutcome,
+) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("writing the demo output: {e}");
+    let (changes_tx, mut changes) = mpsc::unbounded_channel();
+    let feed = StreamingFeed::start(
+        EwsNotifications::new(config.exchange.clone(), engine.calendars().scp()),
+        config.exchange.notifications.clone(),
+        config.exchange.impersonation,
+        FeedTiming::default(),
+        changes_tx,
+    );
+    feed.watch(watched);
+    let settled = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = feed.status();
+        if status.subscribed + status.polled.len() == watched.len()
+            && status
+                .polled
+                .iter()
+                .all(|(_, r)| !r.contains("not subscribed yet"))
+        {
+            break;
+        }
+        if tokio::time::Instant::now() > settled {
+            return Err(format!(
+                "the demo's subscriptions did not settle: {status:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = feed.status();
+    writeln!(
+        out,
+        "Streaming notifications: {} mailboxes subscribed on {} connections, {} left to the cycle{}",
+        status.subscribed,
+        status.connections,
+        status.polled.len(),
+        status
+            .polled
+            .first()
+            .map(|(m, reason)| format!(" (e.g. {m}: {reason})"))
+            .unwrap_or_default()
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "Changing calendars in Exchange for {} s ({} changes a minute); each write the push loop makes:",
+        options.push_seconds, options.churn_per_minute
+    )
+    .map_err(io)?;
+
+    let users: Vec<_> = ucserver.users().into_iter().filter(|u| !u.admin).collect();
+    let (stop, shutdown) = watch::channel(false);
+    let writer = WriterLock::new();
+    // Stopped (dropped) when its time is up; `ended` keeps its log.
+    let mut churn = Some(exchange.start_churn(options.churn_per_minute, options.seed));
+    let mut ended = Vec::new();
+    let started = std::time::Instant::now();
+    let pushing = run_push(engine, Some(&feed), &mut changes, &writer, shutdown, |_| {});
+    let mut lines = Vec::new();
+    let watching = async {
+        let mut counts: Vec<usize> = users
+            .iter()
+            .map(|u| ucserver.write_count(&u.user_name))
+            .collect();
+        // The churn stops after push_seconds; the writes of its last
+        // changes get two more seconds.
+        let churn_ends = started + Duration::from_secs(options.push_seconds);
+        while std::time::Instant::now() < churn_ends + Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = std::time::Instant::now();
+            let changes = churn
+                .as_ref()
+                .map_or_else(|| ended.clone(), |c| c.changes());
+            for (user, count) in users.iter().zip(counts.iter_mut()) {
+                let written = ucserver.write_count(&user.user_name);
+                if written == *count {
+                    continue;
+                }
+                *count = written;
+                let change = changes
+                    .iter()
+                    .rev()
+                    .find(|c| c.mailbox.eq_ignore_ascii_case(&user.email) && c.at <= now);
+                if let Some(change) = change {
+                    let ms = now.duration_since(change.at).as_millis() as u64;
+                    lines.push(format!(
+                        "  +{:>5.1} s  {:<10} calendar {:?} -> written to the UCServer {ms} ms later",
+                        change.at.duration_since(started).as_secs_f64(),
+                        user.user_name,
+                        change.kind,
+                    ));
+                    outcome.pushed.push((user.user_name.clone(), ms));
+                }
+            }
+            if now >= churn_ends {
+                if let Some(running) = churn.take() {
+                    ended = running.changes();
+                }
+            }
+        }
+        outcome.churned = ended.len();
+        let _ = stop.send(true);
+    };
+    tokio::join!(pushing, watching);
+    for line in &lines {
+        writeln!(out, "{line}").map_err(io)?;
+    }
+    let mut latencies: Vec<u64> = outcome.pushed.iter().map(|(_, ms)| *ms).collect();
+    latencies.sort_unstable();
+    let median = latencies.get(latencies.len() / 2).copied().unwrap_or(0);
+    writeln!(
+        out,
+        "{} calendar changes, {} pushed to the UCServer (median {median} ms after the change); the rest were in mailboxes of users logged on in ProCall, without a mailbox in the directory, or not readable\n",
+        outcome.churned,
+        outcome.pushed.len()
+    )
+    .map_err(io)?;
+    Ok(())
 }
 
 /// Adds a meeting tomorrow to the calendars of the first `options.changed`

@@ -11,6 +11,7 @@ mod adapters;
 mod autodiscover;
 pub mod check;
 pub mod demo;
+pub mod notifications;
 mod service;
 mod simulated;
 

@@ -3,14 +3,19 @@
 //! assembled anew after a reload; a start that fails is recorded and tried
 //! again with a growing pause.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::Utc;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::monitoring::Monitor;
-use crate::replication::{CycleObserver as _, StateStore};
+use crate::replication::{
+    watched_mailboxes, ChangeFeed, Counters, CycleObserver as _, CycleOptions, CycleReport,
+    FeedRecord, FeedStatus, MailboxChange, Refresh, StateStore, WriterLock,
+};
 
 use super::{assemble_observed, record_could_not_run, AssembleError, ConfiguredEngine};
 
@@ -38,20 +43,162 @@ pub struct ServiceEngine<S> {
     config: Config,
     state: S,
     monitor: Arc<Monitor>,
-    engine: Option<ConfiguredEngine<S>>,
+    engine: Option<Arc<ConfiguredEngine<S>>>,
     retry_delay: Duration,
+    /// What the push loop reads: the engine and change feed in force.
+    push: ServicePush<S>,
+    /// Every feed built sends its changes here, for the one push loop.
+    changes: UnboundedSender<MailboxChange>,
+    changes_rx: Option<UnboundedReceiver<MailboxChange>>,
+    writer: WriterLock,
+}
+
+/// The engine and the change feed in force, shared with the push loop: it
+/// outlives each engine (a reload or reconnect builds new ones).
+pub struct ServicePush<S> {
+    current: Arc<Mutex<Current<S>>>,
+}
+
+impl<S> Clone for ServicePush<S> {
+    fn clone(&self) -> Self {
+        ServicePush {
+            current: self.current.clone(),
+        }
+    }
+}
+
+struct Current<S> {
+    engine: Option<Arc<ConfiguredEngine<S>>>,
+    feed: Option<Arc<dyn ChangeFeed>>,
+}
+
+impl<S> ServicePush<S> {
+    fn engine(&self) -> Option<Arc<ConfiguredEngine<S>>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .engine
+            .clone()
+    }
+
+    fn feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .feed
+            .clone()
+    }
+
+    fn set(&self, engine: Option<Arc<ConfiguredEngine<S>>>, feed: Option<Arc<dyn ChangeFeed>>) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Current { engine, feed };
+    }
+}
+
+impl<S: StateStore> Refresh for ServicePush<S> {
+    fn debounce(&self) -> Duration {
+        self.engine().map_or(
+            crate::replication::ReplicationSettings::default().push_debounce,
+            |e| e.settings().push_debounce,
+        )
+    }
+
+    async fn refresh(&self, mailboxes: &[String], options: &CycleOptions) -> CycleReport {
+        match self.engine() {
+            Some(engine) => {
+                engine
+                    .refresh_mailboxes(Utc::now(), mailboxes, options)
+                    .await
+            }
+            // Between a reload and the next turn: the cycle reads them.
+            None => {
+                let now = Utc::now();
+                CycleReport {
+                    started_at: now,
+                    finished_at: now,
+                    window_start: now,
+                    window_end: now,
+                    dry_run: false,
+                    partial: true,
+                    counters: Counters::default(),
+                    durations: Default::default(),
+                    overran: false,
+                    abandoned: false,
+                    error: Some("no engine is running (reconnecting or reloading); the next cycle reads these mailboxes".to_owned()),
+                    warnings: Vec::new(),
+                    users: Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn change_received(&self, change: &MailboxChange) {
+        if let Some(engine) = self.engine() {
+            engine.change_received(change);
+        }
+    }
+
+    fn record_feed(&self, record: &FeedRecord) {
+        if let Some(engine) = self.engine() {
+            engine.record_feed(record);
+        }
+    }
+}
+
+impl<S: Send + Sync> ChangeFeed for ServicePush<S> {
+    fn watch(&self, mailboxes: &[String]) {
+        if let Some(feed) = self.feed() {
+            feed.watch(mailboxes);
+        }
+    }
+
+    fn status(&self) -> FeedStatus {
+        self.feed().map(|f| f.status()).unwrap_or_default()
+    }
 }
 
 impl<S: StateStore + Clone> ServiceEngine<S> {
     /// Nothing connects until the first [`engine`](Self::engine).
     pub fn new(config: Config, state: S) -> ServiceEngine<S> {
         let monitor = Arc::new(Monitor::new(config.replication.interval));
+        let (changes, changes_rx) = mpsc::unbounded_channel();
         ServiceEngine {
             config,
             state,
             monitor,
             engine: None,
             retry_delay: FIRST_RETRY,
+            push: ServicePush {
+                current: Arc::new(Mutex::new(Current {
+                    engine: None,
+                    feed: None,
+                })),
+            },
+            changes,
+            changes_rx: Some(changes_rx),
+            writer: WriterLock::new(),
+        }
+    }
+
+    /// For the push loop: the changes of every feed this service builds
+    /// (`None` after the first call).
+    pub fn take_changes(&mut self) -> Option<UnboundedReceiver<MailboxChange>> {
+        self.changes_rx.take()
+    }
+
+    /// For the push loop: the engine and feed in force, whichever they are.
+    pub fn push(&self) -> ServicePush<S> {
+        self.push.clone()
+    }
+
+    /// Held by each cycle and each push refresh: one writer at a time.
+    pub fn writer(&self) -> &WriterLock {
+        &self.writer
+    }
+
+    /// After a full cycle: the feed watches the mailboxes it replicated.
+    pub fn cycle_finished(&self, report: &CycleReport) {
+        if let (Some(feed), Some(mailboxes)) = (self.push.feed(), watched_mailboxes(report)) {
+            feed.watch(&mailboxes);
         }
     }
 
@@ -76,6 +223,13 @@ impl<S: StateStore + Clone> ServiceEngine<S> {
         self.monitor.set_interval(config.replication.interval);
         self.config = config;
         self.engine = None;
+        // The old feed's connections close; its subscriptions expire at
+        // Exchange on their own.
+        self.push.set(None, None);
+        self.monitor
+            .watch_feed(Arc::new(super::notifications::PolledOnly::new(
+                "the configuration was reloaded; notifications resume with the next cycle",
+            )));
         self.retry_delay = FIRST_RETRY;
     }
 
@@ -94,6 +248,17 @@ impl<S: StateStore + Clone> ServiceEngine<S> {
             };
             match assembled {
                 Ok(engine) => {
+                    let engine = Arc::new(engine);
+                    let feed = super::notifications::feed_for(
+                        &self.config.exchange,
+                        engine.calendars(),
+                        self.changes.clone(),
+                    );
+                    // Always replaced: the monitor must not keep an older
+                    // feed (and its connections) alive after a reload. With
+                    // notifications off it shows every mailbox polled, and why.
+                    self.monitor.watch_feed(feed.clone());
+                    self.push.set(Some(engine.clone()), Some(feed));
                     self.engine = Some(engine);
                     self.retry_delay = FIRST_RETRY;
                 }
@@ -112,7 +277,7 @@ impl<S: StateStore + Clone> ServiceEngine<S> {
                 }
             }
         }
-        Ok(self.engine.as_ref().expect("assembled above"))
+        Ok(self.engine.as_deref().expect("assembled above"))
     }
 }
 

@@ -39,6 +39,13 @@ pub struct DemoArgs {
     /// Users listed in the final table.
     #[arg(long, default_value_t = 15)]
     show_users: usize,
+    /// After the cycles: seconds of calendar churn in Exchange, each change
+    /// pushed to the UCServer through streaming notifications (0: none).
+    #[arg(long, default_value_t = 10)]
+    push_seconds: u64,
+    /// Calendar changes per minute during the churn.
+    #[arg(long, default_value_t = 60)]
+    churn_per_minute: u32,
 }
 
 pub async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
@@ -60,6 +67,8 @@ pub async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
             Privacy::Full => PrivateAppointments::Full,
         },
         show_users: args.show_users,
+        push_seconds: args.push_seconds,
+        churn_per_minute: args.churn_per_minute,
     };
     let mut stdout = std::io::stdout().lock();
     demo::run(&options, &mut stdout).await?;

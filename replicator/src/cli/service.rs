@@ -15,7 +15,9 @@ use ews_calendar_replicator::monitoring::MonitoringServer;
 use ews_calendar_replicator::replication::scheduler::{
     run_turns, Beat, Heartbeat, Scheduled, Turn,
 };
-use ews_calendar_replicator::replication::{CycleOptions, CycleReport, StateStore, UserOutcome};
+use ews_calendar_replicator::replication::{
+    run_push, CycleOptions, CycleReport, StateStore, UserOutcome,
+};
 use ews_calendar_replicator::state::MemoryStateStore;
 use ews_calendar_replicator::state::SqliteStateStore;
 use ews_calendar_replicator::systemd::{Notifier, Watchdog};
@@ -135,6 +137,7 @@ impl<S: StateStore + Clone> Scheduled for Service<S> {
         let status = |text: &str| {
             let _ = self.notifier.status(text);
         };
+        let writer = self.app.writer().clone();
         let engine = match self.app.engine(shutdown).await {
             Ok(engine) => engine,
             Err(NotStarted::Stopped) => {
@@ -152,8 +155,13 @@ impl<S: StateStore + Clone> Scheduled for Service<S> {
             shutdown: Some(shutdown.clone()),
             ..CycleOptions::default()
         };
+        // One writer at a time: a push refresh running now finishes first.
+        let writing = writer.lock().await;
         // The engine logs the cycle's summary and each failed user.
         let report = engine.run_cycle(Utc::now(), &options).await;
+        drop(writing);
+        // The change feed watches the mailboxes this cycle replicated.
+        self.app.cycle_finished(&report);
         if !self.warned_load {
             self.warned_load = true;
             if let Some(warning) =
@@ -310,7 +318,27 @@ pub async fn run(path: &Path) -> Result<ExitCode, String> {
         notifier: notifier.clone(),
         warned_load: false,
     };
-    let summary = run_turns(&mut service, shutdown, Some(retry_rx), heartbeat).await;
+    // The push loop beside the cycles: change events from the feed of the
+    // engine in force make the changed mailboxes be read within seconds.
+    let mut changes = service.app.take_changes().expect("taken once");
+    let push = service.app.push();
+    let writer = service.app.writer().clone();
+    let pushing = run_push(
+        &push,
+        Some(&push),
+        &mut changes,
+        &writer,
+        shutdown.clone(),
+        |_| {},
+    );
+    let cycles = run_turns(&mut service, shutdown, Some(retry_rx), heartbeat);
+    let (summary, pushed) = tokio::join!(cycles, pushing);
+    tracing::info!(
+        changes = pushed.changes,
+        refreshes = pushed.refreshes,
+        written = pushed.written,
+        "push loop stopped"
+    );
     let _ = notifier.stopping();
     tracing::info!(
         cycles = summary.cycles,

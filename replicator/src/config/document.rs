@@ -244,6 +244,54 @@ pub const SECTIONS: &[SectionDoc] = &[
                 "[\"mail.corp.local\"]",
                 false,
             ),
+            key(
+                "notifications",
+                "How calendar changes reach the UCServer besides the periodic cycle:\n\
+\"auto\" (default): Exchange streaming notifications for every mailbox the\n\
+account may subscribe to (with impersonation = true: the ApplicationImpersonation\n\
+role; otherwise at least Reviewer on each calendar folder), so a change is\n\
+written within seconds; a mailbox Exchange refuses stays on the cycle (check\n\
+and status say which and why). \"streaming\": the same, but check fails when the\n\
+account cannot subscribe. \"off\": the cycle only. auto is the default because\n\
+the cycle stays the safety net either way: notifications only make changes\n\
+arrive sooner, for a few held connections, and where Exchange refuses them\n\
+nothing is lost.",
+                "\"auto\"",
+                true,
+            ),
+            key(
+                "notification_connections",
+                "Streaming connections (GetStreamingEvents) held open at once (1 to 100,\n\
+default 3: Exchange on-premises' HangingConnectionLimit per account; more is\n\
+refused with ErrorExceededConnectionCount). Each carries up to\n\
+subscriptions_per_connection mailboxes; mailboxes beyond what the connections\n\
+carry stay on the cycle. Raise it only with HangingConnectionLimit (EWS\n\
+web.config).",
+                "3",
+                false,
+            ),
+            key(
+                "notification_subscriptions",
+                "Subscriptions of the account at once (1 to 1000000, default 5000: Exchange\n\
+on-premises' EWSMaxSubscriptions throttling policy). Raise it only with the\n\
+account's throttling policy.",
+                "5000",
+                false,
+            ),
+            key(
+                "subscriptions_per_connection",
+                "Mailboxes read on one streaming connection (1 to 200, default 200:\n\
+Exchange's maximum per group).",
+                "200",
+                false,
+            ),
+            key(
+                "notification_connection_timeout_minutes",
+                "A streaming connection is closed by Exchange and opened again after this\n\
+long (1 to 30 minutes, default 30, Exchange's maximum).",
+                "30",
+                false,
+            ),
         ],
     },
     SectionDoc {

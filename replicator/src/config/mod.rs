@@ -34,8 +34,8 @@ use ews_toolkit::ExchangeVersion;
 use locate::SourceMap;
 use schema::{
     RawAuth, RawConfig, RawDirectory, RawDirectoryKind, RawExchange, RawLevel, RawLogging,
-    RawMonitoring, RawPassword, RawPrivateAppointments, RawReplication, RawState, RawStatus,
-    RawUcServer,
+    RawMonitoring, RawNotifications, RawPassword, RawPrivateAppointments, RawReplication, RawState,
+    RawStatus, RawUcServer,
 };
 
 /// Directory name under the data directories.
@@ -105,6 +105,82 @@ pub struct ExchangeSettings {
     /// Hosts outside the mail domain that autodiscover may send the
     /// credentials to.
     pub autodiscover_trusted_hosts: TrustedHosts,
+    /// Streaming notifications (`notifications` and its limits).
+    pub notifications: NotificationSettings,
+}
+
+/// `[exchange] notifications`: whether calendar changes are pushed by
+/// Exchange's streaming notifications or only read by the periodic cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationMode {
+    /// Subscribe every mailbox Exchange lets the account subscribe to; a
+    /// mailbox that refuses stays on the cycle, and that is no error.
+    Auto,
+    /// Like `Auto`, but notifications are required: `check` fails when the
+    /// account cannot subscribe.
+    Streaming,
+    /// The periodic cycle only.
+    Off,
+}
+
+impl NotificationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationMode::Auto => "auto",
+            NotificationMode::Streaming => "streaming",
+            NotificationMode::Off => "off",
+        }
+    }
+}
+
+/// Microsoft, "Handling notification-related errors in EWS in Exchange":
+/// on-premises `HangingConnectionLimit` defaults to 3 open streaming
+/// connections per account (`ErrorExceededConnectionCount` beyond).
+pub const DEFAULT_NOTIFICATION_CONNECTIONS: usize = 3;
+/// The same document: `EWSMaxSubscriptions` (throttling policy) defaults to
+/// 5000 on-premises (`ErrorExceededSubscriptionCount` beyond).
+pub const DEFAULT_NOTIFICATION_SUBSCRIPTIONS: usize = 5000;
+/// The same document: at most 200 subscriptions in one group, i.e. on one
+/// GetStreamingEvents connection.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 200;
+/// GetStreamingEvents' `ConnectionTimeout` maximum (minutes).
+pub const MAX_CONNECTION_TIMEOUT_MINUTES: u8 = 30;
+
+/// The streaming notification settings of `[exchange]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationSettings {
+    pub mode: NotificationMode,
+    /// GetStreamingEvents connections held open at once (Exchange's
+    /// `HangingConnectionLimit` for the account).
+    pub max_connections: usize,
+    /// Subscriptions of the account at once (`EWSMaxSubscriptions`).
+    pub max_subscriptions: usize,
+    /// Subscriptions read on one connection (one affinity group).
+    pub subscriptions_per_connection: usize,
+    /// GetStreamingEvents' `ConnectionTimeout`: the connection is re-opened
+    /// after this long.
+    pub connection_timeout_minutes: u8,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> NotificationSettings {
+        NotificationSettings {
+            mode: NotificationMode::Auto,
+            max_connections: DEFAULT_NOTIFICATION_CONNECTIONS,
+            max_subscriptions: DEFAULT_NOTIFICATION_SUBSCRIPTIONS,
+            subscriptions_per_connection: MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            connection_timeout_minutes: MAX_CONNECTION_TIMEOUT_MINUTES,
+        }
+    }
+}
+
+impl NotificationSettings {
+    /// Mailboxes that can be subscribed at most: the smaller of the
+    /// subscription limit and what the connections can carry.
+    pub fn capacity(&self) -> usize {
+        self.max_subscriptions
+            .min(self.max_connections * self.subscriptions_per_connection)
+    }
 }
 
 impl ExchangeSettings {
@@ -885,6 +961,7 @@ impl<'a> Builder<'a> {
         let password = self.password("exchange", raw.password_keys())?;
         let credentials = Credentials::new(username, password, scheme)
             .map_err(|e| self.error("exchange.username", e.to_string()))?;
+        let notifications = self.notifications(&raw)?;
         let max_concurrency = raw.max_concurrency.unwrap_or(4);
         if !(1..=MAX_CONCURRENCY_LIMIT).contains(&max_concurrency) {
             return Err(self.error(
@@ -932,6 +1009,71 @@ impl<'a> Builder<'a> {
             max_concurrency: max_concurrency as usize,
             transport,
             autodiscover_trusted_hosts,
+            notifications,
+        })
+    }
+
+    fn notifications(&self, raw: &RawExchange) -> Result<NotificationSettings, ConfigError> {
+        let defaults = NotificationSettings::default();
+        let mode = match raw.notifications {
+            None | Some(RawNotifications::Auto) => NotificationMode::Auto,
+            Some(RawNotifications::Streaming) => NotificationMode::Streaming,
+            Some(RawNotifications::Off) => NotificationMode::Off,
+        };
+        let ranged = |key: &str,
+                      value: Option<u32>,
+                      max: u32,
+                      default: usize,
+                      what: &str,
+                      fix: &str| {
+            let value = value.unwrap_or(default as u32);
+            if (1..=max).contains(&value) {
+                Ok(value as usize)
+            } else {
+                Err(self.error(
+                    key,
+                    format!("{value} is out of range; expected 1 to {max} {what} (default {default}){fix}"),
+                ))
+            }
+        };
+        let max_connections = ranged(
+            "exchange.notification_connections",
+            raw.notification_connections,
+            100,
+            defaults.max_connections,
+            "connections",
+            "; set it to Exchange's HangingConnectionLimit for the account, no higher",
+        )?;
+        let max_subscriptions = ranged(
+            "exchange.notification_subscriptions",
+            raw.notification_subscriptions,
+            1_000_000,
+            defaults.max_subscriptions,
+            "subscriptions",
+            "; set it to the account's EWSMaxSubscriptions (throttling policy), no higher",
+        )?;
+        let subscriptions_per_connection = ranged(
+            "exchange.subscriptions_per_connection",
+            raw.subscriptions_per_connection,
+            MAX_SUBSCRIPTIONS_PER_CONNECTION as u32,
+            defaults.subscriptions_per_connection,
+            "subscriptions",
+            "; Exchange allows at most 200 subscriptions on one connection",
+        )?;
+        let connection_timeout_minutes = ranged(
+            "exchange.notification_connection_timeout_minutes",
+            raw.notification_connection_timeout_minutes,
+            u32::from(MAX_CONNECTION_TIMEOUT_MINUTES),
+            usize::from(defaults.connection_timeout_minutes),
+            "minutes",
+            "; Exchange refuses a GetStreamingEvents ConnectionTimeout above 30 minutes",
+        )? as u8;
+        Ok(NotificationSettings {
+            mode,
+            max_connections,
+            max_subscriptions,
+            subscriptions_per_connection,
+            connection_timeout_minutes,
         })
     }
 

@@ -117,6 +117,19 @@ pub(super) struct RawExchange {
     pub request_timeout_seconds: Option<u64>,
     pub max_response_mb: Option<u64>,
     pub autodiscover_trusted_hosts: Option<Vec<String>>,
+    pub notifications: Option<RawNotifications>,
+    pub notification_connections: Option<u32>,
+    pub notification_subscriptions: Option<u32>,
+    pub subscriptions_per_connection: Option<u32>,
+    pub notification_connection_timeout_minutes: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawNotifications {
+    Auto,
+    Streaming,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

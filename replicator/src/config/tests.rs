@@ -1116,3 +1116,56 @@ fn monitoring_is_off_unless_listen_is_set() {
     let config = parse_text(&with_key("monitoring", "listen = \"[::1]:9464\"")).unwrap();
     assert!(config.monitoring.listen.unwrap().ip().is_loopback());
 }
+
+#[test]
+fn notifications_default_to_auto_within_exchanges_on_premises_limits() {
+    let config = parse_text(MINIMAL).unwrap();
+    assert_eq!(
+        config.exchange.notifications,
+        NotificationSettings {
+            mode: NotificationMode::Auto,
+            max_connections: 3,
+            max_subscriptions: 5000,
+            subscriptions_per_connection: 200,
+            connection_timeout_minutes: 30,
+        }
+    );
+    assert_eq!(config.exchange.notifications.capacity(), 600);
+}
+
+#[test]
+fn notifications_and_their_limits_are_read() {
+    let text = with_key(
+        "exchange",
+        "notifications = \"streaming\"\nnotification_connections = 10\nnotification_subscriptions = 300\nsubscriptions_per_connection = 50\nnotification_connection_timeout_minutes = 5",
+    );
+    let settings = parse_text(&text).unwrap().exchange.notifications;
+    assert_eq!(settings.mode, NotificationMode::Streaming);
+    assert_eq!(settings.max_connections, 10);
+    assert_eq!(settings.max_subscriptions, 300);
+    assert_eq!(settings.subscriptions_per_connection, 50);
+    assert_eq!(settings.connection_timeout_minutes, 5);
+    assert_eq!(settings.capacity(), 300);
+    let off = parse_text(&with_key("exchange", "notifications = \"off\"")).unwrap();
+    assert_eq!(off.exchange.notifications.mode, NotificationMode::Off);
+}
+
+#[test]
+fn notification_limits_beyond_exchanges_are_refused_with_the_fix() {
+    let err = error_of(&with_key("exchange", "subscriptions_per_connection = 201"));
+    assert_eq!(
+        err.key.as_deref(),
+        Some("exchange.subscriptions_per_connection")
+    );
+    assert!(err.message.contains("at most 200"), "{err}");
+    let err = error_of(&with_key(
+        "exchange",
+        "notification_connection_timeout_minutes = 31",
+    ));
+    assert!(err.message.contains("above 30 minutes"), "{err}");
+    let err = error_of(&with_key("exchange", "notification_connections = 0"));
+    assert!(err.message.contains("HangingConnectionLimit"), "{err}");
+    let err = error_of(&with_key("exchange", "notifications = \"push\""));
+    assert_eq!(err.key.as_deref(), Some("exchange.notifications"));
+    assert!(err.message.contains("auto"), "{err}");
+}

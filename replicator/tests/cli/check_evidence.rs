@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::support::lab::{run_binary, text, write_private, EWS_PASSWORD, UC_PASSWORD};
 
-const MAILBOX: &str = "alice@example.org";
+pub(crate) const MAILBOX: &str = "alice@example.org";
 
 fn sim_user(name: &str, admin: bool) -> SimUser {
     SimUser {
@@ -44,15 +44,15 @@ fn sim_user(name: &str, admin: bool) -> SimUser {
 
 /// The Exchange and UCServer simulators, a static directory and a
 /// configuration whose `[exchange] url` and `[ucserver] url` a test sets.
-struct Lab {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    ucserver: UcServerSim,
-    exchange: ExchangeSim,
+pub(crate) struct Lab {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: PathBuf,
+    pub(crate) ucserver: UcServerSim,
+    pub(crate) exchange: ExchangeSim,
 }
 
 impl Lab {
-    async fn start() -> Lab {
+    pub(crate) async fn start() -> Lab {
         let ucserver = UcServerSim::start(
             UcServerSimConfig::new(UserDatabase {
                 users: vec![sim_user("ucadmin", true), sim_user("alice", false)],
@@ -233,7 +233,8 @@ async fn every_step_passes_against_the_simulators_on_evidence_of_its_own() {
             "HTTP/pass",
             "authentication/pass",
             "server version/pass",
-            "availability query/pass"
+            "availability query/pass",
+            "notifications/pass"
         ]
     );
     let tls = step(&steps, "exchange", "TLS").unwrap();
@@ -458,4 +459,74 @@ async fn what_run_would_refuse_fails_check() {
     for secret in [UC_PASSWORD, EWS_PASSWORD] {
         assert!(!stdout.contains(secret));
     }
+}
+
+/// `check`'s subscription probe: the mode the account gets, and why.
+#[tokio::test]
+async fn check_says_which_notification_mode_the_account_gets_and_why() {
+    let lab = Lab::start().await;
+    let output = lab.check(&[]).await;
+    let steps = steps_of(&output);
+    let probe = step(&steps, "exchange", "notifications").unwrap();
+    let detail = probe["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("can be subscribed with the account's folder rights"),
+        "{probe}"
+    );
+    assert!(detail.contains("within seconds"), "{probe}");
+    assert_eq!(
+        lab.exchange.notification_counters().active_subscriptions,
+        0,
+        "the probe's subscription was ended"
+    );
+
+    // Free/busy rights only: the cycle still reads the mailbox, Subscribe is
+    // refused. With "auto" a warning naming the rights, with "streaming" a failure.
+    lab.exchange
+        .mailbox_mut(MAILBOX, |m| m.permission = Permission::FreeBusy)
+        .unwrap();
+    let output = lab.check(&[]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let steps = steps_of(&output);
+    let probe = step(&steps, "exchange", "notifications").unwrap();
+    assert_eq!(probe["outcome"], "warn", "{probe}");
+    assert!(
+        probe["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ErrorAccessDenied"),
+        "{probe}"
+    );
+    assert!(
+        probe["detail"]
+            .as_str()
+            .unwrap()
+            .contains("read by the cycle only"),
+        "{probe}"
+    );
+    assert!(
+        probe["fix"].as_str().unwrap().contains("Reviewer"),
+        "{probe}"
+    );
+
+    let ews = lab.exchange.ews_url().to_string();
+    let uc = lab.ucserver.base_url().to_string();
+    let directory = "kind = \"static\"\nfile = \"users.toml\"";
+    lab.write_config(&ews, &uc, directory, "notifications = \"streaming\"");
+    let output = lab.check(&[]).await;
+    assert!(!output.status.success(), "{}", text(&output));
+    assert_eq!(
+        outcome(&steps_of(&output), "exchange", "notifications"),
+        "fail"
+    );
+
+    lab.write_config(&ews, &uc, directory, "notifications = \"off\"");
+    let output = lab.check(&[]).await;
+    let steps = steps_of(&output);
+    let probe = step(&steps, "exchange", "notifications").unwrap();
+    assert_eq!(probe["outcome"], "pass", "{probe}");
+    assert!(
+        probe["detail"].as_str().unwrap().starts_with("off"),
+        "{probe}"
+    );
 }

@@ -92,6 +92,8 @@ fn demo_takes_the_privacy_mode_in_the_files_spelling_and_the_old_one() {
                 "1",
                 "--show-users",
                 "1",
+                "--push-seconds",
+                "0",
                 "--private-appointments",
                 spelling,
             ],

@@ -11,6 +11,7 @@ mod check_evidence;
 mod config_init;
 mod packaging;
 mod replicator;
+mod service_push;
 mod sim_exchange;
 mod sim_lab;
 mod sim_ucserver;
