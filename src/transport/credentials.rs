@@ -8,9 +8,13 @@ pub enum AuthScheme {
     /// Raw NTLMv2 tokens under `Authorization: NTLM` (Exchange's default).
     #[default]
     Ntlm,
-    /// NTLMv2 under `Authorization: Negotiate`, as raw NTLMSSP tokens (which
-    /// the Windows Negotiate acceptor takes); not SPNEGO-wrapped, no Kerberos.
+    /// `Authorization: Negotiate`: Kerberos in SPNEGO first; NTLMv2 (raw
+    /// NTLMSSP tokens, which the Windows Negotiate acceptor takes) only when
+    /// Kerberos cannot start and
+    /// [`KerberosSettings::allow_ntlm_fallback`](super::KerberosSettings) allows it.
     Negotiate,
+    /// Kerberos only, in SPNEGO under `Authorization: Negotiate`.
+    Kerberos,
     /// `Authorization: Basic`; only over TLS unless explicitly allowed.
     Basic,
 }
@@ -20,7 +24,7 @@ impl AuthScheme {
     pub fn header_name(self) -> &'static str {
         match self {
             AuthScheme::Ntlm => "NTLM",
-            AuthScheme::Negotiate => "Negotiate",
+            AuthScheme::Negotiate | AuthScheme::Kerberos => "Negotiate",
             AuthScheme::Basic => "Basic",
         }
     }
@@ -28,7 +32,11 @@ impl AuthScheme {
 
 impl fmt::Display for AuthScheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.header_name())
+        match self {
+            // Kerberos travels under the Negotiate header name.
+            AuthScheme::Kerberos => f.write_str("Kerberos"),
+            other => f.write_str(other.header_name()),
+        }
     }
 }
 

@@ -39,6 +39,12 @@ pub enum TransportError {
         tried: AuthScheme,
         hint: String,
     },
+    /// Kerberos authentication failed; `failure` names why and the fix.
+    #[error("Kerberos authentication to {host} failed: {failure}; {}", .failure.fix())]
+    Kerberos {
+        host: String,
+        failure: super::KerberosFailure,
+    },
     /// The response body is larger than the configured limit.
     #[error("the response from {host} is larger than the limit of {limit} bytes; raise the response size limit if this is expected")]
     BodyTooLarge { host: String, limit: usize },
@@ -79,6 +85,7 @@ impl TransportError {
             TransportError::Config(_)
             | TransportError::Tls { .. }
             | TransportError::Auth { .. }
+            | TransportError::Kerberos { .. }
             | TransportError::BodyTooLarge { .. }
             | TransportError::Protocol { .. } => false,
         }

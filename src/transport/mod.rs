@@ -10,6 +10,7 @@ mod channel_binding;
 mod connection;
 mod credentials;
 mod error;
+mod kerberos;
 mod ntlm;
 mod streaming;
 
@@ -31,6 +32,7 @@ use url::Url;
 pub use channel_binding::{certificate_hash, tls_server_end_point, TLS_SERVER_END_POINT_PREFIX};
 pub use credentials::{AuthScheme, Credentials, CredentialsError};
 pub use error::TransportError;
+pub use kerberos::{AuthMechanism, KerberosFailure, KerberosSettings};
 pub use streaming::StreamingResponse;
 
 use connection::{read_body, Connection};
@@ -62,6 +64,8 @@ pub struct TransportConfig {
     /// URL's (lower-case host, port) is connected at this address. The `Host`
     /// header and TLS (SNI, certificate name check) still use the URL's host.
     pub resolve: HashMap<(String, u16), SocketAddr>,
+    /// KDC, realm, SPN and NTLM fallback for `Negotiate` and `Kerberos`.
+    pub kerberos: KerberosSettings,
 }
 
 impl Default for TransportConfig {
@@ -77,6 +81,7 @@ impl Default for TransportConfig {
             channel_binding: true,
             user_agent: concat!("ews-calendar-replicator/", env!("CARGO_PKG_VERSION")).to_owned(),
             resolve: HashMap::new(),
+            kerberos: KerberosSettings::default(),
         }
     }
 }
@@ -181,6 +186,10 @@ pub struct TransportStats {
     pub connections_opened: u64,
     /// Completed NTLM handshakes (accepted or not).
     pub ntlm_handshakes: u64,
+    /// Kerberos handshakes the server accepted with a verified token.
+    pub kerberos_handshakes: u64,
+    /// NTLM handshakes done because Kerberos could not start (`Negotiate`).
+    pub ntlm_fallbacks: u64,
 }
 
 /// The HTTP client. Cheap to clone; clones share the connection pool.
@@ -196,6 +205,11 @@ struct Inner {
     pools: Mutex<HashMap<Origin, Arc<OriginPool>>>,
     connections_opened: AtomicU64,
     ntlm_handshakes: AtomicU64,
+    kerberos_handshakes: AtomicU64,
+    ntlm_fallbacks: AtomicU64,
+    /// The mechanism of the last accepted handshake, and why Kerberos was
+    /// not used when `Negotiate` fell back to NTLM.
+    last_auth: Mutex<Option<(AuthMechanism, Option<String>)>>,
 }
 
 /// Scheme, host and port: what a connection can be reused for.
@@ -269,6 +283,9 @@ impl HttpTransport {
                 pools: Mutex::new(HashMap::new()),
                 connections_opened: AtomicU64::new(0),
                 ntlm_handshakes: AtomicU64::new(0),
+                kerberos_handshakes: AtomicU64::new(0),
+                ntlm_fallbacks: AtomicU64::new(0),
+                last_auth: Mutex::new(None),
             }),
         })
     }
@@ -286,7 +303,37 @@ impl HttpTransport {
         TransportStats {
             connections_opened: self.inner.connections_opened.load(Ordering::Relaxed),
             ntlm_handshakes: self.inner.ntlm_handshakes.load(Ordering::Relaxed),
+            kerberos_handshakes: self.inner.kerberos_handshakes.load(Ordering::Relaxed),
+            ntlm_fallbacks: self.inner.ntlm_fallbacks.load(Ordering::Relaxed),
         }
+    }
+
+    /// The mechanism of the last handshake the server accepted; `None`
+    /// before one (or when anonymous).
+    pub fn last_mechanism(&self) -> Option<AuthMechanism> {
+        self.last_auth().map(|(mechanism, _)| mechanism)
+    }
+
+    /// Why Kerberos was not used, when the last accepted handshake was an
+    /// NTLM fallback under `Negotiate`.
+    pub fn last_ntlm_fallback_reason(&self) -> Option<String> {
+        self.last_auth().and_then(|(_, reason)| reason)
+    }
+
+    fn last_auth(&self) -> Option<(AuthMechanism, Option<String>)> {
+        self.inner
+            .last_auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn record_auth(&self, mechanism: AuthMechanism, fallback_reason: Option<String>) {
+        *self
+            .inner
+            .last_auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((mechanism, fallback_reason));
     }
 
     /// POSTs a SOAP body (`SOAPAction`, `Content-Type: text/xml`), with
@@ -516,7 +563,7 @@ impl HttpTransport {
                 }
                 Ok((head, body))
             }
-            scheme @ (AuthScheme::Ntlm | AuthScheme::Negotiate) => {
+            scheme @ (AuthScheme::Ntlm | AuthScheme::Negotiate | AuthScheme::Kerberos) => {
                 if connection.authenticated {
                     let head = self
                         .round_trip_head(connection, origin, request, None)
@@ -536,8 +583,18 @@ impl HttpTransport {
                         });
                     }
                 }
-                self.ntlm_exchange(connection, origin, request, credentials, scheme)
-                    .await
+                match scheme {
+                    AuthScheme::Kerberos | AuthScheme::Negotiate => Err(TransportError::Kerberos {
+                        host: origin.host.clone(),
+                        failure: KerberosFailure::Other {
+                            reason: "Kerberos is being built".to_owned(),
+                        },
+                    }),
+                    _ => {
+                        self.ntlm_exchange(connection, origin, request, credentials, scheme)
+                            .await
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,1 @@
+//! The HTTP Negotiate handshake with Kerberos in SPNEGO (RFC 4559, RFC 4178).
