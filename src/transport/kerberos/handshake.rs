@@ -225,3 +225,58 @@ pub(crate) fn krb_error_code(token: &[u8]) -> Option<u32> {
     let error: KrbError = picky_asn1_der::from_bytes(&token[start..]).ok()?;
     Some(error.0.error_code.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::AuthScheme;
+
+    fn principal(name: &str, realm: Option<&str>) -> Result<(String, String), KerberosFailure> {
+        let credentials = Credentials::new(name, "p", AuthScheme::Kerberos).unwrap();
+        client_principal(&credentials, realm).map(|p| (p.username.inner().to_owned(), p.realm))
+    }
+
+    #[test]
+    fn a_upn_names_its_realm() {
+        let (_, realm) = principal("svc@corp.example.com", None).unwrap();
+        assert_eq!(realm, "CORP.EXAMPLE.COM");
+    }
+
+    #[test]
+    fn a_configured_realm_wins_over_the_upn_suffix() {
+        let (name, realm) = principal("svc@contoso.com", Some("corp.contoso.local")).unwrap();
+        assert_eq!(realm, "CORP.CONTOSO.LOCAL");
+        assert!(name.contains("svc@contoso.com"), "{name}");
+    }
+
+    #[test]
+    fn a_down_level_name_needs_a_configured_realm() {
+        let failure = principal("CORP\\svc", None).unwrap_err();
+        assert_eq!(
+            failure,
+            KerberosFailure::NoRealm {
+                username: "CORP\\svc".to_owned()
+            }
+        );
+        assert!(
+            failure.fix().contains("exchange.kerberos_realm"),
+            "{}",
+            failure.fix()
+        );
+        let (_, realm) = principal("CORP\\svc", Some("corp.example.com")).unwrap();
+        assert_eq!(realm, "CORP.EXAMPLE.COM");
+    }
+
+    /// MS-KILE 3.2.5.8 makes `KERB_AP_OPTIONS_CBT` a 32-bit little-endian
+    /// value; sspi 0.23 sends picky-krb's 2-byte constant, which MIT refuses,
+    /// so channel binding is not sent with Kerberos (see `kerberos.rs`).
+    /// When this fails, the encoding was fixed: send the binding.
+    #[test]
+    fn sspi_still_encodes_the_cbt_ap_option_in_two_bytes() {
+        assert_eq!(
+            picky_krb::constants::types::KERB_AP_OPTIONS_CBT.len(),
+            2,
+            "picky-krb now encodes KERB_AP_OPTIONS_CBT as MS-KILE's 4 bytes: pass the tls-server-end-point binding to sspi for Kerberos too"
+        );
+    }
+}
