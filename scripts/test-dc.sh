@@ -10,7 +10,10 @@
 #   scripts/test-dc.sh destroy  stop and delete the domain (next start provisions afresh)
 #
 # Domain: realm CORP.EXAMPLE.COM, NetBIOS domain CORP, DC dc1, listening on
-# 127.0.0.1/::1 ports 389 (ldap), 636 (ldaps) and 88 (kdc) only. State lives in
+# 127.0.0.1/::1 ports 389 (ldap), 636 (ldaps) and 88 (kdc) only. `env` prints
+# the LDAP settings and the Kerberos ones (KRB_*: realm, KDC, the SPNs and
+# keytab of the fake Exchange service account, the Kerberos client's user name
+# and password). State lives in
 # $EWS_TEST_DC_DIR (default /tmp/ews-test-dc). Simple binds over plain ldap://
 # are allowed (`ldap server require strong auth = no`) because the estos
 # replicator connects on port 389 by default.
@@ -24,14 +27,19 @@
 # Seeded objects (all passwords are TEST_USER_PASSWORD unless said otherwise):
 #   OU=Replicator Test,<base>
 #     OU=Service Accounts: svc-replicator (read-only bind account, BIND_PASSWORD),
-#                          svc-restricted (denied reading mail and proxyAddresses in OU=Staff)
+#                          svc-restricted (denied reading mail and proxyAddresses in OU=Staff),
+#                          svc-exchange (fake Exchange service account: SPNs HTTP/localhost and
+#                            HTTP/ex1.corp.example.com, AES only; its AES keys exported to
+#                            $EWS_TEST_DC_DIR/exchange.keytab for tests/fixtures/kerberos/acceptor.py),
+#                          svc-ews (the EWS service user for Kerberos, KRB_CLIENT_PASSWORD, AES only)
 #     OU=Staff: alice   proxyAddresses SMTP:alice.smith@ (primary, not first), smtp:alice@, X500:..., mail alice.old@
 #               bob     mail only (bob@)
 #               carol   proxyAddresses with secondary smtp: only, mail carol@
 #               dave    no mailbox
 #               erin    disabled (mail erin@)
 #               frank   locked out (10 failed binds; lockout threshold 10, duration 99999 min)
-#               grace   for wrong-password tests (mail grace@)
+#               grace   for wrong-password tests (mail grace@); grace and svc-ews never lock
+#                       out (password settings object "Replicator Test No Lockout")
 #     OU=Groups: Replicated Staff = {alice, Replicated Sales}; Replicated Sales = {bob, Sales EMEA};
 #                Sales EMEA = {carol}; No Replication = {bob}
 #     OU=Generated: gen-0001 .. gen-2500, each SMTP:gen-NNNN@corp.example.com
@@ -50,7 +58,16 @@ BIND_USER="svc-replicator@${DNS_DOMAIN}"
 BIND_PASSWORD='Svc-Repl1cator-Pass!'
 TEST_USER_PASSWORD='Us3r-Test-Pass!'
 GENERATED_USERS=2500
-SEED_VERSION=2
+SEED_VERSION=3
+# Kerberos: the fake Exchange service account (its keytab is the acceptor's,
+# tests/fixtures/kerberos/acceptor.py) and the EWS service user's account
+EXCHANGE_ACCOUNT=svc-exchange
+EXCHANGE_ACCOUNT_PASSWORD='Exch-Svc-Acc0unt-Pass!'
+EXCHANGE_SPN=HTTP/localhost
+EXCHANGE_SPN_ALT=HTTP/ex1.${DNS_DOMAIN}
+KRB_CLIENT_USER="svc-ews@${DNS_DOMAIN}"
+KRB_CLIENT_PASSWORD='Ews-Kerber0s-Client-Pass!'
+KEYTAB="$STATE_DIR/exchange.keytab"
 SMB_CONF="$STATE_DIR/etc/smb.conf"
 PID_FILE="$STATE_DIR/samba.pid"
 LOG_FILE="$STATE_DIR/samba.log"
@@ -159,7 +176,10 @@ seed_database() {
   log "seeding test objects"
   SAM_LDB="$STATE_DIR/private/sam.ldb" SMB_CONF="$SMB_CONF" BASE_DN="$BASE_DN" \
     BIND_PASSWORD="$BIND_PASSWORD" TEST_USER_PASSWORD="$TEST_USER_PASSWORD" \
-    GENERATED_USERS="$GENERATED_USERS" DNS_DOMAIN="$DNS_DOMAIN" "$PYTHON" - <<'PY'
+    GENERATED_USERS="$GENERATED_USERS" DNS_DOMAIN="$DNS_DOMAIN" \
+    EXCHANGE_ACCOUNT="$EXCHANGE_ACCOUNT" EXCHANGE_ACCOUNT_PASSWORD="$EXCHANGE_ACCOUNT_PASSWORD" \
+    EXCHANGE_SPNS="$EXCHANGE_SPN $EXCHANGE_SPN_ALT" KRB_CLIENT_USER="${KRB_CLIENT_USER%@*}" \
+    KRB_CLIENT_PASSWORD="$KRB_CLIENT_PASSWORD" "$PYTHON" - <<'PY'
 import os
 import ldb
 from samba.auth import system_session
@@ -194,7 +214,7 @@ def add(dn, attrs):
         msg[k] = ldb.MessageElement(v if isinstance(v, list) else [v], ldb.FLAG_MOD_ADD, k)
     db.add(msg)
 
-def user(ou, name, given, uac=512, password=None, mail=None, proxy=None):
+def user(ou, name, given, uac=512, password=None, mail=None, proxy=None, extra=None):
     dn = "CN=%s,%s" % (name, ou)
     attrs = {
         "objectClass": "user",
@@ -203,6 +223,7 @@ def user(ou, name, given, uac=512, password=None, mail=None, proxy=None):
         "givenName": given,
         "displayName": given,
     }
+    attrs.update(extra or {})
     if mail:
         attrs["mail"] = mail
     if proxy:
@@ -231,6 +252,17 @@ try:
 
     user(svc_ou, "svc-replicator", "Replicator Service", password=os.environ["BIND_PASSWORD"])
     restricted = user(svc_ou, "svc-restricted", "Restricted Service", password=test_pw)
+    # Kerberos: the account Exchange's EWS front end runs as (its SPNs name
+    # the URLs clients use) and the EWS service user; AES only
+    # (msDS-SupportedEncryptionTypes 0x18), as hardened sites configure them.
+    aes_only = "24"
+    user(svc_ou, os.environ["EXCHANGE_ACCOUNT"], "Exchange Service",
+         password=os.environ["EXCHANGE_ACCOUNT_PASSWORD"],
+         extra={"servicePrincipalName": os.environ["EXCHANGE_SPNS"].split(),
+                "msDS-SupportedEncryptionTypes": aes_only})
+    user(svc_ou, os.environ["KRB_CLIENT_USER"], "EWS Service",
+         password=os.environ["KRB_CLIENT_PASSWORD"],
+         extra={"msDS-SupportedEncryptionTypes": aes_only})
     alice = user(staff, "alice", "Alice", password=test_pw, mail="alice.old@" + dom,
                  proxy=["smtp:alice@" + dom, "X500:/o=corp/ou=first/cn=alice",
                         "SMTP:alice.smith@" + dom])
@@ -297,6 +329,26 @@ try:
     m["lockOutObservationWindow"] = ldb.MessageElement(str(-30 * minute), ldb.FLAG_MOD_REPLACE, "lockOutObservationWindow")
     db.modify(m)
 
+    # grace and the Kerberos client take wrong passwords in many tests, and
+    # each run adds to badPwdCount: a fine-grained password policy without
+    # lockout keeps them from ever locking out (frank, locked on purpose,
+    # stays under the domain's policy).
+    add("CN=Replicator Test No Lockout,CN=Password Settings Container,CN=System," + base, {
+        "objectClass": "msDS-PasswordSettings",
+        "msDS-PasswordSettingsPrecedence": "1",
+        "msDS-PasswordReversibleEncryptionEnabled": "FALSE",
+        "msDS-PasswordHistoryLength": "0",
+        "msDS-PasswordComplexityEnabled": "FALSE",
+        "msDS-MinimumPasswordLength": "0",
+        "msDS-MinimumPasswordAge": "0",
+        "msDS-MaximumPasswordAge": str(-9223372036854775808),
+        "msDS-LockoutThreshold": "0",
+        "msDS-LockoutObservationWindow": str(-30 * minute),
+        "msDS-LockoutDuration": str(-30 * minute),
+        "msDS-PSOAppliesTo": ["CN=grace," + staff,
+                              "CN=%s,%s" % (os.environ["KRB_CLIENT_USER"], svc_ou)],
+    })
+
     # svc-restricted may not read mail or proxyAddresses of the users in
     # OU=Staff: explicit deny ACEs prepended on each user (an inherited deny
     # would rank after the explicit allow ACEs of the user's default security
@@ -356,6 +408,42 @@ lock_out_frank() {
   done
 }
 
+# The Exchange service account's keys, as an Exchange administrator exports
+# them for a Linux acceptor: AES only (Samba also exports the RC4 key, which
+# an AES-only account never uses; leaving it out proves the tickets are AES).
+export_keytab() {
+  local all="$STATE_DIR/exchange-all.keytab"
+  rm -f "$all" "$KEYTAB"
+  samba-tool domain exportkeytab "$all" --principal="$EXCHANGE_ACCOUNT" -s "$SMB_CONF" >/dev/null ||
+    die "cannot export the keytab of $EXCHANGE_ACCOUNT"
+  (umask 077 && "$PYTHON" - "$all" "$KEYTAB" <<'PY') || die "cannot filter the keytab $all"
+import struct, sys
+# keytab format 0x0502: entries of a signed 32-bit length (negative: a hole)
+data = open(sys.argv[1], "rb").read()
+assert data[:2] == b"\x05\x02", "not a keytab"
+out, i, aes = [data[:2]], 2, 0
+while i < len(data):
+    (size,) = struct.unpack(">i", data[i:i + 4])
+    entry = data[i + 4:i + 4 + abs(size)]
+    i += 4 + abs(size)
+    if size <= 0:
+        continue
+    j = 2
+    (count,) = struct.unpack(">H", entry[:2])
+    for _ in range(count + 1):  # realm, then the name's components
+        (n,) = struct.unpack(">H", entry[j:j + 2])
+        j += 2 + n
+    (etype,) = struct.unpack(">H", entry[j + 4 + 4 + 1:j + 4 + 4 + 1 + 2])  # after name type, timestamp, kvno8
+    if etype in (17, 18):  # aes128-cts-hmac-sha1-96, aes256-cts-hmac-sha1-96
+        out.append(data[i - 4 - size:i])
+        aes += 1
+assert aes == 2, "expected the two AES keys, found %d" % aes
+open(sys.argv[2], "wb").write(b"".join(out))
+PY
+  rm -f "$all"
+  chmod 600 "$KEYTAB"
+}
+
 # Seeds with Samba stopped (direct database access) into a freshly
 # provisioned domain, then (re)starts it.
 seed() {
@@ -366,6 +454,7 @@ seed() {
     provision
   fi
   seed_database
+  export_keytab
   start_samba
   lock_out_frank
   echo "$SEED_VERSION" >"$STATE_DIR/seeded"
@@ -379,9 +468,19 @@ BIND_USER=${BIND_USER}
 BIND_PASSWORD='${BIND_PASSWORD}'
 BASE_DN='${BASE_DN}'
 CA_FILE=${STATE_DIR}/tls/ca.pem
+TLS_CERT_FILE=${STATE_DIR}/tls/cert.pem
+TLS_KEY_FILE=${STATE_DIR}/tls/key.pem
 TEST_USER_PASSWORD='${TEST_USER_PASSWORD}'
 REALM=${REALM}
 DOMAIN=${DOMAIN}
+KRB_REALM=${REALM}
+KRB_KDC=127.0.0.1:88
+KRB_SPN=${EXCHANGE_SPN}
+KRB_SPN_ALT=${EXCHANGE_SPN_ALT}
+KRB_KEYTAB=${KEYTAB}
+KRB_SERVICE_ACCOUNT=${EXCHANGE_ACCOUNT}@${REALM}
+KRB_CLIENT_USER=${KRB_CLIENT_USER}
+KRB_CLIENT_PASSWORD='${KRB_CLIENT_PASSWORD}'
 EOF
 }
 
