@@ -10,10 +10,12 @@
 #   scripts/test-dc.sh destroy  stop and delete the domain (next start provisions afresh)
 #
 # Domain: realm CORP.EXAMPLE.COM, NetBIOS domain CORP, DC dc1, listening on
-# 127.0.0.1/::1 ports 389 (ldap), 636 (ldaps) and 88 (kdc) only. `env` prints
-# the LDAP settings and the Kerberos ones (KRB_*: realm, KDC, the SPNs and
-# keytab of the fake Exchange service account, the Kerberos client's user name
-# and password). State lives in
+# 127.0.0.1/::1 ports 389 (ldap), 636 (ldaps), 88 (kdc) and 5353 (Samba's
+# internal DNS, off port 53 so it never meets the host's resolver; it holds
+# the AD records, e.g. SRV _kerberos._tcp.CORP.EXAMPLE.COM -> dc1, and dc1 ->
+# 127.0.0.1/::1) only. `env` prints the LDAP settings and the Kerberos ones
+# (KRB_*: realm, KDC, DNS server, the SPNs and keytab of the fake Exchange
+# service account, the Kerberos client's user name and password). State lives in
 # $EWS_TEST_DC_DIR (default /tmp/ews-test-dc). Simple binds over plain ldap://
 # are allowed (`ldap server require strong auth = no`) because the estos
 # replicator connects on port 389 by default.
@@ -58,7 +60,7 @@ BIND_USER="svc-replicator@${DNS_DOMAIN}"
 BIND_PASSWORD='Svc-Repl1cator-Pass!'
 TEST_USER_PASSWORD='Us3r-Test-Pass!'
 GENERATED_USERS=2500
-SEED_VERSION=3
+SEED_VERSION=4
 # Kerberos: the fake Exchange service account (its keytab is the acceptor's,
 # tests/fixtures/kerberos/acceptor.py) and the EWS service user's account
 EXCHANGE_ACCOUNT=svc-exchange
@@ -68,6 +70,11 @@ EXCHANGE_SPN_ALT=HTTP/ex1.${DNS_DOMAIN}
 KRB_CLIENT_USER="svc-ews@${DNS_DOMAIN}"
 KRB_CLIENT_PASSWORD='Ews-Kerber0s-Client-Pass!'
 KEYTAB="$STATE_DIR/exchange.keytab"
+# Samba's internal DNS, on loopback, off the standard port so it never meets
+# the host's resolver: answers _kerberos._tcp.<REALM> SRV lookups (KRB_DNS_SERVER)
+DNS_PORT=5353
+# bumped when provisioning changes: an older domain is provisioned afresh
+PROVISION_VERSION=2
 SMB_CONF="$STATE_DIR/etc/smb.conf"
 PID_FILE="$STATE_DIR/samba.pid"
 LOG_FILE="$STATE_DIR/samba.log"
@@ -137,7 +144,8 @@ write_smb_conf() {
 	realm = ${REALM}
 	workgroup = ${DOMAIN}
 	server role = active directory domain controller
-	server services = ldap, cldap, kdc
+	server services = ldap, cldap, kdc, dns
+	dns port = ${DNS_PORT}
 	interfaces = lo
 	bind interfaces only = yes
 	ldap server require strong auth = no
@@ -156,18 +164,18 @@ EOF
 }
 
 provision() {
-  [ -f "$STATE_DIR/provisioned" ] && return 0
+  [ "$(cat "$STATE_DIR/provisioned" 2>/dev/null)" = "$PROVISION_VERSION" ] && return 0
   log "provisioning ${REALM} in ${STATE_DIR}"
   rm -rf "$STATE_DIR"
   mkdir -p "$STATE_DIR"
   samba-tool domain provision --targetdir="$STATE_DIR" --realm="$REALM" --domain="$DOMAIN" \
-    --server-role=dc --dns-backend=NONE --host-name="$HOST_NAME" --adminpass="$ADMIN_PASSWORD" \
-    --option="interfaces=lo" --option="bind interfaces only=yes" \
-    --option="server services = ldap, cldap, kdc" >"$STATE_DIR/provision.log" 2>&1 ||
+    --server-role=dc --dns-backend=SAMBA_INTERNAL --host-ip=127.0.0.1 --host-name="$HOST_NAME" \
+    --adminpass="$ADMIN_PASSWORD" --option="interfaces=lo" --option="bind interfaces only=yes" \
+    --option="server services = ldap, cldap, kdc, dns" >"$STATE_DIR/provision.log" 2>&1 ||
     die "provisioning failed; see $STATE_DIR/provision.log"
   issue_certificates
   write_smb_conf
-  touch "$STATE_DIR/provisioned"
+  echo "$PROVISION_VERSION" >"$STATE_DIR/provisioned"
 }
 
 # Adds the test objects with Samba's Python bindings straight into sam.ldb (one
@@ -179,7 +187,7 @@ seed_database() {
     GENERATED_USERS="$GENERATED_USERS" DNS_DOMAIN="$DNS_DOMAIN" \
     EXCHANGE_ACCOUNT="$EXCHANGE_ACCOUNT" EXCHANGE_ACCOUNT_PASSWORD="$EXCHANGE_ACCOUNT_PASSWORD" \
     EXCHANGE_SPNS="$EXCHANGE_SPN $EXCHANGE_SPN_ALT" KRB_CLIENT_USER="${KRB_CLIENT_USER%@*}" \
-    KRB_CLIENT_PASSWORD="$KRB_CLIENT_PASSWORD" "$PYTHON" - <<'PY'
+    KRB_CLIENT_PASSWORD="$KRB_CLIENT_PASSWORD" HOST_NAME="$HOST_NAME" "$PYTHON" - <<'PY'
 import os
 import ldb
 from samba.auth import system_session
@@ -188,6 +196,7 @@ from samba.samdb import SamDB
 from samba.sd_utils import SDUtils
 from samba.dcerpc import misc, security
 from samba.ndr import ndr_unpack
+from samba.provision.sambadns import add_host_record
 
 lp = LoadParm()
 lp.load(os.environ["SMB_CONF"])
@@ -319,6 +328,15 @@ try:
             "serviceBindingInformation": url,
             "keywords": keywords,
         })
+
+    # The DC's own A/AAAA records, which provisioning leaves out for a
+    # loopback address: _kerberos._tcp.<REALM> names dc1, and dc1 must
+    # resolve through Samba's DNS.
+    zone = "DC=%s,CN=MicrosoftDNS,DC=DomainDnsZones,%s" % (dom, base)
+    host = "DC=%s" % os.environ["HOST_NAME"]
+    if exists("%s,%s" % (host, zone)):
+        db.delete("%s,%s" % (host, zone))
+    add_host_record(db, zone, host, "127.0.0.1", "::1")
 
     # Lockout after 10 bad passwords; locked accounts stay locked for 99999
     # minutes so the lockout test keeps working on a long-running DC.
@@ -475,6 +493,7 @@ REALM=${REALM}
 DOMAIN=${DOMAIN}
 KRB_REALM=${REALM}
 KRB_KDC=127.0.0.1:88
+KRB_DNS_SERVER=127.0.0.1:${DNS_PORT}
 KRB_SPN=${EXCHANGE_SPN}
 KRB_SPN_ALT=${EXCHANGE_SPN_ALT}
 KRB_KEYTAB=${KEYTAB}

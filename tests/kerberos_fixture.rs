@@ -343,3 +343,44 @@ fn without_a_ticket_the_acceptor_offers_negotiate_only_and_refuses_ntlm() {
         ("failed", Some("ntlmssp"))
     );
 }
+
+#[test]
+fn samba_dns_answers_the_kerberos_srv_record_with_a_target_on_loopback() {
+    let dc = KerberosDc::from_env();
+    let dns = dc
+        .dns_server
+        .expect("scripts/test-dc.sh env printed no KRB_DNS_SERVER");
+    // dnspython comes with Samba's Python bindings (python3-dnspython)
+    let script = r#"
+import sys, dns.resolver
+r = dns.resolver.Resolver(configure=False)
+r.nameservers = [sys.argv[1]]
+r.port = int(sys.argv[2])
+r.lifetime = 30
+for srv in r.resolve("_kerberos._tcp." + sys.argv[3], "SRV"):
+    target = str(srv.target)
+    print("SRV", srv.port, target, *(str(a) for a in r.resolve(target, "A")))
+"#;
+    let output = std::process::Command::new(kerberos_support::PYTHON)
+        .args([
+            "-c",
+            script,
+            &dns.ip().to_string(),
+            &dns.port().to_string(),
+            &dc.realm,
+        ])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "SRV lookup through {dns} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "SRV 88 dc1.corp.example.com. 127.0.0.1",
+        "SRV _kerberos._tcp.{} through {dns}",
+        dc.realm
+    );
+}
