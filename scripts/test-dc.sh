@@ -33,6 +33,8 @@
 #                          svc-exchange (fake Exchange service account: SPNs HTTP/localhost and
 #                            HTTP/ex1.corp.example.com, AES only; its AES keys exported to
 #                            $EWS_TEST_DC_DIR/exchange.keytab for tests/fixtures/kerberos/acceptor.py),
+#                          svc-exchange-rc4 (SPN HTTP/rc4only.corp.example.com, RC4 only: an AES-only
+#                            client gets KDC_ERR_ETYPE_NOSUPP),
 #                          svc-ews (the EWS service user for Kerberos, KRB_CLIENT_PASSWORD, AES only)
 #     OU=Staff: alice   proxyAddresses SMTP:alice.smith@ (primary, not first), smtp:alice@, X500:..., mail alice.old@
 #               bob     mail only (bob@)
@@ -60,13 +62,17 @@ BIND_USER="svc-replicator@${DNS_DOMAIN}"
 BIND_PASSWORD='Svc-Repl1cator-Pass!'
 TEST_USER_PASSWORD='Us3r-Test-Pass!'
 GENERATED_USERS=2500
-SEED_VERSION=4
+SEED_VERSION=5
 # Kerberos: the fake Exchange service account (its keytab is the acceptor's,
 # tests/fixtures/kerberos/acceptor.py) and the EWS service user's account
 EXCHANGE_ACCOUNT=svc-exchange
 EXCHANGE_ACCOUNT_PASSWORD='Exch-Svc-Acc0unt-Pass!'
 EXCHANGE_SPN=HTTP/localhost
 EXCHANGE_SPN_ALT=HTTP/ex1.${DNS_DOMAIN}
+# an Exchange whose account has AES disabled: an AES-only client gets
+# KDC_ERR_ETYPE_NOSUPP for it
+RC4_ONLY_ACCOUNT=svc-exchange-rc4
+RC4_ONLY_SPN=HTTP/rc4only.${DNS_DOMAIN}
 KRB_CLIENT_USER="svc-ews@${DNS_DOMAIN}"
 KRB_CLIENT_PASSWORD='Ews-Kerber0s-Client-Pass!'
 KEYTAB="$STATE_DIR/exchange.keytab"
@@ -187,7 +193,8 @@ seed_database() {
     GENERATED_USERS="$GENERATED_USERS" DNS_DOMAIN="$DNS_DOMAIN" \
     EXCHANGE_ACCOUNT="$EXCHANGE_ACCOUNT" EXCHANGE_ACCOUNT_PASSWORD="$EXCHANGE_ACCOUNT_PASSWORD" \
     EXCHANGE_SPNS="$EXCHANGE_SPN $EXCHANGE_SPN_ALT" KRB_CLIENT_USER="${KRB_CLIENT_USER%@*}" \
-    KRB_CLIENT_PASSWORD="$KRB_CLIENT_PASSWORD" HOST_NAME="$HOST_NAME" "$PYTHON" - <<'PY'
+    KRB_CLIENT_PASSWORD="$KRB_CLIENT_PASSWORD" HOST_NAME="$HOST_NAME" \
+    RC4_ONLY_ACCOUNT="$RC4_ONLY_ACCOUNT" RC4_ONLY_SPN="$RC4_ONLY_SPN" "$PYTHON" - <<'PY'
 import os
 import ldb
 from samba.auth import system_session
@@ -269,6 +276,10 @@ try:
          password=os.environ["EXCHANGE_ACCOUNT_PASSWORD"],
          extra={"servicePrincipalName": os.environ["EXCHANGE_SPNS"].split(),
                 "msDS-SupportedEncryptionTypes": aes_only})
+    user(svc_ou, os.environ["RC4_ONLY_ACCOUNT"], "Exchange Service (RC4 only)",
+         password=os.environ["EXCHANGE_ACCOUNT_PASSWORD"],
+         extra={"servicePrincipalName": os.environ["RC4_ONLY_SPN"],
+                "msDS-SupportedEncryptionTypes": "4"})
     user(svc_ou, os.environ["KRB_CLIENT_USER"], "EWS Service",
          password=os.environ["KRB_CLIENT_PASSWORD"],
          extra={"msDS-SupportedEncryptionTypes": aes_only})
@@ -496,6 +507,7 @@ KRB_KDC=127.0.0.1:88
 KRB_DNS_SERVER=127.0.0.1:${DNS_PORT}
 KRB_SPN=${EXCHANGE_SPN}
 KRB_SPN_ALT=${EXCHANGE_SPN_ALT}
+KRB_SPN_RC4_ONLY=${RC4_ONLY_SPN}
 KRB_KEYTAB=${KEYTAB}
 KRB_SERVICE_ACCOUNT=${EXCHANGE_ACCOUNT}@${REALM}
 KRB_CLIENT_USER=${KRB_CLIENT_USER}

@@ -72,7 +72,7 @@ fn a_good_password_authenticates_with_a_verified_mutual_token_on_every_spn() {
 }
 
 #[test]
-fn the_kdc_names_wrong_passwords_disabled_and_locked_accounts_and_unknown_spns() {
+fn the_kdc_names_wrong_passwords_disabled_and_locked_accounts_unknown_spns_and_missing_aes() {
     let dc = KerberosDc::from_env();
     let acceptor = start(&dc, AcceptorOptions::default());
     let staff = |name: &str, password: &str| ProbeOptions {
@@ -108,6 +108,15 @@ fn the_kdc_names_wrong_passwords_disabled_and_locked_accounts_and_unknown_spns()
                 ..ProbeOptions::client(&dc)
             },
             "KDC_ERR_S_PRINCIPAL_UNKNOWN",
+        ),
+        (
+            "an AES-only client, a service account without AES",
+            ProbeOptions {
+                spn: dc.spn_rc4_only.clone(),
+                aes_only: true,
+                ..ProbeOptions::client(&dc)
+            },
+            "KDC_ERR_ETYPE_NOSUPP",
         ),
         (
             "unknown SPN, raw krb5",

@@ -46,6 +46,9 @@ pub struct KerberosDc {
     pub spn: String,
     /// `HTTP/ex1.corp.example.com`: its other SPN
     pub spn_alt: String,
+    /// `HTTP/rc4only.corp.example.com`: an account with AES disabled (an
+    /// AES-only client gets `KDC_ERR_ETYPE_NOSUPP`)
+    pub spn_rc4_only: String,
     /// The service account's AES keys (mode 0600)
     pub keytab: PathBuf,
     /// `svc-exchange@CORP.EXAMPLE.COM`
@@ -99,6 +102,7 @@ impl KerberosDc {
             kdc: var("KRB_KDC"),
             spn: var("KRB_SPN"),
             spn_alt: var("KRB_SPN_ALT"),
+            spn_rc4_only: var("KRB_SPN_RC4_ONLY"),
             keytab: PathBuf::from(var("KRB_KEYTAB")),
             service_account: var("KRB_SERVICE_ACCOUNT"),
             client_user: var("KRB_CLIENT_USER"),
@@ -425,6 +429,8 @@ pub struct ProbeOptions {
     pub spnego: bool,
     /// `none`, `tls-server-end-point` or `wrong`
     pub channel_bindings: &'static str,
+    /// offer only AES enctypes, as sspi does
+    pub aes_only: bool,
     /// handshakes, each on its own connection
     pub handshakes: u32,
 }
@@ -438,6 +444,7 @@ impl ProbeOptions {
             spn: dc.spn.clone(),
             spnego: true,
             channel_bindings: "none",
+            aes_only: false,
             handshakes: 1,
         }
     }
@@ -470,6 +477,7 @@ pub fn probe(dc: &KerberosDc, acceptor: &Acceptor, options: &ProbeOptions) -> Pr
         .args(["--mech", if options.spnego { "spnego" } else { "krb5" }])
         .args(["--channel-bindings", options.channel_bindings])
         .args(["--handshakes", &options.handshakes.to_string()])
+        .args(options.aes_only.then_some("--aes-only"))
         .env("PROBE_PASSWORD", &options.password)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
