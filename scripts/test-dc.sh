@@ -122,6 +122,12 @@ ldap_ready() {
   ldapsearch -x -LLL -o nettimeout=2 -H ldap://127.0.0.1:389 -b "" -s base defaultNamingContext >/dev/null 2>&1
 }
 
+# the KDC and DNS tasks of the same samba process may open their ports a
+# moment after LDAP's
+port_open() {
+  timeout 2 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
 issue_certificates() {
   local tls="$STATE_DIR/tls"
   mkdir -p "$tls"
@@ -408,11 +414,11 @@ start_samba() {
   setsid samba -i -M single -s "$SMB_CONF" </dev/null >"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 120); do
-    if ldap_ready; then return 0; fi
+    if ldap_ready && port_open 88 && port_open "$DNS_PORT"; then return 0; fi
     is_running || die "samba exited during start-up; see $LOG_FILE"
     sleep 0.5
   done
-  die "samba did not answer on ldap://127.0.0.1:389 within 60 s; see $LOG_FILE"
+  die "samba did not answer on ldap://127.0.0.1:389, kdc port 88 and dns port $DNS_PORT within 60 s; see $LOG_FILE"
 }
 
 stop_samba() {
