@@ -181,7 +181,7 @@ provision() {
   rm -rf "$STATE_DIR"
   mkdir -p "$STATE_DIR"
   samba-tool domain provision --targetdir="$STATE_DIR" --realm="$REALM" --domain="$DOMAIN" \
-    --server-role=dc --dns-backend=SAMBA_INTERNAL --host-ip=127.0.0.1 --host-name="$HOST_NAME" \
+    --server-role=dc --dns-backend=SAMBA_INTERNAL --host-name="$HOST_NAME" \
     --adminpass="$ADMIN_PASSWORD" --option="interfaces=lo" --option="bind interfaces only=yes" \
     --option="server services = ldap, cldap, kdc, dns" >"$STATE_DIR/provision.log" 2>&1 ||
     die "provisioning failed; see $STATE_DIR/provision.log"
