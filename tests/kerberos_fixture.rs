@@ -354,6 +354,34 @@ fn without_a_ticket_the_acceptor_offers_negotiate_only_and_refuses_ntlm() {
 }
 
 #[test]
+fn the_acceptor_refuses_request_headers_beyond_64_kib() {
+    let dc = KerberosDc::from_env();
+    let acceptor = start(
+        &dc,
+        AcceptorOptions {
+            plain: true,
+            ..Default::default()
+        },
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", acceptor.port())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let padding = "a".repeat(1000);
+    let mut request = String::from("GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: localhost\r\n");
+    for i in 0..70 {
+        request.push_str(&format!("X-Padding-{i}: {padding}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+}
+
+#[test]
 fn samba_dns_answers_the_kerberos_srv_record_with_a_target_on_loopback() {
     let dc = KerberosDc::from_env();
     let dns = dc

@@ -1,9 +1,10 @@
 //! Kerberos test support (issue #20): the Samba AD KDC of
 //! `scripts/test-dc.sh` (CI: started by `.ci/run`) and the MIT Kerberos
 //! acceptor `tests/fixtures/kerberos/acceptor.py`, an HTTPS server behind
-//! `WWW-Authenticate: Negotiate` that is no code of ours. A test `mod`s this
-//! file: `#[path = "kerberos_support/mod.rs"] mod kerberos_support;` from
-//! `tests/*.rs` (or `mod kerberos_support;`).
+//! `WWW-Authenticate: Negotiate` that is no code of ours. A test file
+//! `tests/*.rs` takes it with `mod kerberos_support;`; a test crate in a
+//! directory (`tests/client/main.rs`) with
+//! `#[path = "../kerberos_support/mod.rs"] mod kerberos_support;`.
 //!
 //! Nothing here waits on time passing: waits are for conditions (a line on
 //! stdout, a process exiting), bounded by generous timeouts.
