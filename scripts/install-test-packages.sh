@@ -4,7 +4,11 @@
 #   xmllint (libxml2-utils)  ews-validate checks request snapshots and the
 #                            Exchange simulator's answers against the schema
 #   samba, ldap-utils        the test domain controller (scripts/test-dc.sh)
-#   faketime                 the fault matrix's clock-jump rows and the soak
+#   faketime                 the fault matrix's clock-jump rows, the soak and the
+#                            Kerberos clock-skew tests
+#   python3-gssapi           MIT Kerberos for the system /usr/bin/python3: the
+#                            independent Kerberos acceptor the Kerberos tests
+#                            authenticate against (tests/fixtures/kerberos/)
 #   chromium                 replicator/tests/engine/monitoring.rs renders the status page headless
 #   man-db                   `man -w` finds the Debian package's man page
 #                            (scripts/package-test.sh)
@@ -15,6 +19,7 @@ command -v samba >/dev/null || missing+=(samba)
 command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 command -v chromium >/dev/null || missing+=(chromium)
+/usr/bin/python3 -c 'import gssapi' 2>/dev/null || missing+=(python3-gssapi)
 # the Debian package stage (scripts/package-test.sh)
 command -v man >/dev/null || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ]; then

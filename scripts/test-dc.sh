@@ -10,7 +10,12 @@
 #   scripts/test-dc.sh destroy  stop and delete the domain (next start provisions afresh)
 #
 # Domain: realm CORP.EXAMPLE.COM, NetBIOS domain CORP, DC dc1, listening on
-# 127.0.0.1/::1 ports 389 (ldap), 636 (ldaps) and 88 (kdc) only. State lives in
+# 127.0.0.1/::1 ports 389 (ldap), 636 (ldaps), 88 (kdc) and 5353 (Samba's
+# internal DNS, off port 53 so it never meets the host's resolver; it holds
+# the AD records, e.g. SRV _kerberos._tcp.CORP.EXAMPLE.COM -> dc1, and dc1 ->
+# 127.0.0.1/::1) only. `env` prints the LDAP settings and the Kerberos ones
+# (KRB_*: realm, KDC, DNS server, the SPNs and keytab of the fake Exchange
+# service account, the Kerberos client's user name and password). State lives in
 # $EWS_TEST_DC_DIR (default /tmp/ews-test-dc). Simple binds over plain ldap://
 # are allowed (`ldap server require strong auth = no`) because the estos
 # replicator connects on port 389 by default.
@@ -24,14 +29,21 @@
 # Seeded objects (all passwords are TEST_USER_PASSWORD unless said otherwise):
 #   OU=Replicator Test,<base>
 #     OU=Service Accounts: svc-replicator (read-only bind account, BIND_PASSWORD),
-#                          svc-restricted (denied reading mail and proxyAddresses in OU=Staff)
+#                          svc-restricted (denied reading mail and proxyAddresses in OU=Staff),
+#                          svc-exchange (fake Exchange service account: SPNs HTTP/localhost and
+#                            HTTP/ex1.corp.example.com, AES only; its AES keys exported to
+#                            $EWS_TEST_DC_DIR/exchange.keytab for tests/fixtures/kerberos/acceptor.py),
+#                          svc-exchange-rc4 (SPN HTTP/rc4only.corp.example.com, RC4 only: an AES-only
+#                            client gets KDC_ERR_ETYPE_NOSUPP),
+#                          svc-ews (the EWS service user for Kerberos, KRB_CLIENT_PASSWORD, AES only)
 #     OU=Staff: alice   proxyAddresses SMTP:alice.smith@ (primary, not first), smtp:alice@, X500:..., mail alice.old@
 #               bob     mail only (bob@)
 #               carol   proxyAddresses with secondary smtp: only, mail carol@
 #               dave    no mailbox
 #               erin    disabled (mail erin@)
 #               frank   locked out (10 failed binds; lockout threshold 10, duration 99999 min)
-#               grace   for wrong-password tests (mail grace@)
+#               grace   for wrong-password tests (mail grace@); grace and svc-ews never lock
+#                       out (password settings object "Replicator Test No Lockout")
 #     OU=Groups: Replicated Staff = {alice, Replicated Sales}; Replicated Sales = {bob, Sales EMEA};
 #                Sales EMEA = {carol}; No Replication = {bob}
 #     OU=Generated: gen-0001 .. gen-2500, each SMTP:gen-NNNN@corp.example.com
@@ -50,7 +62,25 @@ BIND_USER="svc-replicator@${DNS_DOMAIN}"
 BIND_PASSWORD='Svc-Repl1cator-Pass!'
 TEST_USER_PASSWORD='Us3r-Test-Pass!'
 GENERATED_USERS=2500
-SEED_VERSION=2
+SEED_VERSION=5
+# Kerberos: the fake Exchange service account (its keytab is the acceptor's,
+# tests/fixtures/kerberos/acceptor.py) and the EWS service user's account
+EXCHANGE_ACCOUNT=svc-exchange
+EXCHANGE_ACCOUNT_PASSWORD='Exch-Svc-Acc0unt-Pass!'
+EXCHANGE_SPN=HTTP/localhost
+EXCHANGE_SPN_ALT=HTTP/ex1.${DNS_DOMAIN}
+# an Exchange whose account has AES disabled: an AES-only client gets
+# KDC_ERR_ETYPE_NOSUPP for it
+RC4_ONLY_ACCOUNT=svc-exchange-rc4
+RC4_ONLY_SPN=HTTP/rc4only.${DNS_DOMAIN}
+KRB_CLIENT_USER="svc-ews@${DNS_DOMAIN}"
+KRB_CLIENT_PASSWORD='Ews-Kerber0s-Client-Pass!'
+KEYTAB="$STATE_DIR/exchange.keytab"
+# Samba's internal DNS, on loopback, off the standard port so it never meets
+# the host's resolver: answers _kerberos._tcp.<REALM> SRV lookups (KRB_DNS_SERVER)
+DNS_PORT=5353
+# bumped when provisioning changes: an older domain is provisioned afresh
+PROVISION_VERSION=2
 SMB_CONF="$STATE_DIR/etc/smb.conf"
 PID_FILE="$STATE_DIR/samba.pid"
 LOG_FILE="$STATE_DIR/samba.log"
@@ -92,6 +122,12 @@ ldap_ready() {
   ldapsearch -x -LLL -o nettimeout=2 -H ldap://127.0.0.1:389 -b "" -s base defaultNamingContext >/dev/null 2>&1
 }
 
+# the KDC and DNS tasks of the same samba process may open their ports a
+# moment after LDAP's
+port_open() {
+  timeout 2 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
 issue_certificates() {
   local tls="$STATE_DIR/tls"
   mkdir -p "$tls"
@@ -120,7 +156,8 @@ write_smb_conf() {
 	realm = ${REALM}
 	workgroup = ${DOMAIN}
 	server role = active directory domain controller
-	server services = ldap, cldap, kdc
+	server services = ldap, cldap, kdc, dns
+	dns port = ${DNS_PORT}
 	interfaces = lo
 	bind interfaces only = yes
 	ldap server require strong auth = no
@@ -139,18 +176,18 @@ EOF
 }
 
 provision() {
-  [ -f "$STATE_DIR/provisioned" ] && return 0
+  [ "$(cat "$STATE_DIR/provisioned" 2>/dev/null)" = "$PROVISION_VERSION" ] && return 0
   log "provisioning ${REALM} in ${STATE_DIR}"
   rm -rf "$STATE_DIR"
   mkdir -p "$STATE_DIR"
   samba-tool domain provision --targetdir="$STATE_DIR" --realm="$REALM" --domain="$DOMAIN" \
-    --server-role=dc --dns-backend=NONE --host-name="$HOST_NAME" --adminpass="$ADMIN_PASSWORD" \
-    --option="interfaces=lo" --option="bind interfaces only=yes" \
-    --option="server services = ldap, cldap, kdc" >"$STATE_DIR/provision.log" 2>&1 ||
+    --server-role=dc --dns-backend=SAMBA_INTERNAL --host-name="$HOST_NAME" \
+    --adminpass="$ADMIN_PASSWORD" --option="interfaces=lo" --option="bind interfaces only=yes" \
+    --option="server services = ldap, cldap, kdc, dns" >"$STATE_DIR/provision.log" 2>&1 ||
     die "provisioning failed; see $STATE_DIR/provision.log"
   issue_certificates
   write_smb_conf
-  touch "$STATE_DIR/provisioned"
+  echo "$PROVISION_VERSION" >"$STATE_DIR/provisioned"
 }
 
 # Adds the test objects with Samba's Python bindings straight into sam.ldb (one
@@ -159,7 +196,11 @@ seed_database() {
   log "seeding test objects"
   SAM_LDB="$STATE_DIR/private/sam.ldb" SMB_CONF="$SMB_CONF" BASE_DN="$BASE_DN" \
     BIND_PASSWORD="$BIND_PASSWORD" TEST_USER_PASSWORD="$TEST_USER_PASSWORD" \
-    GENERATED_USERS="$GENERATED_USERS" DNS_DOMAIN="$DNS_DOMAIN" "$PYTHON" - <<'PY'
+    GENERATED_USERS="$GENERATED_USERS" DNS_DOMAIN="$DNS_DOMAIN" \
+    EXCHANGE_ACCOUNT="$EXCHANGE_ACCOUNT" EXCHANGE_ACCOUNT_PASSWORD="$EXCHANGE_ACCOUNT_PASSWORD" \
+    EXCHANGE_SPNS="$EXCHANGE_SPN $EXCHANGE_SPN_ALT" KRB_CLIENT_USER="${KRB_CLIENT_USER%@*}" \
+    KRB_CLIENT_PASSWORD="$KRB_CLIENT_PASSWORD" HOST_NAME="$HOST_NAME" \
+    RC4_ONLY_ACCOUNT="$RC4_ONLY_ACCOUNT" RC4_ONLY_SPN="$RC4_ONLY_SPN" "$PYTHON" - <<'PY'
 import os
 import ldb
 from samba.auth import system_session
@@ -168,6 +209,7 @@ from samba.samdb import SamDB
 from samba.sd_utils import SDUtils
 from samba.dcerpc import misc, security
 from samba.ndr import ndr_unpack
+from samba.provision.sambadns import add_host_record
 
 lp = LoadParm()
 lp.load(os.environ["SMB_CONF"])
@@ -194,7 +236,7 @@ def add(dn, attrs):
         msg[k] = ldb.MessageElement(v if isinstance(v, list) else [v], ldb.FLAG_MOD_ADD, k)
     db.add(msg)
 
-def user(ou, name, given, uac=512, password=None, mail=None, proxy=None):
+def user(ou, name, given, uac=512, password=None, mail=None, proxy=None, extra=None):
     dn = "CN=%s,%s" % (name, ou)
     attrs = {
         "objectClass": "user",
@@ -203,6 +245,7 @@ def user(ou, name, given, uac=512, password=None, mail=None, proxy=None):
         "givenName": given,
         "displayName": given,
     }
+    attrs.update(extra or {})
     if mail:
         attrs["mail"] = mail
     if proxy:
@@ -231,6 +274,21 @@ try:
 
     user(svc_ou, "svc-replicator", "Replicator Service", password=os.environ["BIND_PASSWORD"])
     restricted = user(svc_ou, "svc-restricted", "Restricted Service", password=test_pw)
+    # Kerberos: the account Exchange's EWS front end runs as (its SPNs name
+    # the URLs clients use) and the EWS service user; AES only
+    # (msDS-SupportedEncryptionTypes 0x18), as hardened sites configure them.
+    aes_only = "24"
+    user(svc_ou, os.environ["EXCHANGE_ACCOUNT"], "Exchange Service",
+         password=os.environ["EXCHANGE_ACCOUNT_PASSWORD"],
+         extra={"servicePrincipalName": os.environ["EXCHANGE_SPNS"].split(),
+                "msDS-SupportedEncryptionTypes": aes_only})
+    user(svc_ou, os.environ["RC4_ONLY_ACCOUNT"], "Exchange Service (RC4 only)",
+         password=os.environ["EXCHANGE_ACCOUNT_PASSWORD"],
+         extra={"servicePrincipalName": os.environ["RC4_ONLY_SPN"],
+                "msDS-SupportedEncryptionTypes": "4"})
+    user(svc_ou, os.environ["KRB_CLIENT_USER"], "EWS Service",
+         password=os.environ["KRB_CLIENT_PASSWORD"],
+         extra={"msDS-SupportedEncryptionTypes": aes_only})
     alice = user(staff, "alice", "Alice", password=test_pw, mail="alice.old@" + dom,
                  proxy=["smtp:alice@" + dom, "X500:/o=corp/ou=first/cn=alice",
                         "SMTP:alice.smith@" + dom])
@@ -288,6 +346,15 @@ try:
             "keywords": keywords,
         })
 
+    # The DC's own A/AAAA records, which provisioning leaves out for a
+    # loopback address: _kerberos._tcp.<REALM> names dc1, and dc1 must
+    # resolve through Samba's DNS.
+    zone = "DC=%s,CN=MicrosoftDNS,DC=DomainDnsZones,%s" % (dom, base)
+    host = "DC=%s" % os.environ["HOST_NAME"]
+    if exists("%s,%s" % (host, zone)):
+        db.delete("%s,%s" % (host, zone))
+    add_host_record(db, zone, host, "127.0.0.1", "::1")
+
     # Lockout after 10 bad passwords; locked accounts stay locked for 99999
     # minutes so the lockout test keeps working on a long-running DC.
     minute = 60 * 10**7
@@ -296,6 +363,26 @@ try:
     m["lockoutDuration"] = ldb.MessageElement(str(-99999 * minute), ldb.FLAG_MOD_REPLACE, "lockoutDuration")
     m["lockOutObservationWindow"] = ldb.MessageElement(str(-30 * minute), ldb.FLAG_MOD_REPLACE, "lockOutObservationWindow")
     db.modify(m)
+
+    # grace and the Kerberos client take wrong passwords in many tests, and
+    # each run adds to badPwdCount: a fine-grained password policy without
+    # lockout keeps them from ever locking out (frank, locked on purpose,
+    # stays under the domain's policy).
+    add("CN=Replicator Test No Lockout,CN=Password Settings Container,CN=System," + base, {
+        "objectClass": "msDS-PasswordSettings",
+        "msDS-PasswordSettingsPrecedence": "1",
+        "msDS-PasswordReversibleEncryptionEnabled": "FALSE",
+        "msDS-PasswordHistoryLength": "0",
+        "msDS-PasswordComplexityEnabled": "FALSE",
+        "msDS-MinimumPasswordLength": "0",
+        "msDS-MinimumPasswordAge": "0",
+        "msDS-MaximumPasswordAge": str(-9223372036854775808),
+        "msDS-LockoutThreshold": "0",
+        "msDS-LockoutObservationWindow": str(-30 * minute),
+        "msDS-LockoutDuration": str(-30 * minute),
+        "msDS-PSOAppliesTo": ["CN=grace," + staff,
+                              "CN=%s,%s" % (os.environ["KRB_CLIENT_USER"], svc_ou)],
+    })
 
     # svc-restricted may not read mail or proxyAddresses of the users in
     # OU=Staff: explicit deny ACEs prepended on each user (an inherited deny
@@ -327,11 +414,11 @@ start_samba() {
   setsid samba -i -M single -s "$SMB_CONF" </dev/null >"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 120); do
-    if ldap_ready; then return 0; fi
+    if ldap_ready && port_open 88 && port_open "$DNS_PORT"; then return 0; fi
     is_running || die "samba exited during start-up; see $LOG_FILE"
     sleep 0.5
   done
-  die "samba did not answer on ldap://127.0.0.1:389 within 60 s; see $LOG_FILE"
+  die "samba did not answer on ldap://127.0.0.1:389, kdc port 88 and dns port $DNS_PORT within 60 s; see $LOG_FILE"
 }
 
 stop_samba() {
@@ -356,6 +443,42 @@ lock_out_frank() {
   done
 }
 
+# The Exchange service account's keys, as an Exchange administrator exports
+# them for a Linux acceptor: AES only (Samba also exports the RC4 key, which
+# an AES-only account never uses; leaving it out proves the tickets are AES).
+export_keytab() {
+  local all="$STATE_DIR/exchange-all.keytab"
+  rm -f "$all" "$KEYTAB"
+  samba-tool domain exportkeytab "$all" --principal="$EXCHANGE_ACCOUNT" -s "$SMB_CONF" >/dev/null ||
+    die "cannot export the keytab of $EXCHANGE_ACCOUNT"
+  (umask 077 && "$PYTHON" - "$all" "$KEYTAB" <<'PY') || die "cannot filter the keytab $all"
+import struct, sys
+# keytab format 0x0502: entries of a signed 32-bit length (negative: a hole)
+data = open(sys.argv[1], "rb").read()
+assert data[:2] == b"\x05\x02", "not a keytab"
+out, i, aes = [data[:2]], 2, 0
+while i < len(data):
+    (size,) = struct.unpack(">i", data[i:i + 4])
+    entry = data[i + 4:i + 4 + abs(size)]
+    i += 4 + abs(size)
+    if size <= 0:
+        continue
+    j = 2
+    (count,) = struct.unpack(">H", entry[:2])
+    for _ in range(count + 1):  # realm, then the name's components
+        (n,) = struct.unpack(">H", entry[j:j + 2])
+        j += 2 + n
+    (etype,) = struct.unpack(">H", entry[j + 4 + 4 + 1:j + 4 + 4 + 1 + 2])  # after name type, timestamp, kvno8
+    if etype in (17, 18):  # aes128-cts-hmac-sha1-96, aes256-cts-hmac-sha1-96
+        out.append(data[i - 4 - size:i])
+        aes += 1
+assert aes == 2, "expected the two AES keys, found %d" % aes
+open(sys.argv[2], "wb").write(b"".join(out))
+PY
+  rm -f "$all"
+  chmod 600 "$KEYTAB"
+}
+
 # Seeds with Samba stopped (direct database access) into a freshly
 # provisioned domain, then (re)starts it.
 seed() {
@@ -366,6 +489,7 @@ seed() {
     provision
   fi
   seed_database
+  export_keytab
   start_samba
   lock_out_frank
   echo "$SEED_VERSION" >"$STATE_DIR/seeded"
@@ -379,9 +503,21 @@ BIND_USER=${BIND_USER}
 BIND_PASSWORD='${BIND_PASSWORD}'
 BASE_DN='${BASE_DN}'
 CA_FILE=${STATE_DIR}/tls/ca.pem
+TLS_CERT_FILE=${STATE_DIR}/tls/cert.pem
+TLS_KEY_FILE=${STATE_DIR}/tls/key.pem
 TEST_USER_PASSWORD='${TEST_USER_PASSWORD}'
 REALM=${REALM}
 DOMAIN=${DOMAIN}
+KRB_REALM=${REALM}
+KRB_KDC=127.0.0.1:88
+KRB_DNS_SERVER=127.0.0.1:${DNS_PORT}
+KRB_SPN=${EXCHANGE_SPN}
+KRB_SPN_ALT=${EXCHANGE_SPN_ALT}
+KRB_SPN_RC4_ONLY=${RC4_ONLY_SPN}
+KRB_KEYTAB=${KEYTAB}
+KRB_SERVICE_ACCOUNT=${EXCHANGE_ACCOUNT}@${REALM}
+KRB_CLIENT_USER=${KRB_CLIENT_USER}
+KRB_CLIENT_PASSWORD='${KRB_CLIENT_PASSWORD}'
 EOF
 }
 
