@@ -817,6 +817,10 @@ async fn report_exchange_error(
             TransportError::Config(_) => {
                 report.fail(area, "client", error.to_string(), "check `[exchange]`");
             }
+            TransportError::Kerberos { failure, .. } => {
+                report.fail(area, "authentication", error.to_string(), failure.fix());
+                skip_rest(report, "authentication failed");
+            }
         },
         EwsError::ServiceUnavailable { .. } => {
             report.pass(area, "HTTP", "HTTP 503");
