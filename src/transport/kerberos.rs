@@ -10,6 +10,7 @@
 //! `tests/kerberos.rs` pins sspi's encoding so an upgrade that fixes it shows.
 
 pub(crate) mod handshake;
+pub(crate) mod http;
 pub(crate) mod kdc;
 
 use std::fmt;
@@ -78,30 +79,47 @@ impl fmt::Display for AuthMechanism {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KerberosFailure {
     /// No realm to ask for: a `DOMAIN\user` name and no realm set.
-    NoRealm { username: String },
+    NoRealm {
+        username: String,
+    },
     /// No KDC answered (or none was found).
-    KdcUnreachable { kdcs: Vec<String>, reason: String },
+    KdcUnreachable {
+        kdcs: Vec<String>,
+        reason: String,
+    },
     /// `KDC_ERR_PREAUTH_FAILED`.
     WrongPassword,
     /// `KDC_ERR_CLIENT_REVOKED`: the account is disabled, locked out or expired.
     CredentialsRevoked,
     /// `KDC_ERR_C_PRINCIPAL_UNKNOWN`.
-    UnknownClient { username: String },
+    UnknownClient {
+        username: String,
+    },
     /// `KDC_ERR_S_PRINCIPAL_UNKNOWN`: no account has this SPN.
-    UnknownSpn { spn: String },
+    UnknownSpn {
+        spn: String,
+    },
     /// `KDC_ERR_ETYPE_NOSUPP`: no encryption type in common (AES only here).
     NoCommonEncryption,
     /// `KRB_AP_ERR_SKEW`, from the KDC or the server.
     ClockSkew,
     /// The server's 401 offers no `Negotiate` (e.g. only `NTLM` or `Basic`).
-    NotOffered { offered: Vec<String> },
+    NotOffered {
+        offered: Vec<String>,
+    },
     /// The server answered the ticket with 401.
-    ServerRefused { spn: String },
+    ServerRefused {
+        spn: String,
+    },
     /// The server answered 200 without its mutual-authentication token.
     NoMutualAuthentication,
     /// The server's token does not verify (replayed, forged, or for another session).
-    BadServerToken { reason: String },
-    Other { reason: String },
+    BadServerToken {
+        reason: String,
+    },
+    Other {
+        reason: String,
+    },
 }
 
 impl KerberosFailure {
@@ -195,16 +213,26 @@ impl fmt::Display for KerberosFailure {
                 f.write_str("the server offers no authentication scheme")
             }
             KerberosFailure::NotOffered { offered } => {
-                write!(f, "the server does not offer Negotiate (it offers {})", offered.join(", "))
+                write!(
+                    f,
+                    "the server does not offer Negotiate (it offers {})",
+                    offered.join(", ")
+                )
             }
             KerberosFailure::ServerRefused { spn } => {
-                write!(f, "the server refused the service ticket for {spn} (HTTP 401)")
+                write!(
+                    f,
+                    "the server refused the service ticket for {spn} (HTTP 401)"
+                )
             }
             KerberosFailure::NoMutualAuthentication => {
                 f.write_str("the server answered without a mutual-authentication token")
             }
             KerberosFailure::BadServerToken { reason } => {
-                write!(f, "the server's mutual-authentication token is not valid: {reason}")
+                write!(
+                    f,
+                    "the server's mutual-authentication token is not valid: {reason}"
+                )
             }
             KerberosFailure::Other { reason } => f.write_str(reason),
         }

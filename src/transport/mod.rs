@@ -210,7 +210,13 @@ struct Inner {
     /// The mechanism of the last accepted handshake, and why Kerberos was
     /// not used when `Negotiate` fell back to NTLM.
     last_auth: Mutex<Option<(AuthMechanism, Option<String>)>>,
+    /// Why Kerberos could not start, and when: `Negotiate` goes straight to
+    /// NTLM for [`KERBEROS_FAILURE_MEMORY`] after it.
+    kerberos_failure: Mutex<Option<(std::time::Instant, KerberosFailure)>>,
 }
+
+/// How long `Negotiate` skips Kerberos after it could not start.
+const KERBEROS_FAILURE_MEMORY: Duration = Duration::from_secs(10 * 60);
 
 /// Scheme, host and port: what a connection can be reused for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -286,6 +292,7 @@ impl HttpTransport {
                 kerberos_handshakes: AtomicU64::new(0),
                 ntlm_fallbacks: AtomicU64::new(0),
                 last_auth: Mutex::new(None),
+                kerberos_failure: Mutex::new(None),
             }),
         })
     }
@@ -561,6 +568,7 @@ impl HttpTransport {
                         "check the user name and password",
                     ));
                 }
+                self.record_auth(AuthMechanism::Basic, None);
                 Ok((head, body))
             }
             scheme @ (AuthScheme::Ntlm | AuthScheme::Negotiate | AuthScheme::Kerberos) => {
@@ -584,14 +592,16 @@ impl HttpTransport {
                     }
                 }
                 match scheme {
-                    AuthScheme::Kerberos | AuthScheme::Negotiate => Err(TransportError::Kerberos {
-                        host: origin.host.clone(),
-                        failure: KerberosFailure::Other {
-                            reason: "Kerberos is being built".to_owned(),
-                        },
-                    }),
+                    AuthScheme::Kerberos => self
+                        .kerberos_exchange(connection, origin, request, credentials)
+                        .await
+                        .map_err(|e| e.into_transport(origin)),
+                    AuthScheme::Negotiate => {
+                        self.negotiate_exchange(connection, origin, request, credentials)
+                            .await
+                    }
                     _ => {
-                        self.ntlm_exchange(connection, origin, request, credentials, scheme)
+                        self.ntlm_exchange(connection, origin, request, credentials, scheme, None)
                             .await
                     }
                 }
@@ -606,6 +616,7 @@ impl HttpTransport {
         request: &HttpRequest,
         credentials: &Credentials,
         scheme: AuthScheme,
+        fallback_reason: Option<String>,
     ) -> Result<(http::response::Parts, Incoming), TransportError> {
         let binding = if self.inner.config.channel_binding {
             connection
@@ -669,7 +680,96 @@ impl HttpTransport {
             return Err(auth_error(origin, &head.headers, scheme, hint));
         }
         connection.authenticated = true;
+        self.record_auth(AuthMechanism::Ntlm, fallback_reason);
         Ok((head, body))
+    }
+
+    /// `Negotiate`: Kerberos; NTLM when Kerberos could not start and the
+    /// settings allow it. A failure that allows the fallback is remembered
+    /// for a while, so that each new connection does not wait for an
+    /// unreachable KDC again (Windows keeps such negative results too).
+    async fn negotiate_exchange(
+        &self,
+        connection: &mut Connection,
+        origin: &Origin,
+        request: &HttpRequest,
+        credentials: &Credentials,
+    ) -> Result<(http::response::Parts, Incoming), TransportError> {
+        let settings = &self.inner.config.kerberos;
+        let remembered = settings
+            .allow_ntlm_fallback
+            .then(|| self.remembered_kerberos_failure())
+            .flatten();
+        let failure = match remembered {
+            Some(failure) => failure,
+            None => match self
+                .kerberos_exchange(connection, origin, request, credentials)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(kerberos::http::KerberosError::Failure(failure))
+                    if settings.allow_ntlm_fallback && failure.allows_ntlm_fallback() =>
+                {
+                    self.remember_kerberos_failure(&failure);
+                    failure
+                }
+                Err(kerberos::http::KerberosError::FailureOnClosedConnection(failure))
+                    if settings.allow_ntlm_fallback =>
+                {
+                    self.remember_kerberos_failure(&failure);
+                    return Err(TransportError::ConnectionReset {
+                        host: origin.host.clone(),
+                        reason: "the server closed the connection with its 401 to Kerberos; NTLM follows on a new connection".to_owned(),
+                    });
+                }
+                Err(other) => return Err(other.into_transport(origin)),
+            },
+        };
+        tracing::warn!(
+            host = %origin.host,
+            reason = %failure,
+            "Kerberos not used, falling back to NTLM (exchange.allow_ntlm_fallback)"
+        );
+        self.inner.ntlm_fallbacks.fetch_add(1, Ordering::Relaxed);
+        // A server that offers only `NTLM` gets it under its own name.
+        let scheme = match &failure {
+            KerberosFailure::NotOffered { offered }
+                if offered.iter().any(|s| s.eq_ignore_ascii_case("NTLM")) =>
+            {
+                AuthScheme::Ntlm
+            }
+            _ => AuthScheme::Negotiate,
+        };
+        self.ntlm_exchange(
+            connection,
+            origin,
+            request,
+            credentials,
+            scheme,
+            Some(failure.to_string()),
+        )
+        .await
+    }
+
+    fn remembered_kerberos_failure(&self) -> Option<KerberosFailure> {
+        let remembered = self
+            .inner
+            .kerberos_failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        remembered
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < KERBEROS_FAILURE_MEMORY)
+            .map(|(_, failure)| failure.clone())
+    }
+
+    fn remember_kerberos_failure(&self, failure: &KerberosFailure) {
+        *self
+            .inner
+            .kerberos_failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some((std::time::Instant::now(), failure.clone()));
     }
 
     /// Sends the request (with `authorization`, when given) and reads the

@@ -5,6 +5,7 @@
 //! own).
 
 mod availability;
+mod kerberos;
 mod notifications;
 mod ntlm_acceptor;
 mod resilience;

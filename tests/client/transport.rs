@@ -201,7 +201,7 @@ async fn ntlm_with_a_user_principal_name() {
 }
 
 #[tokio::test]
-async fn negotiate_scheme_carries_ntlm_tokens() {
+async fn negotiate_without_a_kerberos_realm_falls_back_to_ntlm_tokens() {
     let setup = setup();
     let (server, auth) = start_server(&setup, |_| {}).await;
     let transport = client(
@@ -216,6 +216,9 @@ async fn negotiate_scheme_carries_ntlm_tokens() {
         .unwrap();
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(auth.counters().ntlm_authenticated, 1);
+    // a NetBIOS domain is no Kerberos realm: Kerberos could not start
+    let reason = transport.last_ntlm_fallback_reason().unwrap();
+    assert!(reason.contains("no realm"), "{reason}");
 }
 
 #[tokio::test]
