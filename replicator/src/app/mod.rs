@@ -137,6 +137,9 @@ pub async fn assemble_observed<S: StateStore>(
         .await?
         .with_observer(monitor.clone());
     engine.calendars().observe(monitor.clone());
+    monitor
+        .metrics()
+        .watch_transport(engine.calendars().transport_stats_source());
     Ok(engine)
 }
 

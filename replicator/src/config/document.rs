@@ -219,7 +219,7 @@ docs/kerberos.md; `check` says which mechanism authenticated.",
 start (no realm, no KDC answers, the SPN is unknown, the account has no AES\n\
 key, the server does not offer Negotiate), never after the server refused a\n\
 Kerberos ticket; each fallback is a warning in the log and in `check`, and\n\
-counted (ews_replicator_ntlm_fallbacks). false: Kerberos or nothing. The\n\
+counted (ews_replicator_ntlm_fallbacks_total). false: Kerberos or nothing. The\n\
 default is Windows' Negotiate behaviour and keeps configurations that used\n\
 negotiate before Kerberos existed here working.",
                 "true",
