@@ -78,8 +78,9 @@ pub struct ExchangeCalendars {
     settings: ExchangeSettings,
     scp: DirectoryScp,
     reader: OnceCell<AvailabilityReader>,
-    /// The reader's HTTP client, kept for its counters.
-    transport: OnceLock<HttpTransport>,
+    /// The reader's HTTP client, kept for its counters (shared with the
+    /// metrics, which read them when asked).
+    transport: Arc<OnceLock<HttpTransport>>,
     discovery: Mutex<Option<Discovery>>,
     /// Told about the reader's requests (metrics); set before the first read.
     observer: OnceLock<Arc<dyn RequestObserver>>,
@@ -91,7 +92,7 @@ impl ExchangeCalendars {
             settings,
             scp,
             reader: OnceCell::new(),
-            transport: OnceLock::new(),
+            transport: Arc::new(OnceLock::new()),
             discovery: Mutex::new(None),
             observer: OnceLock::new(),
         }
@@ -126,6 +127,13 @@ impl ExchangeCalendars {
     /// The reader's connection counters, once it has read.
     pub fn transport_stats(&self) -> Option<TransportStats> {
         self.transport.get().map(HttpTransport::stats)
+    }
+
+    /// Where the reader's connection counters can be read from, also
+    /// before it has read (the handshakes metrics).
+    pub fn transport_stats_source(&self) -> crate::monitoring::TransportStatsSource {
+        let transport = self.transport.clone();
+        Box::new(move || transport.get().map(HttpTransport::stats))
     }
 
     /// Runs autodiscover for `mailbox` (every step is in the result or the

@@ -28,7 +28,7 @@ use ews_toolkit::availability_reader::REQUEST_FAILED;
 use ews_toolkit::client::{EwsClient, EwsError};
 use ews_toolkit::notifications::{self, Affinity, MailboxAccess};
 use ews_toolkit::resilience::ResilienceConfig;
-use ews_toolkit::transport::{TransportConfig, TransportError};
+use ews_toolkit::transport::{AuthMechanism, HttpTransport, TransportConfig, TransportError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -439,7 +439,7 @@ async fn check_exchange(
 ) {
     const AREA: &str = "exchange";
     let scp = directory.map_or_else(DirectoryScp::none, AnyDirectory::scp_source);
-    let calendars = ExchangeCalendars::new(config.exchange.clone(), scp);
+    let calendars = ExchangeCalendars::new(super::exchange_settings(config), scp);
     let username = config.exchange.credentials.username().to_owned();
     let url = match &config.exchange.url {
         Some(url) => {
@@ -517,16 +517,21 @@ async fn check_exchange(
         }
     };
     let (answer, busy) = query_waiting_out_busy(&client, config, &mailbox.address).await;
-    let scheme = config.exchange.credentials.scheme().header_name();
-    let accepted = |how: &str| format!("{scheme} accepted as {username}: {how}");
+    let accepted = |report: &mut CheckReport, how: &str| {
+        report_authenticated(
+            AREA,
+            config,
+            &url,
+            client.transport(),
+            &username,
+            how,
+            report,
+        )
+    };
     let answers = match answer {
         Ok(answers) => {
             report.pass(AREA, "HTTP", "HTTP 200");
-            report.pass(
-                AREA,
-                "authentication",
-                accepted("HTTP 200 to the authenticated request"),
-            );
+            accepted(report, "HTTP 200 to the authenticated request");
             answers
         }
         Err(error) => {
@@ -573,6 +578,60 @@ async fn check_exchange(
         ),
     }
     check_notifications(config, &client, address, report).await;
+}
+
+/// The authentication step once the server accepted the account: which
+/// mechanism it was. Under `negotiate`, NTLM standing in for Kerberos is a
+/// warning naming why Kerberos was not used.
+fn report_authenticated(
+    area: &'static str,
+    config: &Config,
+    url: &Url,
+    transport: &HttpTransport,
+    username: &str,
+    how: &str,
+    report: &mut CheckReport,
+) {
+    let kerberos = &config.exchange.transport.kerberos;
+    match transport.last_mechanism() {
+        Some(AuthMechanism::Kerberos) => {
+            let spn = kerberos
+                .spn
+                .clone()
+                .unwrap_or_else(|| format!("HTTP/{}", url.host_str().unwrap_or_default()));
+            report.pass(
+                area,
+                "authentication",
+                format!("Kerberos (service ticket for {spn}, the server's mutual authentication verified) accepted as {username}: {how}"),
+            );
+        }
+        Some(AuthMechanism::Ntlm) => match transport.last_ntlm_fallback_reason() {
+            Some(reason) => {
+                let step = report.push(area, "authentication", Outcome::Warn);
+                step.detail =
+                    format!("NTLM accepted as {username}: {how}; Kerberos was not used: {reason}");
+                step.with_fix("to authenticate with Kerberos, fix what the reason names (docs/kerberos.md lists each reason and its fix: a KDC reachable on TCP port 88 or exchange.kerberos_kdc, the realm, the SPN registered on Exchange's account with `setspn -S`, AES enabled on the accounts, clocks in sync); to refuse NTLM, set exchange.allow_ntlm_fallback = false");
+            }
+            None => report.pass(
+                area,
+                "authentication",
+                format!("NTLM accepted as {username}: {how}"),
+            ),
+        },
+        Some(AuthMechanism::Basic) => report.pass(
+            area,
+            "authentication",
+            format!("Basic accepted as {username}: {how}"),
+        ),
+        None => report.pass(
+            area,
+            "authentication",
+            format!(
+                "{} accepted as {username}: {how}",
+                config.exchange.credentials.scheme()
+            ),
+        ),
+    }
 }
 
 /// Tries one streaming subscription to `mailbox`'s calendar (and ends it):
@@ -759,7 +818,7 @@ async fn report_exchange_error(
     transport: &TransportConfig,
     error: &EwsError,
     busy: &BusyWaits,
-    accepted: &dyn Fn(&str) -> String,
+    accepted: &dyn Fn(&mut CheckReport, &str),
     report: &mut CheckReport,
 ) {
     let skip_rest = |report: &mut CheckReport, because: &str| {
@@ -817,6 +876,10 @@ async fn report_exchange_error(
             TransportError::Config(_) => {
                 report.fail(area, "client", error.to_string(), "check `[exchange]`");
             }
+            TransportError::Kerberos { failure, .. } => {
+                report.fail(area, "authentication", error.to_string(), failure.fix());
+                skip_rest(report, "authentication failed");
+            }
         },
         EwsError::ServiceUnavailable { .. } => {
             report.pass(area, "HTTP", "HTTP 503");
@@ -831,13 +894,12 @@ async fn report_exchange_error(
         EwsError::Http { status, .. } => http_answer_without_ews(report, area, *status, error),
         EwsError::Fault { fault, .. } => {
             report.pass(area, "HTTP", "an EWS SOAP fault");
-            report.pass(
-                area,
-                "authentication",
-                accepted(&format!(
+            accepted(
+                report,
+                &format!(
                     "Exchange answered the authenticated request (SOAP fault {})",
                     fault.code()
-                )),
+                ),
             );
             let (detail, fix) = if error.is_busy() {
                 let detail = match busy.refused {
@@ -855,11 +917,7 @@ async fn report_exchange_error(
         }
         EwsError::Envelope { .. } | EwsError::Response { .. } => {
             report.pass(area, "HTTP", "HTTP 200");
-            report.pass(
-                area,
-                "authentication",
-                accepted("HTTP 200 to the authenticated request"),
-            );
+            accepted(report, "HTTP 200 to the authenticated request");
             report.fail(area, "availability query", error.to_string(), "the server answered, but not with an EWS response: check that `exchange.url` names the EWS endpoint (…/EWS/Exchange.asmx) and not a proxy or login page");
         }
         EwsError::Config(_) => {

@@ -54,6 +54,24 @@ pub fn resilience_config(settings: &ExchangeSettings) -> ResilienceConfig {
     }
 }
 
+/// The `[exchange]` settings as the service uses them: the directory's
+/// domain controller (port 88) is the last KDC Kerberos asks, after
+/// `kerberos_kdc` and DNS SRV. Joined here, so that neither settings type
+/// reads the other's.
+pub fn exchange_settings(config: &Config) -> ExchangeSettings {
+    let mut settings = config.exchange.clone();
+    if let crate::config::DirectoryConfig::ActiveDirectory(directory) = &config.directory {
+        settings.transport.kerberos.fallback_kdc = directory.validate().ok().map(|address| {
+            if address.host.contains(':') {
+                format!("[{}]:88", address.host)
+            } else {
+                format!("{}:88", address.host)
+            }
+        });
+    }
+    settings
+}
+
 /// The HTTP client for EWS and autodiscover, authenticating as the
 /// configured account.
 pub fn exchange_transport(settings: &ExchangeSettings) -> Result<HttpTransport, TransportError> {
@@ -97,7 +115,7 @@ pub async fn assemble<S: StateStore>(
     state: S,
 ) -> Result<ConfiguredEngine<S>, AssembleError> {
     let directory = AnyDirectory::open(&config.directory).await?;
-    let calendars = ExchangeCalendars::new(config.exchange.clone(), directory.scp_source());
+    let calendars = ExchangeCalendars::new(exchange_settings(config), directory.scp_source());
     let ucserver = UcServerClient::connect(config.ucserver.clone()).await?;
     Ok(Engine::new(
         ucserver,
@@ -119,6 +137,9 @@ pub async fn assemble_observed<S: StateStore>(
         .await?
         .with_observer(monitor.clone());
     engine.calendars().observe(monitor.clone());
+    monitor
+        .metrics()
+        .watch_transport(engine.calendars().transport_stats_source());
     Ok(engine)
 }
 
@@ -138,3 +159,53 @@ pub fn record_could_not_run<S: StateStore>(state: &S, error: &AssembleError) {
 
 #[cfg(test)]
 mod architecture;
+
+#[cfg(test)]
+mod exchange_settings_tests {
+    use super::*;
+    use crate::config::{parse, LoadContext};
+
+    fn config(directory: &str) -> Config {
+        let text = format!(
+            "[ucserver]\nurl = \"https://uc.example.com:7225\"\nusername = \"Administrator\"\npassword = \"x\"\n\n[directory]\n{directory}\n\n[exchange]\nusername = \"svc@corp.example.com\"\npassword = \"y\"\nauth = \"kerberos\"\n"
+        );
+        parse(
+            &text,
+            std::path::Path::new("/etc/r/config.toml"),
+            &LoadContext::with_vars([("HOME", "/h")]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_directorys_domain_controller_is_the_last_kdc_on_port_88() {
+        let ad = |url: &str| {
+            format!("url = \"{url}\"\nbind_user = \"svc@corp.example.com\"\npassword = \"z\"")
+        };
+        for (url, kdc) in [
+            ("ldaps://dc1.corp.example.com", "dc1.corp.example.com:88"),
+            (
+                "ldap://dc2.corp.example.com:3268",
+                "dc2.corp.example.com:88",
+            ),
+            ("ldaps://[2001:db8::5]", "[2001:db8::5]:88"),
+        ] {
+            let config = config(&ad(url));
+            assert_eq!(config.exchange.transport.kerberos.fallback_kdc, None);
+            let settings = exchange_settings(&config);
+            assert_eq!(
+                settings.transport.kerberos.fallback_kdc.as_deref(),
+                Some(kdc),
+                "{url}"
+            );
+        }
+        let static_list = config("kind = \"static\"\nfile = \"users.toml\"");
+        assert_eq!(
+            exchange_settings(&static_list)
+                .transport
+                .kerberos
+                .fallback_kdc,
+            None
+        );
+    }
+}

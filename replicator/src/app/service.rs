@@ -250,7 +250,7 @@ impl<S: StateStore + Clone> ServiceEngine<S> {
                 Ok(engine) => {
                     let engine = Arc::new(engine);
                     let feed = super::notifications::feed_for(
-                        &self.config.exchange,
+                        engine.calendars().settings(),
                         engine.calendars(),
                         self.changes.clone(),
                     );

@@ -204,9 +204,59 @@ pub const SECTIONS: &[SectionDoc] = &[
             key("password_env", PASSWORD_ENV_DOC, "\"EXCHANGE_PASSWORD\"", false),
             key(
                 "auth",
-                "HTTP authentication: \"ntlm\" (default), \"negotiate\" (NTLM inside Negotiate) or\n\"basic\" (only over https).",
+                "HTTP authentication: \"ntlm\" (default); \"negotiate\": Kerberos first, NTLM\n\
+only when Kerberos cannot start and allow_ntlm_fallback allows it (what\n\
+Windows does); \"kerberos\": Kerberos only (for Exchange with NTLM turned off);\n\
+\"basic\" (only over https). Kerberos needs the realm (kerberos_realm, or a\n\
+user name user@domain), a KDC and the SPN registered for Exchange: see\n\
+docs/kerberos.md; `check` says which mechanism authenticated.",
                 "\"ntlm\"",
                 true,
+            ),
+            key(
+                "allow_ntlm_fallback",
+                "(auth = \"negotiate\" only) true (default): NTLM is used when Kerberos cannot\n\
+start (no realm, no KDC answers, the SPN is unknown, the account has no AES\n\
+key, the server does not offer Negotiate), never after the server refused a\n\
+Kerberos ticket; each fallback is a warning in the log and in `check`, and\n\
+counted (ews_replicator_ntlm_fallbacks_total). false: Kerberos or nothing. The\n\
+default is Windows' Negotiate behaviour and keeps configurations that used\n\
+negotiate before Kerberos existed here working.",
+                "true",
+                false,
+            ),
+            key(
+                "kerberos_kdc",
+                "(negotiate, kerberos; optional) The KDC(s) to ask, as host or host:port\n\
+(port 88 when left out), in order. Default: the DNS SRV records\n\
+_kerberos._tcp.<realm>, then the domain controller of [directory] url.",
+                "[\"dc1.corp.example.com\", \"dc2.corp.example.com:88\"]",
+                false,
+            ),
+            key(
+                "kerberos_realm",
+                "(negotiate, kerberos; optional) The Kerberos realm: the domain's DNS name in\n\
+upper case. Default: the domain of a user name written user@domain,\n\
+upper-cased. Needed with a DOMAIN\\user name (the NetBIOS name is no realm).",
+                "\"CORP.EXAMPLE.COM\"",
+                false,
+            ),
+            key(
+                "kerberos_spn",
+                "(negotiate, kerberos; optional) The service principal name the ticket is asked\n\
+for, used exactly as written (no DNS look-up). Default: HTTP/<host of the EWS\n\
+URL>. Set it when the URL's host is a load-balanced name, an alias (CNAME) or\n\
+an address: to the SPN registered on the account Exchange runs as (for a\n\
+load-balanced name, the alternate service account).",
+                "\"HTTP/mail.corp.example.com\"",
+                false,
+            ),
+            key(
+                "kerberos_kdc_timeout_seconds",
+                "(negotiate, kerberos) One exchange with a KDC may take this long (1 to 120\n\
+seconds, default 10); then the next KDC is asked.",
+                "10",
+                false,
             ),
             key(
                 "impersonation",

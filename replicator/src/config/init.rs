@@ -450,8 +450,47 @@ pub fn init<R: BufRead, W: Write>(
     )?;
     values.insert(("exchange", "username"), quoted(&username));
     ask_password(prompter, &mut values, "exchange", "Exchange account")?;
-    let auth = prompter.choose("Authentication", &["ntlm", "negotiate", "basic"], "ntlm")?;
+    prompter.say(
+        "  negotiate: Kerberos first, NTLM when Kerberos cannot start; kerberos: Kerberos only\n\
+         \x20 (see docs/kerberos.md for the SPN and AES the domain needs).",
+    )?;
+    let auth = prompter.choose(
+        "Authentication",
+        &["ntlm", "negotiate", "kerberos", "basic"],
+        "ntlm",
+    )?;
     values.insert(("exchange", "auth"), quoted(&auth));
+    // Only a DOMAIN\user name lacks the realm; a UPN's domain is the
+    // default, and the KDC and SPN defaults fit most sites.
+    if matches!(auth.as_str(), "negotiate" | "kerberos") && !username.contains('@') {
+        let check_realm = |answer: &str| {
+            if answer.is_empty()
+                || answer.contains(['@', '/', '\\'])
+                || answer.contains(char::is_whitespace)
+            {
+                Err("expected the domain's DNS name, e.g. CORP.EXAMPLE.COM".to_owned())
+            } else {
+                Ok(())
+            }
+        };
+        let question = "Kerberos realm (the domain's DNS name, e.g. CORP.EXAMPLE.COM)";
+        let realm = if auth == "kerberos" {
+            Some(prompter.ask(question, None, &check_realm)?)
+        } else {
+            match prompter.ask_optional(&format!("{question}; without it NTLM is used"))? {
+                Some(answer) if check_realm(&answer).is_err() => {
+                    Some(prompter.ask(question, None, &check_realm)?)
+                }
+                answer => answer,
+            }
+        };
+        if let Some(realm) = realm {
+            values.insert(
+                ("exchange", "kerberos_realm"),
+                quoted(&realm.to_ascii_uppercase()),
+            );
+        }
+    }
     let version = prompter.ask(
         "Exchange version (Exchange2013, Exchange2013_SP1, Exchange2016; Exchange2019 and ExchangeSE use Exchange2016)",
         Some(ews_toolkit::ExchangeVersion::default().as_str()),
@@ -664,6 +703,33 @@ mod answer_tests {
         );
         let (output, _) = run(&[]);
         assert!(!output.contains("native port, not"), "{output}");
+    }
+
+    #[test]
+    fn kerberos_is_offered_and_a_domain_backslash_user_is_asked_for_the_realm() {
+        let (output, file) = run(&[("auth", "kerberos\ncorp.example.com")]);
+        assert!(
+            output.contains("(ntlm/negotiate/kerberos/basic)"),
+            "{output}"
+        );
+        assert!(file.contains("\nauth = \"kerberos\""), "{file}");
+        assert!(
+            file.contains("\nkerberos_realm = \"CORP.EXAMPLE.COM\""),
+            "{file}"
+        );
+        assert!(!output.contains("does not load"), "{output}");
+        // negotiate: the realm may be left out (NTLM then), with the warning.
+        let (output, file) = run(&[("auth", "negotiate\n")]);
+        assert!(file.contains("\nauth = \"negotiate\""), "{file}");
+        assert!(!file.contains("\nkerberos_realm ="), "{file}");
+        assert!(output.contains("Kerberos is never tried"), "{output}");
+        // A UPN names its realm: no question.
+        let (output, file) = run(&[
+            ("exchange account", "svc@corp.example.com"),
+            ("auth", "kerberos"),
+        ]);
+        assert!(!output.contains("Kerberos realm"), "{output}");
+        assert!(!file.contains("\nkerberos_realm ="), "{file}");
     }
 
     #[test]

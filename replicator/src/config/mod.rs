@@ -28,12 +28,12 @@ use crate::monitoring::MonitoringSettings;
 use crate::replication::{BusyTypeMap, PrivateAppointments, ReplicationSettings};
 use crate::ucserver::{AppointmentStatus, UcServerSettings};
 use ews_toolkit::autodiscover::{TrustedHosts, TRUSTED_HOSTS_KEY};
-use ews_toolkit::transport::{AuthScheme, Credentials, TransportConfig};
+use ews_toolkit::transport::{AuthScheme, Credentials, KerberosSettings, TransportConfig};
 use ews_toolkit::ExchangeVersion;
 
 use locate::SourceMap;
 use schema::{
-    RawAuth, RawConfig, RawDirectory, RawDirectoryKind, RawExchange, RawLevel, RawLogging,
+    RawAuth, RawConfig, RawDirectory, RawDirectoryKind, RawExchange, RawKdcs, RawLevel, RawLogging,
     RawMonitoring, RawNotifications, RawPassword, RawPrivateAppointments, RawReplication, RawState,
     RawStatus, RawUcServer,
 };
@@ -495,6 +495,18 @@ fn looks_like_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// A DNS name or an IPv4 address: letters, digits, `-`, `_` and `.`, at
+/// least one character, no empty label.
+fn is_host_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -948,6 +960,7 @@ impl<'a> Builder<'a> {
         let scheme = match raw.auth.unwrap_or(RawAuth::Ntlm) {
             RawAuth::Ntlm => AuthScheme::Ntlm,
             RawAuth::Negotiate => AuthScheme::Negotiate,
+            RawAuth::Kerberos => AuthScheme::Kerberos,
             RawAuth::Basic => AuthScheme::Basic,
         };
         let plain_http = url.as_ref().is_some_and(|u| u.scheme() == "http");
@@ -959,6 +972,7 @@ impl<'a> Builder<'a> {
         }
         let username = self.required_text("exchange.username", raw.username.clone())?;
         let password = self.password("exchange", raw.password_keys())?;
+        let kerberos = self.kerberos(&raw, scheme, &username)?;
         let credentials = Credentials::new(username, password, scheme)
             .map_err(|e| self.error("exchange.username", e.to_string()))?;
         let notifications = self.notifications(&raw)?;
@@ -990,6 +1004,7 @@ impl<'a> Builder<'a> {
             max_connections_per_host: max_concurrency as usize,
             // An http:// URL written in the configuration is the explicit consent.
             allow_plain_http: plain_http,
+            kerberos,
             ..TransportConfig::default()
         };
         if plain_http {
@@ -1011,6 +1026,233 @@ impl<'a> Builder<'a> {
             autodiscover_trusted_hosts,
             notifications,
         })
+    }
+
+    /// The Kerberos keys of `[exchange]`. `fallback_kdc` stays empty: the
+    /// composition root fills it from the directory's settings.
+    fn kerberos(
+        &mut self,
+        raw: &RawExchange,
+        scheme: AuthScheme,
+        username: &str,
+    ) -> Result<KerberosSettings, ConfigError> {
+        let defaults = KerberosSettings::default();
+        let auth = match scheme {
+            AuthScheme::Ntlm => "ntlm",
+            AuthScheme::Negotiate => "negotiate",
+            AuthScheme::Kerberos => "kerberos",
+            AuthScheme::Basic => "basic",
+        };
+        if !matches!(scheme, AuthScheme::Negotiate | AuthScheme::Kerberos) {
+            // Like the directory's keys of the other kind: a key that does
+            // nothing is refused, so that nobody believes it is in force.
+            let set = [
+                ("allow_ntlm_fallback", raw.allow_ntlm_fallback.is_some()),
+                ("kerberos_kdc", raw.kerberos_kdc.is_some()),
+                ("kerberos_realm", raw.kerberos_realm.is_some()),
+                ("kerberos_spn", raw.kerberos_spn.is_some()),
+                (
+                    "kerberos_kdc_timeout_seconds",
+                    raw.kerberos_kdc_timeout_seconds.is_some(),
+                ),
+            ];
+            if let Some((name, _)) = set.iter().find(|(_, present)| *present) {
+                let applies = if *name == "allow_ntlm_fallback" {
+                    "auth = \"negotiate\" only"
+                } else {
+                    "auth = \"negotiate\" or \"kerberos\" only"
+                };
+                return Err(self.error(
+                    &format!("exchange.{name}"),
+                    format!("applies to {applies}, but auth is \"{auth}\"; remove it, or set auth = \"negotiate\""),
+                ));
+            }
+            return Ok(defaults);
+        }
+        let allow_ntlm_fallback = match (scheme, raw.allow_ntlm_fallback) {
+            (AuthScheme::Kerberos, Some(true)) => {
+                return Err(self.error(
+                    "exchange.allow_ntlm_fallback",
+                    "true contradicts auth = \"kerberos\", which never uses NTLM; set auth = \"negotiate\" to allow the NTLM fallback, or remove the key",
+                ))
+            }
+            (AuthScheme::Kerberos, _) => false,
+            (_, allowed) => allowed.unwrap_or(defaults.allow_ntlm_fallback),
+        };
+        let kdcs = match &raw.kerberos_kdc {
+            None => Vec::new(),
+            Some(RawKdcs::One(kdc)) => vec![self.kdc(kdc)?],
+            Some(RawKdcs::Several(kdcs)) if kdcs.is_empty() => {
+                return Err(self.error(
+                    "exchange.kerberos_kdc",
+                    "empty list; name at least one KDC, or remove the key to find the KDC through DNS (_kerberos._tcp.<realm>) and the directory's domain controller",
+                ))
+            }
+            Some(RawKdcs::Several(kdcs)) => kdcs
+                .iter()
+                .map(|kdc| self.kdc(kdc))
+                .collect::<Result<_, _>>()?,
+        };
+        let realm = match raw.kerberos_realm.as_deref().map(str::trim) {
+            None => None,
+            Some(realm) => {
+                let bad = |problem: &str| {
+                    self.error(
+                        "exchange.kerberos_realm",
+                        format!("{realm:?} {problem}; expected the domain's DNS name, e.g. CORP.EXAMPLE.COM"),
+                    )
+                };
+                if realm.is_empty() {
+                    return Err(bad("is empty"));
+                }
+                if realm.contains(['@', '/', '\\']) || realm.contains(char::is_whitespace) {
+                    return Err(bad("is not a realm name"));
+                }
+                // Active Directory's realm is its DNS domain in upper case;
+                // MIT-style lower-case realms do not occur in front of Exchange.
+                Some(realm.to_ascii_uppercase())
+            }
+        };
+        let spn = match raw.kerberos_spn.as_deref().map(str::trim) {
+            None => None,
+            Some(spn) => Some(self.spn(spn)?),
+        };
+        let timeout = raw
+            .kerberos_kdc_timeout_seconds
+            .unwrap_or(defaults.kdc_timeout.as_secs());
+        if !(1..=120).contains(&timeout) {
+            return Err(self.error(
+                "exchange.kerberos_kdc_timeout_seconds",
+                format!("{timeout} is out of range; expected 1 to 120 seconds (default 10)"),
+            ));
+        }
+        // A DOMAIN\user name carries no realm (a NetBIOS name is not one).
+        // Where Kerberos is required that can never work, so it is an error
+        // here, naming the fix, rather than a failure at every connection;
+        // where NTLM may stand in, the service works as before and the
+        // warning says that Kerberos is never tried.
+        if realm.is_none() && username.contains('\\') && !username.contains('@') {
+            let user = username.rsplit('\\').next().unwrap_or(username);
+            let fix = format!("set exchange.kerberos_realm to the domain's DNS name in upper case (kerberos_realm = \"CORP.EXAMPLE.COM\"), or write the user name as {user}@<domain>");
+            if allow_ntlm_fallback {
+                self.warn(
+                    "exchange.kerberos_realm",
+                    format!("not set, and the user name {username:?} names no realm: Kerberos is never tried, every connection authenticates with NTLM; {fix}"),
+                );
+            } else {
+                return Err(self.error(
+                    "exchange.kerberos_realm",
+                    format!("missing: Kerberos needs the realm, and the user name {username:?} names none; {fix}"),
+                ));
+            }
+        }
+        Ok(KerberosSettings {
+            kdcs,
+            fallback_kdc: None,
+            realm,
+            spn,
+            allow_ntlm_fallback,
+            kdc_timeout: Duration::from_secs(timeout),
+            dns_server: None,
+        })
+    }
+
+    /// One `kerberos_kdc` entry: `host` or `host:port` (IPv6 in brackets).
+    fn kdc(&self, text: &str) -> Result<String, ConfigError> {
+        let text = text.trim();
+        let bad = |problem: &str| {
+            self.error(
+                "exchange.kerberos_kdc",
+                format!("{text:?} {problem}; expected a KDC as host or host:port (port 88 when left out), e.g. \"dc1.corp.example.com\" or \"[2001:db8::1]:88\""),
+            )
+        };
+        if text.contains("://") {
+            return Err(bad(
+                "has a scheme: write it without a scheme (the KDC is asked over TCP)",
+            ));
+        }
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (address, after) = rest
+                .split_once(']')
+                .ok_or_else(|| bad("has an unclosed ["))?;
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("has no IPv6 address in brackets"));
+            }
+            match after {
+                "" => (text, None),
+                port => match port.strip_prefix(':') {
+                    Some(port) => (&text[..text.len() - port.len() - 1], Some(port)),
+                    None => return Err(bad("has text after the ]")),
+                },
+            }
+        } else if text.matches(':').count() > 1 {
+            return Err(bad(
+                "is an IPv6 address without brackets: write [address] or [address]:port",
+            ));
+        } else {
+            match text.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            }
+        };
+        if !host.starts_with('[') && !is_host_name(host) {
+            return Err(bad("is not a host name or address"));
+        }
+        if let Some(port) = port {
+            if !matches!(port.parse::<u16>(), Ok(1..)) {
+                return Err(bad("has no port from 1 to 65535 after the colon"));
+            }
+        }
+        Ok(text.to_owned())
+    }
+
+    /// `kerberos_spn`: `service/host` or `service/host:port`, used exactly
+    /// as written (no DNS canonicalisation, no realm).
+    fn spn(&mut self, text: &str) -> Result<String, ConfigError> {
+        let key = "exchange.kerberos_spn";
+        let expected = "expected service/host[:port] as registered on the account Exchange runs as, e.g. \"HTTP/mail.corp.example.com\"";
+        if text.contains("://") {
+            return Err(self.error(
+                key,
+                format!("{text:?} is a URL, not a service principal name; {expected}"),
+            ));
+        }
+        if text.contains('@') {
+            return Err(self.error(
+                key,
+                format!("{text:?} has a realm (@...); write the SPN without it (the realm is exchange.kerberos_realm); {expected}"),
+            ));
+        }
+        let parsed = text.split_once('/').and_then(|(service, instance)| {
+            let (host, port) = match instance.rsplit_once(':') {
+                Some((host, port)) if !host.ends_with(':') => (host, Some(port)),
+                _ => (instance, None),
+            };
+            let service_ok = !service.is_empty()
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let host_ok = is_host_name(host)
+                || host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+            let port_ok = port.is_none_or(|p| matches!(p.parse::<u16>(), Ok(1..)));
+            (service_ok && host_ok && port_ok).then_some(service)
+        });
+        let Some(service) = parsed else {
+            return Err(self.error(
+                key,
+                format!("{text:?} is not a service principal name; {expected}"),
+            ));
+        };
+        if !service.eq_ignore_ascii_case("HTTP") {
+            self.warn(
+                key,
+                format!("the service class is {service:?}; Exchange's web services are registered as HTTP/<host> (this SPN is used as written)"),
+            );
+        }
+        Ok(text.to_owned())
     }
 
     fn notifications(&self, raw: &RawExchange) -> Result<NotificationSettings, ConfigError> {

@@ -98,7 +98,42 @@ pub(super) struct RawDirectory {
 pub(super) enum RawAuth {
     Ntlm,
     Negotiate,
+    Kerberos,
     Basic,
+}
+
+/// `kerberos_kdc`: one KDC, or several asked in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RawKdcs {
+    One(String),
+    Several(Vec<String>),
+}
+
+// By hand: serde's untagged enums say only "did not match any variant".
+impl<'de> Deserialize<'de> for RawKdcs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Kdcs;
+        impl<'de> serde::de::Visitor<'de> for Kdcs {
+            type Value = RawKdcs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a KDC (\"host\" or \"host:port\") or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawKdcs, E> {
+                Ok(RawKdcs::One(text.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawKdcs, A::Error> {
+                let mut kdcs = Vec::new();
+                while let Some(kdc) = seq.next_element::<String>()? {
+                    kdcs.push(kdc);
+                }
+                Ok(RawKdcs::Several(kdcs))
+            }
+        }
+        deserializer.deserialize_any(Kdcs)
+    }
 }
 
 #[derive(Deserialize)]
@@ -111,6 +146,11 @@ pub(super) struct RawExchange {
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
     pub auth: Option<RawAuth>,
+    pub allow_ntlm_fallback: Option<bool>,
+    pub kerberos_kdc: Option<RawKdcs>,
+    pub kerberos_realm: Option<String>,
+    pub kerberos_spn: Option<String>,
+    pub kerberos_kdc_timeout_seconds: Option<u64>,
     pub impersonation: Option<bool>,
     pub ca_file: Option<PathBuf>,
     pub max_concurrency: Option<u32>,

@@ -283,9 +283,9 @@ fn invalid_values_are_refused_with_the_key_line_and_expectation() {
     let cases: &[(&str, &str, &str, &str)] = &[
         (
             "exchange",
-            "auth = \"kerberos\"",
+            "auth = \"spnego\"",
             "exchange.auth",
-            "`ntlm`, `negotiate`",
+            "`ntlm`, `negotiate`, `kerberos`, `basic`",
         ),
         (
             "exchange",
@@ -1168,4 +1168,266 @@ fn notification_limits_beyond_exchanges_are_refused_with_the_fix() {
     let err = error_of(&with_key("exchange", "notifications = \"push\""));
     assert_eq!(err.key.as_deref(), Some("exchange.notifications"));
     assert!(err.message.contains("auto"), "{err}");
+}
+
+/// `MINIMAL` with `[exchange]` keys added and its user name replaced.
+fn exchange_with(username: &str, lines: &str) -> String {
+    MINIMAL
+        .replace(
+            "username = 'CORP\\svc'",
+            &format!("username = '{username}'"),
+        )
+        .replace("[exchange]\n", &format!("[exchange]\n{lines}\n"))
+}
+
+#[test]
+fn kerberos_settings_reach_the_transport_as_written() {
+    let config = parse_text(&exchange_with(
+        "svc@corp.example.com",
+        "auth = \"kerberos\"\nkerberos_kdc = [\"dc1.corp.example.com\", \"10.0.0.5:88\", \"[2001:db8::1]:8888\"]\nkerberos_realm = \"corp.example.com\"\nkerberos_spn = \"HTTP/ews-lb.corp.example.com\"\nkerberos_kdc_timeout_seconds = 3",
+    ))
+    .unwrap();
+    assert_eq!(config.exchange.credentials.scheme(), AuthScheme::Kerberos);
+    let kerberos = &config.exchange.transport.kerberos;
+    assert_eq!(
+        kerberos.kdcs,
+        ["dc1.corp.example.com", "10.0.0.5:88", "[2001:db8::1]:8888"]
+    );
+    assert_eq!(kerberos.realm.as_deref(), Some("CORP.EXAMPLE.COM"));
+    assert_eq!(
+        kerberos.spn.as_deref(),
+        Some("HTTP/ews-lb.corp.example.com")
+    );
+    assert_eq!(kerberos.kdc_timeout, Duration::from_secs(3));
+    assert!(!kerberos.allow_ntlm_fallback, "kerberos never falls back");
+    assert_eq!(
+        kerberos.fallback_kdc, None,
+        "filled in by the composition root"
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    // One KDC as a plain string; negotiate allows the fallback by default;
+    // no realm with a UPN: the toolkit takes the UPN's domain.
+    let config = parse_text(&exchange_with(
+        "svc@corp.example.com",
+        "auth = \"negotiate\"\nkerberos_kdc = \"dc1.corp.example.com\"",
+    ))
+    .unwrap();
+    let kerberos = &config.exchange.transport.kerberos;
+    assert_eq!(config.exchange.credentials.scheme(), AuthScheme::Negotiate);
+    assert_eq!(kerberos.kdcs, ["dc1.corp.example.com"]);
+    assert!(kerberos.allow_ntlm_fallback);
+    assert_eq!(kerberos.realm, None);
+    assert_eq!(kerberos.spn, None);
+    assert_eq!(kerberos.kdc_timeout, Duration::from_secs(10));
+    let off = parse_text(&exchange_with(
+        "svc@corp.example.com",
+        "auth = \"negotiate\"\nallow_ntlm_fallback = false",
+    ))
+    .unwrap();
+    assert!(!off.exchange.transport.kerberos.allow_ntlm_fallback);
+}
+
+#[test]
+fn kerberos_keys_that_do_not_apply_or_contradict_the_scheme_are_refused() {
+    let err = error_of(&exchange_with(
+        "svc@corp.example.com",
+        "auth = \"kerberos\"\nallow_ntlm_fallback = true",
+    ));
+    assert_eq!(err.key.as_deref(), Some("exchange.allow_ntlm_fallback"));
+    assert!(
+        err.message.contains("contradicts auth = \"kerberos\""),
+        "{err}"
+    );
+    assert!(err.message.contains("auth = \"negotiate\""), "{err}");
+    // false says what kerberos means anyway.
+    parse_text(&exchange_with(
+        "svc@corp.example.com",
+        "auth = \"kerberos\"\nallow_ntlm_fallback = false",
+    ))
+    .unwrap();
+    for (auth, line, key) in [
+        ("ntlm", "allow_ntlm_fallback = true", "allow_ntlm_fallback"),
+        (
+            "basic",
+            "kerberos_realm = \"CORP.EXAMPLE.COM\"",
+            "kerberos_realm",
+        ),
+        (
+            "ntlm",
+            "kerberos_spn = \"HTTP/mail.corp.example.com\"",
+            "kerberos_spn",
+        ),
+        ("ntlm", "kerberos_kdc = \"dc1\"", "kerberos_kdc"),
+        (
+            "ntlm",
+            "kerberos_kdc_timeout_seconds = 5",
+            "kerberos_kdc_timeout_seconds",
+        ),
+    ] {
+        let err = error_of(&exchange_with(
+            "svc@corp.example.com",
+            &format!("auth = \"{auth}\"\n{line}"),
+        ));
+        assert_eq!(err.key.as_deref(), Some(format!("exchange.{key}").as_str()));
+        assert!(
+            err.message.contains("applies to auth = \"negotiate\""),
+            "{err}"
+        );
+        assert!(
+            err.message.contains(&format!("auth is \"{auth}\"")),
+            "{err}"
+        );
+        assert!(err.line.is_some(), "{err}");
+    }
+}
+
+#[test]
+fn invalid_kerberos_values_are_refused_with_the_key_and_the_expected_form() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "kerberos_kdc = \"tcp://dc1:88\"",
+            "exchange.kerberos_kdc",
+            "without a scheme",
+        ),
+        (
+            "kerberos_kdc = \"dc1:0\"",
+            "exchange.kerberos_kdc",
+            "port from 1 to 65535",
+        ),
+        (
+            "kerberos_kdc = \"dc1:kdc\"",
+            "exchange.kerberos_kdc",
+            "port from 1 to 65535",
+        ),
+        (
+            "kerberos_kdc = \"2001:db8::1\"",
+            "exchange.kerberos_kdc",
+            "brackets",
+        ),
+        (
+            "kerberos_kdc = \"dc 1\"",
+            "exchange.kerberos_kdc",
+            "host or host:port",
+        ),
+        (
+            "kerberos_kdc = []",
+            "exchange.kerberos_kdc",
+            "remove the key",
+        ),
+        ("kerberos_kdc = 88", "exchange.kerberos_kdc", "host:port"),
+        (
+            "kerberos_spn = \"mail.corp.example.com\"",
+            "exchange.kerberos_spn",
+            "service/host[:port]",
+        ),
+        (
+            "kerberos_spn = \"https://mail.corp.example.com/EWS\"",
+            "exchange.kerberos_spn",
+            "is a URL",
+        ),
+        (
+            "kerberos_spn = \"HTTP/mail@CORP.EXAMPLE.COM\"",
+            "exchange.kerberos_spn",
+            "without it",
+        ),
+        (
+            "kerberos_spn = \"HTTP/\"",
+            "exchange.kerberos_spn",
+            "HTTP/mail.corp.example.com",
+        ),
+        (
+            "kerberos_spn = \"HTTP/mail:99999\"",
+            "exchange.kerberos_spn",
+            "service/host[:port]",
+        ),
+        (
+            "kerberos_realm = \"\"",
+            "exchange.kerberos_realm",
+            "is empty",
+        ),
+        (
+            "kerberos_realm = \"svc@CORP\"",
+            "exchange.kerberos_realm",
+            "CORP.EXAMPLE.COM",
+        ),
+        (
+            "kerberos_kdc_timeout_seconds = 0",
+            "exchange.kerberos_kdc_timeout_seconds",
+            "1 to 120",
+        ),
+        (
+            "kerberos_kdc_timeout_seconds = 121",
+            "exchange.kerberos_kdc_timeout_seconds",
+            "1 to 120",
+        ),
+    ];
+    for (line, key, expected) in cases {
+        let err = error_of(&exchange_with(
+            "svc@corp.example.com",
+            &format!("auth = \"negotiate\"\n{line}"),
+        ));
+        assert_eq!(err.key.as_deref(), Some(*key), "{line}: {err}");
+        assert!(err.message.contains(expected), "{line}: {err}");
+        assert!(err.line.is_some(), "{line}: {err}");
+    }
+    // An SPN with a port, or of another service class (a warning: used as written).
+    let config = parse_text(&exchange_with(
+        "svc@corp.example.com",
+        "auth = \"negotiate\"\nkerberos_spn = \"HTTP/mail.corp.example.com:8443\"",
+    ))
+    .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let config = parse_text(&exchange_with(
+        "svc@corp.example.com",
+        "auth = \"negotiate\"\nkerberos_spn = \"exchangeMDB/mail.corp.example.com\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.exchange.transport.kerberos.spn.as_deref(),
+        Some("exchangeMDB/mail.corp.example.com")
+    );
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.key == "exchange.kerberos_spn" && w.message.contains("HTTP/<host>")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn a_domain_backslash_user_without_a_realm_is_an_error_where_kerberos_is_required() {
+    for lines in [
+        "auth = \"kerberos\"",
+        "auth = \"negotiate\"\nallow_ntlm_fallback = false",
+    ] {
+        let err = error_of(&exchange_with("CORP\\svc", lines));
+        assert_eq!(err.key.as_deref(), Some("exchange.kerberos_realm"), "{err}");
+        assert!(
+            err.message
+                .contains("kerberos_realm = \"CORP.EXAMPLE.COM\""),
+            "{err}"
+        );
+        assert!(err.message.contains("svc@<domain>"), "{err}");
+    }
+    // With the fallback allowed it works as before, with NTLM, and says so.
+    let config = parse_text(&exchange_with("CORP\\svc", "auth = \"negotiate\"")).unwrap();
+    let warning = config
+        .warnings
+        .iter()
+        .find(|w| w.key == "exchange.kerberos_realm")
+        .unwrap_or_else(|| panic!("{:?}", config.warnings));
+    assert!(
+        warning.message.contains("Kerberos is never tried"),
+        "{warning}"
+    );
+    // The realm set: no warning, no error.
+    let config = parse_text(&exchange_with(
+        "CORP\\svc",
+        "auth = \"kerberos\"\nkerberos_realm = \"CORP.EXAMPLE.COM\"",
+    ))
+    .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }

@@ -14,6 +14,17 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 use crate::replication::{CycleReport, FeedStatus, Server};
+use ews_toolkit::transport::TransportStats;
+
+/// Where the Exchange transport's counters are read from when `/metrics`
+/// is asked for (`None` before the first connection).
+pub type TransportStatsSource = Box<dyn Fn() -> Option<TransportStats> + Send + Sync>;
+
+/// `mechanism`: kerberos, ntlm.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MechanismLabel {
+    mechanism: &'static str,
+}
 
 /// `outcome`: success, partial, failed, abandoned.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,6 +82,10 @@ pub struct Metrics {
     feed_connections: Gauge,
     feed_last_event: Gauge<f64, AtomicU64>,
     feed_resubscribed: Gauge,
+    auth_handshakes: Family<MechanismLabel, Counter>,
+    ntlm_fallbacks: Counter,
+    /// The transport watched, and its counters as last added.
+    transport: std::sync::Mutex<Option<(TransportStatsSource, TransportStats)>>,
 }
 
 impl Default for Metrics {
@@ -102,6 +117,9 @@ impl Metrics {
             feed_connections: Gauge::default(),
             feed_last_event: Gauge::default(),
             feed_resubscribed: Gauge::default(),
+            auth_handshakes: Family::default(),
+            ntlm_fallbacks: Counter::default(),
+            transport: std::sync::Mutex::new(None),
             registry: Registry::default(),
         };
         registry.register(
@@ -210,14 +228,56 @@ impl Metrics {
             "Subscriptions lost and made again since the start (expired, server restart, dropped connection)",
             metrics.feed_resubscribed.clone(),
         );
+        registry.register(
+            "auth_handshakes",
+            "Handshakes with Exchange by mechanism: kerberos (accepted, the server's token verified), ntlm (completed, accepted or not; fallbacks included)",
+            metrics.auth_handshakes.clone(),
+        );
+        registry.register(
+            "ntlm_fallbacks",
+            "NTLM handshakes under auth = \"negotiate\" because Kerberos could not start (the log and check say why)",
+            metrics.ntlm_fallbacks.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
     }
 
+    /// Reads the Exchange transport's counters from `source` from now on
+    /// (a new engine after a reload brings a new transport, counting from 0).
+    pub fn watch_transport(&self, source: TransportStatsSource) {
+        *self.transport.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((source, TransportStats::default()));
+    }
+
+    /// Adds what the watched transport counted since the last read: the
+    /// counters here keep rising across reloads.
+    fn read_transport(&self) {
+        let mut watched = self.transport.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((source, seen)) = watched.as_mut() else {
+            return;
+        };
+        let Some(now) = source() else {
+            return;
+        };
+        let added = |now: u64, before: u64| now.saturating_sub(before);
+        self.auth_handshakes
+            .get_or_create(&MechanismLabel {
+                mechanism: "kerberos",
+            })
+            .inc_by(added(now.kerberos_handshakes, seen.kerberos_handshakes));
+        self.auth_handshakes
+            .get_or_create(&MechanismLabel { mechanism: "ntlm" })
+            .inc_by(added(now.ntlm_handshakes, seen.ntlm_handshakes));
+        self.ntlm_fallbacks
+            .inc_by(added(now.ntlm_fallbacks, seen.ntlm_fallbacks));
+        *seen = now;
+    }
+
     /// The OpenMetrics text.
     pub fn encode(&self) -> String {
+        self.read_transport();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -332,5 +392,55 @@ pub fn cycle_outcome(report: &CycleReport) -> &'static str {
         "partial"
     } else {
         "success"
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    fn source(counts: &Arc<[AtomicU64; 3]>) -> TransportStatsSource {
+        let counts = counts.clone();
+        Box::new(move || {
+            Some(TransportStats {
+                kerberos_handshakes: counts[0].load(Ordering::Relaxed),
+                ntlm_handshakes: counts[1].load(Ordering::Relaxed),
+                ntlm_fallbacks: counts[2].load(Ordering::Relaxed),
+                ..TransportStats::default()
+            })
+        })
+    }
+
+    #[test]
+    fn handshakes_by_mechanism_and_fallbacks_keep_rising_across_a_new_transport() {
+        let metrics = Metrics::new();
+        let first = Arc::new([AtomicU64::new(3), AtomicU64::new(2), AtomicU64::new(2)]);
+        metrics.watch_transport(source(&first));
+        let text = metrics.encode();
+        for line in [
+            "ews_replicator_auth_handshakes_total{mechanism=\"kerberos\"} 3",
+            "ews_replicator_auth_handshakes_total{mechanism=\"ntlm\"} 2",
+            "ews_replicator_ntlm_fallbacks_total 2",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        first[0].store(5, Ordering::Relaxed);
+        assert!(metrics
+            .encode()
+            .contains("ews_replicator_auth_handshakes_total{mechanism=\"kerberos\"} 5"));
+        // A reload: a new transport counting from 0 adds to the totals.
+        let second = Arc::new([AtomicU64::new(1), AtomicU64::new(0), AtomicU64::new(0)]);
+        metrics.watch_transport(source(&second));
+        let text = metrics.encode();
+        assert!(
+            text.contains("ews_replicator_auth_handshakes_total{mechanism=\"kerberos\"} 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ews_replicator_ntlm_fallbacks_total 2"),
+            "{text}"
+        );
     }
 }

@@ -9,7 +9,7 @@ pub mod page;
 mod server;
 mod settings;
 
-pub use metrics::{cycle_outcome, Metrics};
+pub use metrics::{cycle_outcome, Metrics, TransportStatsSource};
 pub use monitor::{
     CycleSummary, FailureGroup, Monitor, PushCounts, ServerState, Snapshot, RECENT_CYCLES,
 };

@@ -530,3 +530,88 @@ async fn check_says_which_notification_mode_the_account_gets_and_why() {
         "{probe}"
     );
 }
+
+/// `check` with Kerberos against the simulator (which offers Negotiate and
+/// NTLM but has no Kerberos acceptor) and a KDC that refuses connections.
+#[tokio::test]
+async fn check_names_the_mechanism_and_why_kerberos_was_not_used() {
+    let lab = Lab::start().await;
+    let ews = lab.exchange.ews_url().to_string();
+    let uc = lab.ucserver.base_url().to_string();
+    let directory = "kind = \"static\"\nfile = \"users.toml\"";
+    let kdc = "kerberos_kdc = \"127.0.0.1:1\"\nkerberos_realm = \"EXAMPLE.ORG\"\nkerberos_kdc_timeout_seconds = 5";
+
+    // kerberos: failed, with the KDC-unreachable reason and its fix.
+    lab.write_config(&ews, &uc, directory, &format!("auth = \"kerberos\"\n{kdc}"));
+    let output = lab.check(&[]).await;
+    assert!(!output.status.success(), "{}", text(&output));
+    let steps = steps_of(&output);
+    let auth = step(&steps, "exchange", "authentication").expect("an authentication step");
+    assert_eq!(auth["outcome"], "fail", "{auth}");
+    assert!(
+        auth["detail"].as_str().unwrap().contains("no KDC answered"),
+        "{auth}"
+    );
+    assert!(
+        auth["fix"].as_str().unwrap().contains("TCP port 88"),
+        "{auth}"
+    );
+    assert_no_pass_after_the_failure(&steps);
+
+    // negotiate with the fallback: NTLM authenticated, a warning naming why.
+    lab.write_config(
+        &ews,
+        &uc,
+        directory,
+        &format!("auth = \"negotiate\"\n{kdc}"),
+    );
+    let output = lab.check(&[]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let steps = steps_of(&output);
+    let auth = step(&steps, "exchange", "authentication").expect("an authentication step");
+    assert_eq!(auth["outcome"], "warn", "{auth}");
+    let detail = auth["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("NTLM accepted as CORP\\svc-ews"),
+        "{auth}"
+    );
+    assert!(
+        detail.contains("Kerberos was not used: no KDC answered"),
+        "{auth}"
+    );
+    assert!(
+        auth["fix"]
+            .as_str()
+            .unwrap()
+            .contains("allow_ntlm_fallback = false"),
+        "{auth}"
+    );
+    assert_eq!(outcome(&steps, "exchange", "availability query"), "pass");
+
+    // negotiate without the fallback: failed like kerberos.
+    lab.write_config(
+        &ews,
+        &uc,
+        directory,
+        &format!("auth = \"negotiate\"\nallow_ntlm_fallback = false\n{kdc}"),
+    );
+    let output = lab.check(&[]).await;
+    assert!(!output.status.success(), "{}", text(&output));
+    let steps = steps_of(&output);
+    assert_eq!(outcome(&steps, "exchange", "authentication"), "fail");
+    assert_eq!(outcome(&steps, "exchange", "availability query"), "skip");
+
+    // ntlm: named as such, a pass.
+    lab.write_config(&ews, &uc, directory, "");
+    let output = lab.check(&[]).await;
+    let steps = steps_of(&output);
+    let auth = step(&steps, "exchange", "authentication").unwrap();
+    assert_eq!(auth["outcome"], "pass", "{auth}");
+    assert!(
+        auth["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("NTLM accepted"),
+        "{auth}"
+    );
+}
