@@ -27,6 +27,9 @@ const MAX_KDC_REPLY_BYTES: usize = 1024 * 1024;
 pub(crate) struct KdcAddress {
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// Addresses found with the SRV record's resolver; empty: resolve
+    /// `host` with the system's when connecting.
+    pub(crate) addresses: Vec<std::net::IpAddr>,
 }
 
 impl KdcAddress {
@@ -52,12 +55,14 @@ impl KdcAddress {
             return Ok(KdcAddress {
                 host: host.to_owned(),
                 port,
+                addresses: Vec::new(),
             });
         }
         match text.rsplit_once(':') {
             Some((host, _)) if host.contains(':') => Ok(KdcAddress {
                 host: text.to_owned(),
                 port: KDC_PORT,
+                addresses: Vec::new(),
             }),
             Some((host, port)) => {
                 let port: u16 = port
@@ -71,11 +76,13 @@ impl KdcAddress {
                 Ok(KdcAddress {
                     host: host.to_owned(),
                     port,
+                    addresses: Vec::new(),
                 })
             }
             None => Ok(KdcAddress {
                 host: text.to_owned(),
                 port: KDC_PORT,
+                addresses: Vec::new(),
             }),
         }
     }
@@ -151,6 +158,7 @@ async fn srv_lookup(name: &str, settings: &KerberosSettings) -> Result<Vec<KdcAd
                 KdcAddress {
                     host: srv.target.to_utf8().trim_end_matches('.').to_owned(),
                     port: srv.port,
+                    addresses: Vec::new(),
                 },
             )),
             _ => None,
@@ -159,7 +167,17 @@ async fn srv_lookup(name: &str, settings: &KerberosSettings) -> Result<Vec<KdcAd
         .filter(|(_, _, kdc)| !kdc.host.is_empty())
         .collect();
     records.sort_by_key(|(priority, weight, _)| (*priority, *weight));
-    Ok(records.into_iter().map(|(_, _, kdc)| kdc).collect())
+    let mut kdcs: Vec<KdcAddress> = records.into_iter().map(|(_, _, kdc)| kdc).collect();
+    // The targets are resolved where the SRV record came from: with a
+    // configured DNS server, the system's resolver may not know them.
+    for kdc in &mut kdcs {
+        if let Ok(Ok(found)) =
+            tokio::time::timeout(settings.kdc_timeout, resolver.lookup_ip(kdc.host.as_str())).await
+        {
+            kdc.addresses = found.iter().collect();
+        }
+    }
+    Ok(kdcs)
 }
 
 fn resolver_for(server: SocketAddr) -> Result<TokioResolver, hickory_resolver::net::NetError> {
@@ -209,10 +227,17 @@ impl TcpKdcClient {
     }
 
     fn exchange_with(&self, kdc: &KdcAddress, message: &[u8]) -> Result<Vec<u8>, String> {
-        let addresses: Vec<SocketAddr> = (kdc.host.as_str(), kdc.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("{kdc}: cannot resolve the host: {e}"))?
-            .collect();
+        let addresses: Vec<SocketAddr> = if kdc.addresses.is_empty() {
+            (kdc.host.as_str(), kdc.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("{kdc}: cannot resolve the host: {e}"))?
+                .collect()
+        } else {
+            kdc.addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, kdc.port))
+                .collect()
+        };
         let mut last = format!("{kdc}: the host has no address");
         for address in addresses {
             match self.exchange_at(address, message) {
