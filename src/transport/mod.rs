@@ -209,7 +209,7 @@ struct Inner {
     ntlm_fallbacks: AtomicU64,
     /// The mechanism of the last accepted handshake, and why Kerberos was
     /// not used when `Negotiate` fell back to NTLM.
-    last_auth: Mutex<Option<(AuthMechanism, Option<String>)>>,
+    last_auth: Mutex<Option<(AuthMechanism, Option<KerberosFailure>)>>,
     /// Why Kerberos could not start, and when: `Negotiate` goes straight to
     /// NTLM for [`KERBEROS_FAILURE_MEMORY`] after it.
     kerberos_failure: Mutex<Option<(std::time::Instant, KerberosFailure)>>,
@@ -324,10 +324,16 @@ impl HttpTransport {
     /// Why Kerberos was not used, when the last accepted handshake was an
     /// NTLM fallback under `Negotiate`.
     pub fn last_ntlm_fallback_reason(&self) -> Option<String> {
-        self.last_auth().and_then(|(_, reason)| reason)
+        self.last_ntlm_fallback().map(|failure| failure.to_string())
     }
 
-    fn last_auth(&self) -> Option<(AuthMechanism, Option<String>)> {
+    /// [`last_ntlm_fallback_reason`](Self::last_ntlm_fallback_reason) as
+    /// the failure itself, with its [`fix`](KerberosFailure::fix).
+    pub fn last_ntlm_fallback(&self) -> Option<KerberosFailure> {
+        self.last_auth().and_then(|(_, failure)| failure)
+    }
+
+    fn last_auth(&self) -> Option<(AuthMechanism, Option<KerberosFailure>)> {
         self.inner
             .last_auth
             .lock()
@@ -335,7 +341,7 @@ impl HttpTransport {
             .clone()
     }
 
-    fn record_auth(&self, mechanism: AuthMechanism, fallback_reason: Option<String>) {
+    fn record_auth(&self, mechanism: AuthMechanism, fallback_reason: Option<KerberosFailure>) {
         *self
             .inner
             .last_auth
@@ -616,7 +622,7 @@ impl HttpTransport {
         request: &HttpRequest,
         credentials: &Credentials,
         scheme: AuthScheme,
-        fallback_reason: Option<String>,
+        fallback_reason: Option<KerberosFailure>,
     ) -> Result<(http::response::Parts, Incoming), TransportError> {
         let binding = if self.inner.config.channel_binding {
             connection
@@ -746,7 +752,7 @@ impl HttpTransport {
             request,
             credentials,
             scheme,
-            Some(failure.to_string()),
+            Some(failure),
         )
         .await
     }

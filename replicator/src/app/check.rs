@@ -605,12 +605,12 @@ fn report_authenticated(
                 format!("Kerberos (service ticket for {spn}, the server's mutual authentication verified) accepted as {username}: {how}"),
             );
         }
-        Some(AuthMechanism::Ntlm) => match transport.last_ntlm_fallback_reason() {
-            Some(reason) => {
+        Some(AuthMechanism::Ntlm) => match transport.last_ntlm_fallback() {
+            Some(failure) => {
                 let step = report.push(area, "authentication", Outcome::Warn);
                 step.detail =
-                    format!("NTLM accepted as {username}: {how}; Kerberos was not used: {reason}");
-                step.with_fix("to authenticate with Kerberos, fix what the reason names (docs/kerberos.md lists each reason and its fix: a KDC reachable on TCP port 88 or exchange.kerberos_kdc, the realm, the SPN registered on Exchange's account with `setspn -S`, AES enabled on the accounts, clocks in sync); to refuse NTLM, set exchange.allow_ntlm_fallback = false");
+                    format!("NTLM accepted as {username}: {how}; Kerberos was not used: {failure}");
+                step.with_fix(format!("to authenticate with Kerberos: {} (docs/kerberos.md lists each reason); to refuse NTLM, set exchange.allow_ntlm_fallback = false", failure.fix()));
             }
             None => report.pass(
                 area,
