@@ -342,7 +342,21 @@ pub(crate) fn walk_envelope<V: EnvelopeVisitor>(
             (ns, local.into_inner())
         };
         let level = match path.last() {
-            None if ns == SOAP && local == b"Envelope" => Level::Envelope,
+            None if ns == SOAP && local == b"Envelope" => {
+                // By the root the reader has settled the encoding (byte-order
+                // mark, then the declaration) and decodes text with it; the
+                // kept copies are read as UTF-8. Exchange answers in UTF-8,
+                // so any other encoding is refused here, once, for every
+                // reader (a fuzzed `encoding="UTF-16BE"` made them disagree).
+                let encoding = reader.decoder().encoding();
+                if encoding.name() != "UTF-8" {
+                    return Err(EnvelopeError::from(XmlError::NotUtf8 {
+                        encoding: encoding.name().into(),
+                    })
+                    .into());
+                }
+                Level::Envelope
+            }
             Some(Level::Envelope) if ns == SOAP && local == b"Header" => Level::Header,
             Some(Level::Envelope) if ns == SOAP && local == b"Body" => {
                 if let Some(output) = visitor.body_begins() {

@@ -90,6 +90,8 @@ pub enum XmlError {
     UnexpectedRoot { namespace: String, local: String },
     #[error("the response ended before the element was complete")]
     Truncated,
+    #[error("the response is encoded as {encoding}, not UTF-8 (so its byte-order mark or XML declaration says); Exchange always answers in UTF-8: check what sits between us and the server (a proxy rewriting responses) and that the URL is an Exchange server")]
+    NotUtf8 { encoding: String },
 }
 
 /// Name/value pairs, in document order.

@@ -384,6 +384,31 @@ fn a_dtd_is_refused_without_expansion() {
 }
 
 #[test]
+fn a_response_not_in_utf8_is_refused_by_both_readers_naming_its_encoding() {
+    let utf8 = fixture("gua_freebusy.xml");
+    let declared = String::from_utf8(utf8.clone())
+        .unwrap()
+        .replace(r#"encoding="utf-8""#, r#"encoding="UTF-16BE""#)
+        .into_bytes();
+    // A byte-order mark decides only where no declaration follows.
+    let undeclared = &utf8[utf8.iter().position(|b| *b == b'>').unwrap() + 1..];
+    let with_bom = [&[0xFF, 0xFE][..], undeclared].concat();
+    for (input, encoding) in [(declared, "UTF-16BE"), (with_bom, "UTF-16LE")] {
+        for err in [
+            availability::parse_response(&mailboxes(2), &input, cet()).unwrap_err(),
+            availability::parse_response_generated(&mailboxes(2), &input, cet()).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                text.contains(encoding) && text.contains("not UTF-8"),
+                "{text}"
+            );
+        }
+    }
+    assert!(availability::parse_response(&mailboxes(2), &utf8, cet()).is_ok());
+}
+
+#[test]
 fn a_count_mismatch_is_an_error_not_a_guess() {
     let err = availability::parse_response(&mailboxes(4), &fixture("gua_detailed.xml"), cet())
         .unwrap_err();
