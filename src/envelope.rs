@@ -343,18 +343,7 @@ pub(crate) fn walk_envelope<V: EnvelopeVisitor>(
         };
         let level = match path.last() {
             None if ns == SOAP && local == b"Envelope" => {
-                // By the root the reader has settled the encoding (byte-order
-                // mark, then the declaration) and decodes text with it; the
-                // kept copies are read as UTF-8. Exchange answers in UTF-8,
-                // so any other encoding is refused here, once, for every
-                // reader (a fuzzed `encoding="UTF-16BE"` made them disagree).
-                let encoding = reader.decoder().encoding();
-                if encoding.name() != "UTF-8" {
-                    return Err(EnvelopeError::from(XmlError::NotUtf8 {
-                        encoding: encoding.name().into(),
-                    })
-                    .into());
-                }
+                require_utf8(reader).map_err(EnvelopeError::from)?;
                 Level::Envelope
             }
             Some(Level::Envelope) if ns == SOAP && local == b"Header" => Level::Header,
@@ -406,6 +395,22 @@ pub(crate) fn walk_envelope<V: EnvelopeVisitor>(
 
 fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
+}
+
+/// Called at the root element, when the reader has settled the document's
+/// encoding (byte-order mark, then the declaration) and decodes text with
+/// it, while the kept copies are read as UTF-8. Exchange answers in UTF-8,
+/// so any other encoding is refused, once, for every reader (a fuzzed
+/// `encoding="UTF-16BE"` made the two GetUserAvailability readers disagree).
+fn require_utf8(reader: &NsReader<&[u8]>) -> Result<(), XmlError> {
+    let encoding = reader.decoder().encoding().name();
+    if encoding == "UTF-8" {
+        Ok(())
+    } else {
+        Err(XmlError::NotUtf8 {
+            encoding: encoding.into(),
+        })
+    }
 }
 
 /// Keeps the headers `schema` declares (filtered copies, by local name) and
@@ -638,6 +643,7 @@ where
         })?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
+                require_utf8(&reader)?;
                 let empty = matches!(event, Event::Empty(_));
                 let (ns, local) = resolve(&reader, e);
                 if ns != element.namespace || local != element.local {

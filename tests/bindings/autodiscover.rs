@@ -110,6 +110,20 @@ fn pox_settings_redirects_and_errors() {
 }
 
 #[test]
+fn a_pox_answer_not_in_utf8_is_refused_naming_its_encoding() {
+    let utf8 = String::from_utf8(fixture("autodiscover_pox_response.xml")).unwrap();
+    let declared = utf8.replacen("utf-8", "windows-1252", 1);
+    assert_ne!(declared, utf8, "the fixture declares its encoding");
+    let err = pox::parse_response(declared.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("windows-1252") && err.contains("not UTF-8"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_pox_request_reads_back_as_the_documented_request() {
     let text = String::from_utf8(pox::request("bob@corp.example.com").unwrap()).unwrap();
     let expected = String::from_utf8(fixture("req_autodiscover_pox.xml")).unwrap();
