@@ -22,6 +22,9 @@
 # toolchain accept them. No sanitizer (`-s none`): the code under test is
 # safe Rust; what we look for is panics, hangs and unbounded memory, which
 # libFuzzer reports without one, and the build is much faster.
+# fuzz/Cargo.lock is tracked and pins the same versions as the root
+# Cargo.lock (it was made from it): an untracked one floated to whatever was
+# newest on the day CI ran.
 # A crash leaves its input in fuzz/artifacts/<target>/; copy it into
 # fuzz/regressions/<target>/ with the fix.
 set -euo pipefail
